@@ -1,0 +1,11 @@
+"""The clock (`rq cron jobs.cron`): what runs on a schedule. Crontab strings are UTC.
+
+Two clocks would enqueue every job twice (RQ has no leader lock): run one, and every job here is
+idempotent anyway.
+"""
+
+from rq import cron
+
+from jobs import tasks
+
+cron.register(tasks.flush_notifications, queue_name="mail", cron="* * * * *")

@@ -1,0 +1,33 @@
+"""Jobs run inside an app context with their own database connection."""
+
+import functools
+
+from flask import current_app, has_app_context
+
+from loafy.db import connection
+
+_app = {}
+
+
+def get_app():
+    """One app per worker process, built on first use."""
+    if "app" not in _app:
+        from loafy.app import create_app
+
+        _app["app"] = create_app()
+    return _app["app"]
+
+
+def job(func):
+    """Decorator: run `func` in an app context and a database connection (reusing any open)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if has_app_context():
+            with connection():
+                return func(current_app, *args, **kwargs)
+        app = get_app()
+        with app.app_context(), connection():
+            return func(app, *args, **kwargs)
+
+    return wrapper

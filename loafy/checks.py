@@ -1,0 +1,41 @@
+"""`loafy check`: verify the stored invariants and list every violation."""
+
+from peewee import JOIN, fn
+
+from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession
+
+
+def find_violations():
+    """Invariant 1 for every session: available = max − active slots, within 0..max."""
+    held = (
+        Booking.select(Booking.club_session, fn.SUM(Booking.slots).alias("held"))
+        .where(Booking.status.in_(ACTIVE_BOOKING_STATUSES))
+        .group_by(Booking.club_session)
+        .alias("held")
+    )
+    rows = (
+        ClubSession.select(
+            ClubSession.id,
+            ClubSession.title,
+            ClubSession.max_slots,
+            ClubSession.available_slots,
+            fn.COALESCE(held.c.held, 0).alias("held"),
+        )
+        .join(held, JOIN.LEFT_OUTER, on=(held.c.club_session_id == ClubSession.id))
+        .order_by(ClubSession.id)
+        .dicts()
+    )
+    violations = []
+    for row in rows:
+        expected = row["max_slots"] - int(row["held"])
+        if row["available_slots"] != expected:
+            violations.append(
+                f"session {row['id']} ({row['title']}): available_slots is {row['available_slots']}, "
+                f"expected {expected} (max {row['max_slots']} − {int(row['held'])} held)"
+            )
+        if not 0 <= row["available_slots"] <= row["max_slots"]:
+            violations.append(
+                f"session {row['id']} ({row['title']}): available_slots {row['available_slots']} "
+                f"is outside 0..{row['max_slots']}"
+            )
+    return violations

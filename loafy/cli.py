@@ -1,0 +1,187 @@
+"""The `loafy` command line (also `flask --app loafy ...`). Every command reads the app's config."""
+
+import functools
+import sys
+from datetime import UTC, datetime
+
+import click
+from flask import current_app
+from flask.cli import FlaskGroup, with_appcontext
+from peewee import OperationalError
+
+from loafy.db import check_connection, connection
+from loafy.errors import ConfigError, LoafyError
+from loafy.models import ROLES, utcnow
+
+
+def _fail(message):
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def app_command(func):
+    """Run inside the app context with a database connection; errors become one line, exit 1."""
+
+    @with_appcontext
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            with connection():
+                return func(*args, **kwargs)
+        except (ConfigError, LoafyError) as exc:
+            _fail(str(exc))
+        except OperationalError as exc:
+            _fail(f"database error: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}")
+
+    return wrapper
+
+
+def parse_now(value):
+    """--now as ISO-8601 (an offset is converted to UTC; none means UTC)."""
+    if value is None:
+        return utcnow()
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter("use ISO-8601, e.g. 2026-11-24T18:30:00+07:00", param_hint="--now")
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+@click.group("db")
+def db_group():
+    """Database schema."""
+
+
+@db_group.command("upgrade")
+@app_command
+def db_upgrade():
+    """Create or upgrade the schema (idempotent)."""
+    from loafy.migrations import upgrade
+
+    check_connection()
+    applied = upgrade()
+    click.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
+
+
+@click.command("seed-demo")
+@app_command
+def seed_demo():
+    """Add demo accounts and a week of sessions when there are no sessions yet."""
+    from loafy.demo import seed_demo as seed
+
+    result = seed(utcnow(), current_app.config["CLUB_TIMEZONE"])
+    if result is None:
+        click.echo("sessions exist already; demo data not added")
+    else:
+        click.echo(f"demo data added: {len(result['accounts'])} accounts, {result['sessions']} sessions")
+
+
+@click.group("user")
+def user_group():
+    """Users and roles."""
+
+
+@user_group.command("create")
+@click.argument("email")
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(ROLES), default="player", show_default=True)
+@app_command
+def user_create(email, name, role):
+    from loafy.accounts import create_user
+
+    user = create_user(email, name, role=role)
+    click.echo(f"created user {user.id} {user.email} ({user.role_id})")
+
+
+@user_group.command("set-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(ROLES))
+@app_command
+def user_set_role(email, role):
+    from loafy.accounts import get_user_by_email, set_role
+
+    user = set_role(None, get_user_by_email(email), role)
+    click.echo(f"{user.email} is now {user.role_id}")
+
+
+@click.group("token")
+def token_group():
+    """Personal API tokens."""
+
+
+@token_group.command("create")
+@click.argument("email")
+@click.option("--name", default="CLI token", show_default=True)
+@app_command
+def token_create(email, name):
+    """Create a token for EMAIL; the token alone is printed on the last line."""
+    from loafy.accounts import get_user_by_email
+    from loafy.tokens import create_token
+
+    user = get_user_by_email(email)
+    _token, raw = create_token(user, name)
+    click.echo(f"token for {user.email} (shown once):")
+    click.echo(raw)
+
+
+@click.command("check")
+@app_command
+def check():
+    """Verify the invariants; non-zero exit listing every violation."""
+    from loafy.checks import find_violations
+
+    violations = find_violations()
+    for line in violations:
+        click.echo(f"VIOLATION {line}")
+    if violations:
+        click.echo(f"{len(violations)} violation(s)", err=True)
+        sys.exit(2)
+    click.echo("ok: every invariant holds")
+
+
+@click.command("dev")
+@click.option("--port", default=5000, show_default=True)
+@click.option("--no-demo", is_flag=True, help="Do not add demo data to an empty database.")
+def dev(port, no_demo):
+    """Run web + worker + scheduler + local sign-in and Stripe, on embedded defaults."""
+    from loafy.dev.devserver import run_dev
+
+    sys.exit(run_dev(port=port, demo=not no_demo))
+
+
+COMMANDS = (db_group, seed_demo, user_group, token_group, check, dev)
+
+
+def register(app):
+    """Add the commands to `flask --app loafy`; later issues append to COMMANDS."""
+    for command in COMMANDS:
+        app.cli.add_command(command)
+
+
+def _make_app():
+    from loafy.app import create_app
+
+    return create_app()
+
+
+cli = FlaskGroup(
+    name="loafy",
+    create_app=_make_app,
+    add_default_commands=False,
+    add_version_option=False,
+    load_dotenv=False,  # .env is read by load_config, and only in development
+    help="Loafy: club sessions, bookings and payments.",
+)
+for _command in COMMANDS:
+    cli.add_command(_command)
+
+
+def main():
+    try:
+        cli.main(prog_name="loafy")
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Club sessions: create, edit, publish, list."""
+
+import logging
+from datetime import UTC, datetime
+
+from peewee import IntegrityError
+
+from loafy.db import db
+from loafy.errors import NotFound, PermissionDenied, ValidationError
+from loafy.models import SESSION_STATUSES, ClubSession
+
+log = logging.getLogger(__name__)
+
+EDITABLE_FIELDS = (
+    "title",
+    "description",
+    "location",
+    "starts_at",
+    "ends_at",
+    "max_slots",
+    "price",
+    "status",
+    "booking_opens_at",
+    "early_access_opens_at",
+    "allow_pay_at_door",
+)
+MAX_SLOTS_LIMIT = 10_000
+MAX_PRICE = 99_999_999  # Stripe's cap for one VND charge
+
+
+def get_session(session_id, viewer=None):
+    """A session by id; drafts are visible to staff only (404 for anyone else)."""
+    club_session = ClubSession.get_or_none(ClubSession.id == _as_id(session_id))
+    if club_session is None or (club_session.status == "draft" and not (viewer and viewer.is_staff)):
+        raise NotFound("That session does not exist.")
+    return club_session
+
+
+def create_session(actor, data, now):
+    """A new session by an organizer or admin; validated, then stored with all slots available."""
+    if actor is None or not actor.is_staff:
+        raise PermissionDenied("Only organizers and admins can create sessions.")
+    fields = validate_session_fields(data, partial=False)
+    fields.setdefault("status", "draft")
+    fields.setdefault("booking_opens_at", now)
+    _check_dates(fields)
+    try:
+        with db.atomic():
+            return ClubSession.create(
+                **fields,
+                available_slots=fields["max_slots"],
+                created_by=actor,
+                created_at=now,
+                updated_at=now,
+            )
+    except IntegrityError as exc:
+        log.warning("session rejected by the database: %s", exc)
+        raise ValidationError("These session details are not consistent.")
+
+
+def validate_session_fields(data, partial):
+    """Clean the editable fields of `data`; unknown keys are ignored, bad values named."""
+    fields = {}
+    for name in EDITABLE_FIELDS:
+        if name not in data:
+            continue
+        fields[name] = _clean(name, data[name])
+    if not partial:
+        for required in ("title", "starts_at", "ends_at", "max_slots"):
+            if fields.get(required) in (None, ""):
+                raise ValidationError(
+                    f"{required.replace('_', ' ').capitalize()} is required.", field=required
+                )
+    return fields
+
+
+def _clean(name, value):
+    if name in ("title", "description", "location"):
+        text = "" if value is None else str(value).strip()
+        limit = {"title": 200, "location": 300, "description": 5000}[name]
+        if len(text) > limit:
+            raise ValidationError(f"{name.capitalize()} must be at most {limit} characters.", field=name)
+        return text
+    if name in ("starts_at", "ends_at", "booking_opens_at", "early_access_opens_at"):
+        return _as_datetime(name, value)
+    if name == "max_slots":
+        return _as_int(name, value, 1, MAX_SLOTS_LIMIT)
+    if name == "price":
+        return _as_int(name, value, 0, MAX_PRICE)
+    if name == "status":
+        if value not in SESSION_STATUSES:
+            raise ValidationError(f"Status must be one of: {', '.join(SESSION_STATUSES)}.", field=name)
+        return value
+    if name == "allow_pay_at_door":
+        return bool(value)
+    raise AssertionError(name)
+
+
+def _check_dates(fields):
+    starts, ends = fields.get("starts_at"), fields.get("ends_at")
+    if starts and ends and ends <= starts:
+        raise ValidationError("The session must end after it starts.", field="ends_at")
+    early, public = fields.get("early_access_opens_at"), fields.get("booking_opens_at")
+    if early and public and early > public:
+        raise ValidationError(
+            "Early access for members must open before public booking.",
+            field="early_access_opens_at",
+        )
+
+
+def _as_int(name, value, low, high):
+    if isinstance(value, bool):
+        raise ValidationError(f"{name} must be a whole number.", field=name)
+    try:
+        number = int(value) if not isinstance(value, float) or value.is_integer() else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None:
+        raise ValidationError(f"{name} must be a whole number.", field=name)
+    if not low <= number <= high:
+        raise ValidationError(f"{name} must be between {low:,} and {high:,}.", field=name)
+    return number
+
+
+def _as_datetime(name, value):
+    """Accept a datetime or ISO-8601 text; aware times are converted to naive UTC."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError(f"{name} must be an ISO-8601 date and time.", field=name)
+    if not isinstance(value, datetime):
+        raise ValidationError(f"{name} must be a date and time.", field=name)
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _as_id(value):
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise NotFound("That session does not exist.")
+    if not 0 < number < 2**63:
+        raise NotFound("That session does not exist.")
+    return number

@@ -1,0 +1,124 @@
+"""Configuration from the environment (and `.env` in development). The only reader of os.environ."""
+
+import os
+import re
+import secrets
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from loafy.errors import ConfigError
+
+ENVIRONMENTS = ("production", "development", "testing")
+
+# Names and defaults: the contract in DESIGN.md. None means "no default".
+DEFAULTS = {
+    "LOAFY_ENV": "production",
+    "SECRET_KEY": None,
+    "DATABASE_URL": None,
+    "REDIS_URL": None,
+    "BASE_URL": "http://127.0.0.1:5000",
+    "CLUB_TIMEZONE": "Asia/Ho_Chi_Minh",
+    "STRIPE_SECRET_KEY": None,
+    "STRIPE_PUBLISHABLE_KEY": None,
+    "STRIPE_WEBHOOK_SECRET": None,
+    "STRIPE_API_BASE": None,
+    "GOOGLE_CLIENT_ID": None,
+    "GOOGLE_CLIENT_SECRET": None,
+    "FACEBOOK_CLIENT_ID": None,
+    "FACEBOOK_CLIENT_SECRET": None,
+    "APPLE_CLIENT_ID": None,
+    "APPLE_TEAM_ID": None,
+    "APPLE_KEY_ID": None,
+    "APPLE_PRIVATE_KEY": None,
+    "SMTP_HOST": None,
+    "SMTP_PORT": "587",
+    "SMTP_USER": None,
+    "SMTP_PASSWORD": None,
+    "MAIL_FROM": "Loafy <no-reply@loafy.local>",
+    "MAIL_OUTBOX": None,
+    "DB_POOL_SIZE": "20",
+    "DB_POOL_TIMEOUT": "10",
+    "JOBS_INLINE": None,
+}
+
+# Production refuses to start without these (the payment secrets included: a club takes money).
+REQUIRED_IN_PRODUCTION = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+)
+
+_OIDC_VAR = re.compile(r"^OIDC_([A-Z0-9_]+?)_(ISSUER|CLIENT_ID|CLIENT_SECRET|LABEL)$")
+
+
+def load_config(environ=None, overrides=None, instance_path="instance"):
+    """Build the app's settings: defaults < .env (development) < environment < overrides."""
+    environ = dict(os.environ if environ is None else environ)
+    overrides = dict(overrides or {})
+    env = overrides.get("LOAFY_ENV") or environ.get("LOAFY_ENV") or DEFAULTS["LOAFY_ENV"]
+    if env not in ENVIRONMENTS:
+        raise ConfigError(f"LOAFY_ENV must be one of {', '.join(ENVIRONMENTS)} (got {env!r})")
+
+    values = {}
+    if env == "development" and Path(".env").is_file():
+        values.update({k: v for k, v in dotenv_values(".env").items() if v is not None})
+    values.update(environ)
+    values.update(overrides)
+    values["LOAFY_ENV"] = env
+
+    config = {name: values.get(name, default) for name, default in DEFAULTS.items()}
+    config.update({k: v for k, v in overrides.items() if k not in config})
+    for name, value in config.items():
+        if value == "":
+            config[name] = None  # an empty variable means "not set"
+
+    if env == "production":
+        for name in REQUIRED_IN_PRODUCTION:
+            if not config.get(name):
+                raise ConfigError(f"{name} is not set; Loafy cannot start in production without it")
+    else:
+        config["SECRET_KEY"] = config["SECRET_KEY"] or _dev_secret(instance_path, env)
+        if not config["DATABASE_URL"]:
+            config["DATABASE_URL"] = f"sqlite:///{Path(instance_path).resolve() / 'loafy.db'}"
+
+    for name in ("DB_POOL_SIZE", "DB_POOL_TIMEOUT", "SMTP_PORT"):
+        try:
+            config[name] = int(config[name])
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a whole number (got {config[name]!r})")
+
+    config["OIDC_PROVIDERS"] = overrides.get("OIDC_PROVIDERS") or _oidc_providers(values)
+    config["DEBUG"] = False
+    config["TESTING"] = env == "testing"
+    return config
+
+
+def _dev_secret(instance_path, env):
+    """A stable random key per checkout, so development sessions survive restarts."""
+    if env == "testing":
+        return "testing-secret-key"
+    path = Path(instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def _oidc_providers(values):
+    """Collect OIDC_<NAME>_ISSUER / _CLIENT_ID / _CLIENT_SECRET / _LABEL into one dict per name."""
+    providers = {}
+    for key, value in values.items():
+        match = _OIDC_VAR.match(key)
+        if match and value:
+            name, part = match.group(1).lower(), match.group(2).lower()
+            providers.setdefault(name, {})[part] = value
+    for name, provider in list(providers.items()):
+        missing = [p for p in ("issuer", "client_id") if p not in provider]
+        if missing:
+            var = f"OIDC_{name.upper()}_{missing[0].upper()}"
+            raise ConfigError(f"{var} is not set but other OIDC_{name.upper()}_* variables are")
+        provider.setdefault("client_secret", "")
+        provider.setdefault("label", name.replace("_", " ").title())
+    return providers

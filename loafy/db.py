@@ -1,0 +1,103 @@
+"""The database handle, configured at run time from DATABASE_URL (SQLite or PostgreSQL)."""
+
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from peewee import DatabaseProxy, OperationalError, SqliteDatabase
+from playhouse.pool import PooledPostgresqlDatabase
+
+from loafy.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+db = DatabaseProxy()
+
+# Writers wait this long for SQLite's lock instead of failing with "database is locked".
+SQLITE_BUSY_SECONDS = 30
+
+
+def make_database(url, pool_size=20, pool_timeout=10):
+    """Build a peewee database from a URL; a malformed URL is a one-line ConfigError."""
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:
+        raise ConfigError("DATABASE_URL is malformed: expected sqlite:///PATH or postgresql://...")
+    scheme = parts.scheme.split("+")[0]
+    if scheme == "sqlite":
+        return _make_sqlite(parts, url)
+    if scheme in ("postgres", "postgresql"):
+        return _make_postgres(parts, pool_size, pool_timeout)
+    raise ConfigError(
+        "DATABASE_URL is malformed: expected sqlite:///PATH or postgresql://USER@HOST/NAME "
+        f"(got scheme {parts.scheme or 'none'!r})"
+    )
+
+
+def _make_sqlite(parts, url):
+    # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy spells them.
+    path = unquote(url.split("://", 1)[1].split("?", 1)[0])
+    path = path[1:] if path.startswith("/") else path
+    if not path:
+        raise ConfigError("DATABASE_URL is malformed: sqlite:/// needs a file path")
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # Every write transaction takes the write lock at BEGIN (IMMEDIATE): with WAL and a busy
+    # timeout, concurrent writers queue instead of failing half-way with "database is locked".
+    return SqliteDatabase(
+        path,
+        timeout=SQLITE_BUSY_SECONDS,
+        lock_type="IMMEDIATE",
+        pragmas={
+            "journal_mode": "wal",
+            "foreign_keys": 1,
+            "busy_timeout": SQLITE_BUSY_SECONDS * 1000,
+            "synchronous": "normal",
+        },
+    )
+
+
+def _make_postgres(parts, pool_size, pool_timeout):
+    name = unquote(parts.path.lstrip("/"))
+    if not name:
+        raise ConfigError("DATABASE_URL is malformed: postgresql://... needs a database name")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError("DATABASE_URL is malformed: the port is not a number")
+    return PooledPostgresqlDatabase(
+        name,
+        user=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        host=parts.hostname or None,
+        port=port,
+        max_connections=pool_size,
+        stale_timeout=300,
+        timeout=pool_timeout,  # wait for a free connection instead of failing at once
+        connect_timeout=5,
+    )
+
+
+def is_postgres():
+    return isinstance(db.obj, PooledPostgresqlDatabase)
+
+
+@contextmanager
+def connection():
+    """A connection for work outside a request (CLI, jobs, threads); reuses an open one."""
+    if db.is_closed():
+        with db.connection_context():
+            yield
+    else:
+        yield
+
+
+def check_connection():
+    """Open and close a connection; raise a one-line ConfigError when the database is unreachable."""
+    try:
+        with connection():
+            db.execute_sql("SELECT 1")
+    except OperationalError as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"Cannot reach the database at DATABASE_URL: {first_line}")

@@ -1,0 +1,114 @@
+"""Demo data for `loafy dev` and `loafy seed-demo`: a week of sessions and one account per role."""
+
+import logging
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from loafy.accounts import create_user, find_user_by_email
+from loafy.club_sessions import create_session
+from loafy.db import db
+from loafy.models import ClubSession, User
+
+log = logging.getLogger(__name__)
+
+DEMO_ACCOUNTS = (
+    # (subject at the dev sign-in provider, e-mail, name, role, member)
+    ("admin", "admin@loafy.local", "Trần Minh Anh", "admin", True),
+    ("organizer", "organizer@loafy.local", "Nguyễn Văn Bình", "organizer", False),
+    ("player", "player@loafy.local", "Lê Thị Cúc", "player", False),
+    ("member", "member@loafy.local", "Phạm Quốc Dũng", "player", True),
+)
+
+# (title, location, local start hour, hours, max slots, price VND, weekdays 0=Mon)
+DEMO_SESSIONS = (
+    (
+        "Cầu lông giao lưu / Social badminton",
+        "Nhà thi đấu Quận 1, 12 Nguyễn Du",
+        18,
+        2,
+        24,
+        120_000,
+        (0, 2, 4),
+    ),
+    (
+        "Pickleball cho người mới / Pickleball basics",
+        "Sân Thảo Điền, 30 Quốc Hương, TP. Thủ Đức",
+        7,
+        2,
+        12,
+        150_000,
+        (1, 3, 5),
+    ),
+    (
+        "Bóng đá 5 người / 5-a-side football",
+        "Sân Phú Thọ, 1 Lữ Gia, Quận 11",
+        19,
+        1,
+        20,
+        90_000,
+        (2, 6),
+    ),
+    ("Chạy bộ sáng / Morning run club", "Công viên Tao Đàn, Quận 1", 6, 1, 40, 0, (5, 6)),
+    (
+        "Bóng chuyền hơi / Volleyball night",
+        "Nhà văn hoá Thanh Niên, 4 Phạm Ngọc Thạch",
+        19,
+        2,
+        18,
+        100_000,
+        (1, 4),
+    ),
+)
+
+
+def seed_demo(now, timezone="Asia/Ho_Chi_Minh"):
+    """Create demo accounts and the next seven days of sessions, if there are no sessions yet."""
+    if ClubSession.select().exists():
+        return None
+    tz = ZoneInfo(timezone)
+    with db.atomic():
+        users = {}
+        for _sub, email, name, role, member in DEMO_ACCOUNTS:
+            user = find_user_by_email(email) or create_user(email, name, role=role, now=now)
+            if member:
+                User.update(membership_until=now + timedelta(days=365)).where(User.id == user.id).execute()
+            users[role] = user
+        organizer = users["organizer"]
+        today = now.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz).date()
+        created = []
+        for offset in range(1, 8):
+            day = today + timedelta(days=offset)
+            for title, location, hour, hours, slots, price, weekdays in DEMO_SESSIONS:
+                if day.weekday() not in weekdays:
+                    continue
+                starts = datetime(day.year, day.month, day.day, hour, tzinfo=tz).astimezone(ZoneInfo("UTC"))
+                starts = starts.replace(tzinfo=None)
+                created.append(
+                    create_session(
+                        organizer,
+                        {
+                            "title": title,
+                            "description": _describe(title, price),
+                            "location": location,
+                            "starts_at": starts,
+                            "ends_at": starts + timedelta(hours=hours),
+                            "max_slots": slots,
+                            "price": price,
+                            "status": "published",
+                            "early_access_opens_at": now - timedelta(hours=1),
+                            "booking_opens_at": now,
+                            "allow_pay_at_door": price == 0 or offset % 2 == 0,
+                        },
+                        now,
+                    )
+                )
+    log.info("demo data: %d accounts, %d sessions", len(DEMO_ACCOUNTS), len(created))
+    return {"accounts": DEMO_ACCOUNTS, "sessions": len(created)}
+
+
+def _describe(title, price):
+    cost = "Miễn phí / Free" if price == 0 else f"{price:,} ₫ / người (per person)".replace(",", ".")
+    return (
+        f"{title}. Mọi trình độ đều được chào đón — all levels welcome. {cost}. "
+        "Mang giày thể thao và nước uống / Bring court shoes and water."
+    )

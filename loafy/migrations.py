@@ -1,0 +1,64 @@
+"""Schema migrations with a version table. `loafy db upgrade` applies what is missing, idempotently.
+
+Rules for adding a migration: append a function to MIGRATIONS; never edit one that has shipped.
+Migration 1 creates the schema from the models as first released; later ones change it with
+playhouse.migrate and must check what exists (a fresh database runs them all in order).
+"""
+
+import logging
+
+from peewee import CharField, DateTimeField, IntegerField, Model
+
+from loafy.db import db
+from loafy.models import ALL_MODELS, ROLES, Role, utcnow
+
+log = logging.getLogger(__name__)
+
+
+class SchemaVersion(Model):
+    version = IntegerField(primary_key=True)
+    name = CharField(max_length=200)
+    applied_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        database = db
+        table_name = "schema_version"
+
+
+def _initial_schema():
+    db.create_tables(ALL_MODELS, safe=True)
+    descriptions = {
+        "player": "Books sessions for themselves and guests",
+        "organizer": "Creates sessions, sees their bookings, checks players in",
+        "admin": "Runs everything",
+    }
+    for name in ROLES:
+        Role.insert(name=name, description=descriptions[name]).on_conflict_ignore().execute()
+
+
+MIGRATIONS = [
+    (1, "initial schema", _initial_schema),
+]
+
+
+def current_version():
+    if not db.table_exists("schema_version"):
+        return 0
+    return SchemaVersion.select(SchemaVersion.version).order_by(SchemaVersion.version.desc()).scalar() or 0
+
+
+def upgrade():
+    """Apply every pending migration, each in its own transaction; returns the names applied."""
+    applied = []
+    with db.atomic():
+        db.create_tables([SchemaVersion], safe=True)
+    for version, name, migrate in MIGRATIONS:
+        with db.atomic():
+            # Re-read inside the transaction: two release processes may race; the PK settles it.
+            if SchemaVersion.get_or_none(SchemaVersion.version == version):
+                continue
+            migrate()
+            SchemaVersion.create(version=version, name=name)
+        log.info("applied migration %s: %s", version, name)
+        applied.append(f"{version} {name}")
+    return applied

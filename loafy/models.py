@@ -1,0 +1,322 @@
+"""The schema. Times are naive UTC; money is whole VND. The database enforces the invariants."""
+
+from datetime import UTC, datetime
+
+from flask_login import UserMixin
+from peewee import (
+    BooleanField,
+    CharField,
+    Check,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+from loafy.db import db
+
+ROLES = ("player", "organizer", "admin")
+STAFF_ROLES = ("organizer", "admin")
+
+SESSION_STATUSES = ("draft", "published", "cancelled", "completed")
+BOOKING_STATUSES = ("pending_payment", "confirmed", "cancelled", "expired")
+ACTIVE_BOOKING_STATUSES = ("pending_payment", "confirmed")
+PAYMENT_STATUSES = ("unpaid", "paid", "refunded", "failed")
+PAYMENT_METHODS = ("stripe", "bank_transfer", "cash")
+LEDGER_KINDS = ("intent", "payment", "refund")
+
+
+def utcnow():
+    """Now as naive UTC, the form every stored time takes."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _in(column, values):
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return Check(f"{column} IN ({quoted})")
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+class Role(BaseModel):
+    name = CharField(primary_key=True, max_length=20)
+    description = TextField(default="")
+
+    class Meta:
+        table_name = "roles"
+
+    def __str__(self):
+        return self.name
+
+
+class User(UserMixin, BaseModel):
+    email = CharField(max_length=254, null=True, unique=True)
+    name = CharField(max_length=200)
+    avatar_url = CharField(max_length=500, null=True)
+    role = ForeignKeyField(Role, field=Role.name, column_name="role", default="player")
+    membership_until = DateTimeField(null=True)
+    locale = CharField(max_length=8, null=True)
+    active = BooleanField(default=True)
+    created_at = DateTimeField(default=utcnow)
+    last_login_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "users"
+
+    def __str__(self):
+        return f"{self.name} <{self.email}>" if self.email else self.name
+
+    @property
+    def is_active(self):
+        return self.active
+
+    @property
+    def is_staff(self):
+        return self.role_id in STAFF_ROLES
+
+    @property
+    def is_admin(self):
+        return self.role_id == "admin"
+
+    def is_member(self, now):
+        return self.membership_until is not None and self.membership_until > now
+
+
+class Identity(BaseModel):
+    """One sign-in account at a provider (Google, Facebook, Apple, an OIDC issuer) for a user."""
+
+    user = ForeignKeyField(User, backref="identities", on_delete="CASCADE")
+    provider = CharField(max_length=50)
+    subject = CharField(max_length=255)
+    email = CharField(max_length=254, null=True)
+    email_verified = BooleanField(default=False)
+    created_at = DateTimeField(default=utcnow)
+    last_used_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "identities"
+        indexes = ((("provider", "subject"), True),)
+
+
+class ApiToken(BaseModel):
+    """A personal API token; only its SHA-256 is stored."""
+
+    user = ForeignKeyField(User, backref="api_tokens", on_delete="CASCADE")
+    name = CharField(max_length=100, default="API token")
+    token_hash = CharField(max_length=64, unique=True)
+    created_at = DateTimeField(default=utcnow)
+    last_used_at = DateTimeField(null=True)
+    revoked_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_tokens"
+
+
+class ClubSession(BaseModel):
+    title = CharField(max_length=200)
+    description = TextField(default="")
+    location = CharField(max_length=300, default="")
+    starts_at = DateTimeField()
+    ends_at = DateTimeField()
+    max_slots = IntegerField(constraints=[Check("max_slots >= 1")])
+    available_slots = IntegerField(
+        constraints=[Check("available_slots >= 0"), Check("available_slots <= max_slots")]
+    )
+    price = IntegerField(default=0, constraints=[Check("price >= 0")])
+    status = CharField(max_length=20, default="draft", constraints=[_in("status", SESSION_STATUSES)])
+    booking_opens_at = DateTimeField(null=True)
+    early_access_opens_at = DateTimeField(null=True)
+    allow_pay_at_door = BooleanField(default=False)
+    created_by = ForeignKeyField(User, backref="created_sessions", null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    cancelled_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "club_sessions"
+        constraints = [
+            Check("ends_at > starts_at"),
+            Check(
+                "early_access_opens_at IS NULL OR booking_opens_at IS NULL"
+                " OR early_access_opens_at <= booking_opens_at"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.title} ({self.starts_at:%Y-%m-%d %H:%M} UTC)"
+
+    @classmethod
+    def upcoming(cls, now):
+        """Published sessions that have not started, soonest first."""
+        return (
+            cls.select()
+            .where((cls.status == "published") & (cls.starts_at > now))
+            .order_by(cls.starts_at, cls.id)
+        )
+
+
+class Booking(BaseModel):
+    code = CharField(max_length=8, unique=True)
+    user = ForeignKeyField(User, backref="bookings", on_delete="RESTRICT")
+    club_session = ForeignKeyField(ClubSession, backref="bookings", on_delete="RESTRICT")
+    guest_count = IntegerField(default=0, constraints=[Check("guest_count BETWEEN 0 AND 3")])
+    slots = IntegerField(constraints=[Check("slots = 1 + guest_count")])
+    unit_price = IntegerField(constraints=[Check("unit_price >= 0")])
+    amount = IntegerField(constraints=[Check("amount = slots * unit_price")])
+    payment_method = CharField(max_length=20, constraints=[_in("payment_method", PAYMENT_METHODS)])
+    status = CharField(
+        max_length=20, default="pending_payment", constraints=[_in("status", BOOKING_STATUSES)]
+    )
+    payment_status = CharField(
+        max_length=20, default="unpaid", constraints=[_in("payment_status", PAYMENT_STATUSES)]
+    )
+    payment_deadline = DateTimeField(null=True)
+    stripe_payment_intent_id = CharField(max_length=100, null=True, unique=True)
+    checked_in_at = DateTimeField(null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    confirmed_at = DateTimeField(null=True)
+    cancelled_at = DateTimeField(null=True)
+    expired_at = DateTimeField(null=True)
+    # Set when a paid booking is cancelled and its money must go back; cleared by the refund.
+    refund_due_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "bookings"
+
+    def __str__(self):
+        return self.code
+
+    @property
+    def is_active(self):
+        return self.status in ACTIVE_BOOKING_STATUSES
+
+
+# A player holds at most one active booking per session: a partial unique index (SQLite and PG).
+Booking.add_index(
+    Booking.index(
+        Booking.user,
+        Booking.club_session,
+        unique=True,
+        where=Booking.status.in_(ACTIVE_BOOKING_STATUSES),
+        name="bookings_one_active_per_user_session",
+    )
+)
+# The expiry sweep and invariant 2 look up pending bookings by deadline.
+Booking.add_index(
+    Booking.index(
+        Booking.payment_deadline,
+        Booking.club_session,
+        where=Booking.status == "pending_payment",
+        name="bookings_pending_by_deadline",
+    )
+)
+Booking.add_index(Booking.index(Booking.club_session, Booking.status, name="bookings_by_session"))
+Booking.add_index(Booking.index(Booking.user, Booking.created_at, name="bookings_by_user"))
+# The public list: upcoming published sessions by start time.
+ClubSession.add_index(
+    ClubSession.index(ClubSession.status, ClubSession.starts_at, name="club_sessions_by_start")
+)
+
+
+class Setting(BaseModel):
+    """The seed's `config` table: one JSON value per key (see loafy.settings for the keys)."""
+
+    key = CharField(primary_key=True, max_length=100)
+    value = TextField()
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "settings"
+
+
+class LedgerEntry(BaseModel):
+    """Every money movement, once, keyed by its provider id (invariant 3)."""
+
+    booking = ForeignKeyField(Booking, backref="ledger_entries", null=True, on_delete="RESTRICT")
+    kind = CharField(max_length=20, constraints=[_in("kind", LEDGER_KINDS)])
+    provider = CharField(max_length=20, constraints=[_in("provider", PAYMENT_METHODS)])
+    provider_id = CharField(max_length=255)
+    amount = IntegerField(constraints=[Check("amount >= 0")])
+    currency = CharField(max_length=3, default="vnd")
+    status = CharField(max_length=30, default="")
+    note = TextField(default="")
+    recorded_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "payment_ledger"
+        indexes = ((("provider", "kind", "provider_id"), True),)
+
+
+class WebhookEvent(BaseModel):
+    """A provider event seen once, by its id: redelivery changes nothing."""
+
+    event_id = CharField(max_length=255, primary_key=True)
+    provider = CharField(max_length=20, default="stripe")
+    type = CharField(max_length=100)
+    received_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "webhook_events"
+
+
+class Notification(BaseModel):
+    """An e-mail to send, written in the same transaction as the change it reports (outbox)."""
+
+    user = ForeignKeyField(User, backref="notifications", on_delete="CASCADE")
+    booking = ForeignKeyField(Booking, backref="notifications", null=True, on_delete="CASCADE")
+    kind = CharField(max_length=50)
+    dedupe_key = CharField(max_length=200, unique=True)
+    to_email = CharField(max_length=254, null=True)
+    subject = CharField(max_length=300, default="")
+    body = TextField(default="")
+    send_after = DateTimeField(default=utcnow)
+    created_at = DateTimeField(default=utcnow)
+    sent_at = DateTimeField(null=True)
+    attempts = IntegerField(default=0)
+    last_error = TextField(null=True)
+
+    class Meta:
+        table_name = "notifications"
+
+
+Notification.add_index(
+    Notification.index(
+        Notification.send_after, where=Notification.sent_at.is_null(), name="notifications_unsent"
+    )
+)
+
+
+class AuditLog(BaseModel):
+    """Who changed what and when, for every staff action."""
+
+    actor = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    action = CharField(max_length=100)
+    object_type = CharField(max_length=50)
+    object_id = CharField(max_length=50, null=True)
+    details = TextField(default="{}")
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "audit_log"
+
+
+ALL_MODELS = [
+    Role,
+    User,
+    Identity,
+    ApiToken,
+    ClubSession,
+    Booking,
+    Setting,
+    LedgerEntry,
+    WebhookEvent,
+    Notification,
+    AuditLog,
+]

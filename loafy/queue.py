@@ -1,0 +1,82 @@
+"""Background jobs: enqueue after commit, by dotted name, never blocking the change itself.
+
+The database is the source of truth (deadlines, unsent notifications); a failed enqueue is logged
+and the periodic sweeps in jobs/ catch up, so Redis being down never loses or blocks a booking.
+"""
+
+import importlib
+import logging
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
+
+from loafy.db import db
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+QUEUES = ("default", "mail")
+
+_state = {"url": DEFAULT_REDIS_URL, "inline": False, "connection": None}
+
+
+def init_app(app):
+    inline = app.config.get("JOBS_INLINE")
+    if inline is None:
+        inline = app.config["LOAFY_ENV"] == "testing" and not app.config.get("REDIS_URL")
+    _state["inline"] = str(inline).lower() in ("1", "true", "yes")
+    _state["url"] = app.config.get("REDIS_URL") or DEFAULT_REDIS_URL
+    _state["connection"] = None
+
+
+def redis_connection():
+    if _state["connection"] is None:
+        _state["connection"] = Redis.from_url(
+            _state["url"], socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
+        )
+    return _state["connection"]
+
+
+def get_queue(name="default"):
+    return Queue(name, connection=redis_connection())
+
+
+def enqueue(func_path, *args, queue_name="default", at=None):
+    """Enqueue `func_path(*args)` once the current transaction commits (at once if none is open)."""
+
+    def send():
+        if _state["inline"]:
+            _run_inline(func_path, args)
+            return
+        try:
+            q = get_queue(queue_name)
+            if at is None:
+                q.enqueue(func_path, *args)
+            else:
+                q.enqueue_at(at, func_path, *args)
+        except RedisError as exc:
+            log.warning(
+                "could not enqueue %s%r (%s); the periodic sweep will catch up",
+                func_path,
+                args,
+                exc,
+            )
+
+    db.after_commit(send)
+
+
+def _run_inline(func_path, args):
+    """Tests and Redis-less runs: do the job right away, in-process; a failure is logged, not raised."""
+    module_name, _, func_name = func_path.rpartition(".")
+    try:
+        getattr(importlib.import_module(module_name), func_name)(*args)
+    except Exception:
+        log.exception("inline job %s%r failed", func_path, args)
+
+
+def redis_ok():
+    try:
+        return bool(redis_connection().ping())
+    except RedisError:
+        return False

@@ -1,0 +1,125 @@
+"""Club settings (the seed's config table), typed and validated. Admins edit them."""
+
+import json
+import logging
+
+from loafy.db import db
+from loafy.errors import ValidationError
+from loafy.models import PAYMENT_METHODS, Setting, utcnow
+
+log = logging.getLogger(__name__)
+
+
+def _int_between(low, high):
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, int):
+            try:
+                value = int(str(value).strip())
+            except ValueError:
+                raise ValidationError(f"Enter a whole number between {low} and {high}.")
+        if not low <= value <= high:
+            raise ValidationError(f"Enter a whole number between {low} and {high}.")
+        return value
+
+    return check
+
+
+def _boolean(value):
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on", "y"):
+        return True
+    if text in ("0", "false", "no", "off", "n", ""):
+        return False
+    raise ValidationError("Choose yes or no.")
+
+
+def _payment_methods(value):
+    items = value.split(",") if isinstance(value, str) else list(value)
+    methods = [str(m).strip() for m in items if str(m).strip()]
+    unknown = [m for m in methods if m not in PAYMENT_METHODS]
+    if unknown:
+        raise ValidationError(f"Unknown payment method: {unknown[0]}.")
+    if not methods:
+        raise ValidationError("Enable at least one payment method.")
+    return [m for m in PAYMENT_METHODS if m in methods]
+
+
+def _text(max_length):
+    def check(value):
+        value = str(value or "").strip()
+        if len(value) > max_length:
+            raise ValidationError(f"Keep it under {max_length} characters.")
+        return value
+
+    return check
+
+
+# key: (default, validator, label)
+SETTINGS = {
+    "club_name": ("Loafy Club", _text(100), "Club name"),
+    "payment_deadline_minutes": (
+        30,
+        _int_between(5, 24 * 60),
+        "Minutes to pay before a spot is released",
+    ),
+    "max_guests": (3, _int_between(0, 3), "Guests a player may bring"),
+    "cancellation_cutoff_hours": (
+        24,
+        _int_between(0, 24 * 14),
+        "Players may cancel up to this many hours before",
+    ),
+    "refund_on_cancel": (True, _boolean, "Refund paid bookings cancelled before the cutoff"),
+    "payment_methods": (
+        ["stripe", "bank_transfer", "cash"],
+        _payment_methods,
+        "Payment methods offered",
+    ),
+    "bank_name": ("Vietcombank", _text(100), "Bank for transfers (VietQR)"),
+    "bank_bin": ("970436", _text(10), "Bank BIN for VietQR"),
+    "bank_account_number": ("0123456789", _text(30), "Bank account number"),
+    "bank_account_name": ("LOAFY CLUB", _text(100), "Bank account holder"),
+}
+
+
+def get_settings():
+    """Every setting with its default filled in: one query."""
+    values = {key: default for key, (default, _, _) in SETTINGS.items()}
+    for row in Setting.select():
+        if row.key in SETTINGS:
+            try:
+                values[row.key] = json.loads(row.value)
+            except ValueError:
+                log.warning("setting %s holds unreadable JSON; using the default", row.key)
+    return values
+
+
+def get_setting(key):
+    default, _, _ = SETTINGS[key]
+    row = Setting.get_or_none(Setting.key == key)
+    return json.loads(row.value) if row else default
+
+
+def update_settings(changes, now=None):
+    """Validate every change first, then store them all in one transaction; returns the settings."""
+    clean = {}
+    for key, value in changes.items():
+        if key not in SETTINGS:
+            raise ValidationError(f"Unknown setting: {key}.", field=key)
+        try:
+            clean[key] = SETTINGS[key][1](value)
+        except ValidationError as exc:
+            raise ValidationError(exc.message, field=key)
+    now = now or utcnow()
+    with db.atomic():
+        for key, value in clean.items():
+            (
+                Setting.insert(key=key, value=json.dumps(value), updated_at=now)
+                .on_conflict(
+                    conflict_target=[Setting.key],
+                    update={Setting.value: json.dumps(value), Setting.updated_at: now},
+                )
+                .execute()
+            )
+    return get_settings()

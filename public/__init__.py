@@ -1,0 +1,100 @@
+"""The player-facing web: pages, sign-in, JSON API, webhooks, error pages."""
+
+from flask import g, redirect, request, url_for
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFProtect
+
+from loafy.db import db
+from loafy.models import User, utcnow
+from loafy.tokens import user_for_token
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+# Views that take no CSRF token: signed by their caller instead (Stripe signs its webhooks).
+CSRF_EXEMPT_ENDPOINTS = {"api.stripe_webhook"}
+
+
+def init_app(app):
+    from public import api, auth, errors, formatting, pages
+
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked in _protect below
+    app.config["WTF_CSRF_TIME_LIMIT"] = None  # tied to the session instead of a clock
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = app.config["LOAFY_ENV"] == "production"
+    app.config["REMEMBER_COOKIE_SAMESITE"] = "Lax"
+    app.config["REMEMBER_COOKIE_SECURE"] = app.config["SESSION_COOKIE_SECURE"]
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.user_loader(_load_user)
+    login_manager.request_loader(_load_user_from_token)
+    login_manager.unauthorized_handler(_unauthorized)
+    csrf.init_app(app)
+
+    app.before_request(_open_db)
+    app.before_request(_protect)
+    app.teardown_request(_close_db)
+
+    auth.init_oauth(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(api.bp)
+    errors.init_app(app)
+    formatting.init_app(app)
+    app.jinja_env.globals["current_user"] = current_user
+
+
+def _unauthorized():
+    """401 JSON for the API; the sign-in page (coming back here afterwards) for pages."""
+    from public.errors import error_response
+
+    if request.path.startswith("/api/"):
+        return error_response(401, "unauthorized", "Please sign in first.")
+    return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def _open_db():
+    # Close at teardown only what this request opened (a test or CLI may hold its own).
+    g.opened_db = db.connect(reuse_if_open=True)
+
+
+def _close_db(_exc=None):
+    if g.get("opened_db") and not db.is_closed():
+        db.close()
+
+
+def _protect():
+    """CSRF on every unsafe request that rides on the browser session."""
+    if request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
+        return
+    # A bearer token cannot be attached by a cross-site form, so such requests need no CSRF token.
+    if request.endpoint in CSRF_EXEMPT_ENDPOINTS or _bearer_token(request) is not None:
+        return
+    csrf.protect()
+
+
+def _bearer_token(req):
+    header = req.headers.get("Authorization", "")
+    return header[7:].strip() if header.startswith("Bearer ") else None
+
+
+def _load_user(user_id):
+    if _bearer_token(request) is not None:
+        return None  # a request with a token is authenticated by that token alone
+    try:
+        return User.get_or_none((User.id == int(user_id)) & User.active)
+    except (TypeError, ValueError):
+        return None
+
+
+def _load_user_from_token(req):
+    raw = _bearer_token(req)
+    if raw is None:
+        return None
+    user = user_for_token(raw, utcnow())
+    g.token_auth = user is not None
+    return user
