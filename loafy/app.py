@@ -21,7 +21,11 @@ def create_app(config=None):
         template_folder="templates",
         static_folder="public/static",
     )
-    app.config.update(load_config(overrides=config, instance_path=app.instance_path))
+    settings = load_config(overrides=config, instance_path=app.instance_path)
+    if settings.get("INSTANCE_PATH"):
+        app.instance_path = str(Path(settings["INSTANCE_PATH"]).resolve())
+        settings = load_config(overrides=config, instance_path=app.instance_path)
+    app.config.update(settings)
     _configure_logging(app)
 
     db.initialize(

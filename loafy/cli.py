@@ -26,6 +26,7 @@ def app_command(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
+            check_connection()  # an unreachable database is one line naming DATABASE_URL
             with connection():
                 return func(*args, **kwargs)
         except (ConfigError, LoafyError) as exc:
@@ -58,7 +59,6 @@ def db_upgrade():
     """Create or upgrade the schema (idempotent)."""
     from loafy.migrations import upgrade
 
-    check_connection()
     applied = upgrade()
     click.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
 

@@ -40,6 +40,7 @@ DEFAULTS = {
     "DB_POOL_SIZE": "20",
     "DB_POOL_TIMEOUT": "10",
     "JOBS_INLINE": None,
+    "INSTANCE_PATH": None,  # where SQLite, the outbox and dev state live (default ./instance)
 }
 
 # Production refuses to start without these (the payment secrets included: a club takes money).

@@ -66,8 +66,8 @@ def start_localstripe(port, store=None, env=None):
 def register_stripe_webhook(api_base, url, secret, name="loafy"):
     """Tell localstripe where to deliver signed events."""
     data = urllib.parse.urlencode({"url": url, "secret": secret}).encode()
-    url = f"{api_base}/_config/webhooks/{name}"
-    request = urllib.request.Request(url, data=data, method="POST")  # noqa: S310 - loopback
+    endpoint = f"{api_base}/_config/webhooks/{name}"
+    request = urllib.request.Request(endpoint, data=data, method="POST")  # noqa: S310 - loopback
     request.add_header("Authorization", f"Bearer {DEV_STRIPE['STRIPE_SECRET_KEY']}")
     with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - loopback URL of ours
         pass
@@ -82,10 +82,11 @@ def start_oidc_provider(port, env=None):
 
 
 def run_dev(port=5000, demo=True):
-    instance = ROOT / "instance"
-    instance.mkdir(exist_ok=True)
     env = dict(os.environ)
     env.update({k: v for k, v in dotenv_values(ROOT / ".env").items() if v and k not in env})
+    instance = Path(env.get("INSTANCE_PATH") or ROOT / "instance").resolve()
+    instance.mkdir(parents=True, exist_ok=True)
+    env["INSTANCE_PATH"] = str(instance)
     env["LOAFY_ENV"] = "development"
     port = free_port(port)
     env["BASE_URL"] = f"http://127.0.0.1:{port}"

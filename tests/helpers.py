@@ -1,0 +1,20 @@
+"""Helpers for tests: sign a client in, fetch a CSRF token, reload a row."""
+
+
+def login(client, user):
+    """Sign a test client in as `user` (the sign-in flow itself is tested against a real provider)."""
+    with client.session_transaction() as session:
+        session["_user_id"] = str(user.id)
+        session["_fresh"] = True
+    return client
+
+
+def csrf_token(client):
+    """A CSRF token for the client's session, read from /api/auth/me."""
+    response = client.get("/api/auth/me")
+    assert response.status_code == 200, response.data
+    return response.get_json()["csrf_token"]
+
+
+def reload(model):
+    return type(model).get_by_id(model.id)
