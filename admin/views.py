@@ -1,29 +1,25 @@
 """Flask-Admin views: declarative configuration; rules go through loafy services."""
 
-from flask import abort, redirect, request, url_for
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.contrib.peewee import ModelView
 from flask_admin.form import SecureForm
 from flask_admin.theme import Bootstrap4Theme
 from flask_login import current_user
 
-from loafy.models import Booking, ClubSession, User
+from loafy.models import STAFF_ROLES, Booking, ClubSession, User
+from public.guards import deny, has_role
 
 
 class StaffOnly:
-    """Anonymous visitors go to sign-in; signed-in players get 403."""
+    """Anonymous visitors go to sign-in; signed-in players get 403 (the guard every area uses)."""
 
-    admin_only = False
+    roles = STAFF_ROLES  # views that only admins may see set ("admin",)
 
     def is_accessible(self):
-        if not current_user.is_authenticated:
-            return False
-        return current_user.is_admin if self.admin_only else current_user.is_staff
+        return has_role(current_user, *self.roles)
 
     def inaccessible_callback(self, name, **kwargs):
-        if not current_user.is_authenticated:
-            return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-        abort(403)
+        return deny()
 
 
 class StaffIndexView(StaffOnly, AdminIndexView):
@@ -79,7 +75,7 @@ class BookingView(StaffModelView):
 
 
 class UserView(StaffModelView):
-    admin_only = True
+    roles = ("admin",)
     column_list = ("name", "email", "role", "membership_until", "created_at")
     column_searchable_list = ("name", "email")
     can_create = False

@@ -8,4 +8,5 @@ from rq import cron
 
 from jobs import tasks
 
+cron.register(tasks.expire_unpaid, queue_name="default", cron="* * * * *")
 cron.register(tasks.flush_notifications, queue_name="mail", cron="* * * * *")

@@ -9,6 +9,13 @@ from loafy.db import connection
 _app = {}
 
 
+def use_app(app):
+    """Run jobs in `app` (tests; None forgets it)."""
+    _app.pop("app", None)
+    if app is not None:
+        _app["app"] = app
+
+
 def get_app():
     """One app per worker process, built on first use."""
     if "app" not in _app:

@@ -1,15 +1,26 @@
-"""RQ job functions: ids in, reload, return early when there is nothing to do."""
+"""RQ job functions: ids in, reload, return early when there is nothing to do. All idempotent."""
 
 import logging
 
 from jobs.runtime import job
+from loafy import bookings, notifications
+from loafy.models import utcnow
 
 log = logging.getLogger(__name__)
 
 
 @job
-def flush_notifications(app):
-    """Send every notification that is due and unsent (catches up after Redis was down)."""
-    from loafy.notifications import send_due
+def expire_unpaid(app):
+    """Every minute: release unpaid bookings past their deadline (deadlines live in the database)."""
+    return bookings.expire_unpaid(utcnow())
 
-    return send_due()
+
+@job
+def send_notification(app, notification_id):
+    return notifications.send_notification(notification_id)
+
+
+@job
+def flush_notifications(app):
+    """Send every due, unsent notification (catches up after a lost job or a Redis outage)."""
+    return notifications.send_due()

@@ -4,11 +4,21 @@ import logging
 
 from peewee import IntegrityError, fn
 
-from loafy.db import db
+from loafy.db import db, is_postgres
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from loafy.models import ROLES, Identity, User
 
 log = logging.getLogger(__name__)
+
+
+def has_role(user, *roles):
+    """The one access rule: signed in, active, and holding one of `roles` (none = any role).
+
+    An admin may do everything, so an admin passes every role check.
+    """
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    return not roles or user.role_id == "admin" or user.role_id in roles
 
 
 def normalize_email(email):
@@ -68,9 +78,14 @@ def sign_in(provider, subject, *, email, email_verified, name, avatar_url, now):
     All in one transaction, so a failure half-way leaves no half-created user; two first sign-ins
     racing meet the unique index and the loser re-reads the winner's row.
     """
-    if not provider or not subject:
+    if not provider or not subject or len(str(subject)) > 255:
         raise ValidationError("The sign-in provider did not say who you are.")
     email = normalize_email(email)
+    if email and ("@" not in email or len(email) > 254):
+        email, email_verified = None, False
+    name = (name or "").strip()[:200]
+    if avatar_url and len(avatar_url) > 500:
+        avatar_url = None
     for _attempt in range(2):
         try:
             with db.atomic():
@@ -120,3 +135,32 @@ def _sign_in_once(provider, subject, email, email_verified, name, avatar_url, no
         updates[User.avatar_url] = avatar_url
     User.update(updates).where(User.id == user.id).execute()
     return User.get_by_id(user.id)
+
+
+def list_identities(user):
+    """The user's sign-in accounts, oldest first."""
+    return list(Identity.select().where(Identity.user == user).order_by(Identity.created_at, Identity.id))
+
+
+def unlink_identity(actor, identity_id):
+    """Remove one of the actor's own sign-in accounts; never the last (they could not sign in again).
+
+    Someone else's identity is NotFound, not PermissionDenied: ids are not confirmed to strangers.
+    """
+    with db.atomic():
+        # Lock the user's row so two unlinks racing cannot both see "two left" and remove both.
+        owner = User.select().where(User.id == actor.id)
+        if is_postgres():
+            owner = owner.for_update()
+        owner.get()
+        identity = Identity.get_or_none((Identity.id == identity_id) & (Identity.user == actor.id))
+        if identity is None:
+            raise NotFound("No such sign-in account.")
+        if Identity.select().where(Identity.user == actor.id).count() <= 1:
+            raise Conflict(
+                "This is your only way to sign in: link another account before removing it.",
+                code="last_identity",
+            )
+        identity.delete_instance()
+    log.info("user %s unlinked identity %s (%s)", actor.id, identity.id, identity.provider)
+    return identity

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from loafy import mail, queue
+from loafy import clock, mail, queue
 from loafy.config import load_config
 from loafy.db import db, make_database
 
@@ -35,6 +35,7 @@ def create_app(config=None):
             pool_timeout=app.config["DB_POOL_TIMEOUT"],
         )
     )
+    clock.init_app(app)
     queue.init_app(app)
     mail.init_app(app)
 

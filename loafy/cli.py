@@ -139,6 +139,25 @@ def check():
     click.echo("ok: every invariant holds")
 
 
+@click.group("jobs")
+def jobs_group():
+    """Run a background job once, by hand."""
+
+
+@jobs_group.command("expire-unpaid")
+@click.option("--now", "now_text", default=None, help="ISO-8601 time to act as now (default: now).")
+@app_command
+def jobs_expire_unpaid(now_text):
+    """Release unpaid bookings past their deadline; prints each code released."""
+    from loafy.bookings import expire_unpaid
+
+    now = parse_now(now_text)
+    codes = expire_unpaid(now)
+    for code in codes:
+        click.echo(f"released {code}")
+    click.echo(f"{len(codes)} booking(s) released at {now.isoformat()}Z")
+
+
 @click.command("dev")
 @click.option("--port", default=5000, show_default=True)
 @click.option("--no-demo", is_flag=True, help="Do not add demo data to an empty database.")
@@ -149,7 +168,7 @@ def dev(port, no_demo):
     sys.exit(run_dev(port=port, demo=not no_demo))
 
 
-COMMANDS = (db_group, seed_demo, user_group, token_group, check, dev)
+COMMANDS = (db_group, seed_demo, user_group, token_group, check, jobs_group, dev)
 
 
 def register(app):

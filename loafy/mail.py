@@ -17,6 +17,11 @@ def init_app(app):
         {k: app.config.get(k) for k in ("SMTP_HOST", "SMTP_PORT", "SMTP_USER", "SMTP_PASSWORD", "MAIL_FROM")}
     )
     _config["MAIL_OUTBOX"] = app.config.get("MAIL_OUTBOX") or str(Path(app.instance_path) / "outbox")
+    _config["BASE_URL"] = app.config.get("BASE_URL") or "http://127.0.0.1:5000"
+
+
+def mail_setting(name):
+    return _config.get(name)
 
 
 def outbox_path():

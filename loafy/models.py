@@ -1,7 +1,5 @@
 """The schema. Times are naive UTC; money is whole VND. The database enforces the invariants."""
 
-from datetime import UTC, datetime
-
 from flask_login import UserMixin
 from peewee import (
     BooleanField,
@@ -14,6 +12,7 @@ from peewee import (
     TextField,
 )
 
+from loafy.clock import utcnow
 from loafy.db import db
 
 ROLES = ("player", "organizer", "admin")
@@ -25,11 +24,6 @@ ACTIVE_BOOKING_STATUSES = ("pending_payment", "confirmed")
 PAYMENT_STATUSES = ("unpaid", "paid", "refunded", "failed")
 PAYMENT_METHODS = ("stripe", "bank_transfer", "cash")
 LEDGER_KINDS = ("intent", "payment", "refund")
-
-
-def utcnow():
-    """Now as naive UTC, the form every stored time takes."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _in(column, values):
@@ -279,6 +273,7 @@ class Notification(BaseModel):
     send_after = DateTimeField(default=utcnow)
     created_at = DateTimeField(default=utcnow)
     sent_at = DateTimeField(null=True)
+    claimed_at = DateTimeField(null=True)  # a sender is working on it (stale after a few minutes)
     attempts = IntegerField(default=0)
     last_error = TextField(null=True)
 

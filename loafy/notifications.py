@@ -1,46 +1,195 @@
-"""E-mail notifications (outbox pattern): written with the change, sent by a job after commit."""
+"""E-mail notifications (outbox pattern).
+
+A row is written in the same transaction as the change it reports, so it exists exactly when the
+change does; a job sends it after commit, and the every-minute sweep sends anything a lost job or a
+Redis outage left behind. Bodies are rendered at send time from templates/email (Vietnamese, then
+English). Sending is at-least-once: a sender that dies between the SMTP call and marking the row
+sent leaves it to be retried once its claim goes stale.
+"""
 
 import logging
+from datetime import timedelta
+from pathlib import Path
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from peewee import IntegrityError
+
+from loafy import queue
+from loafy.clock import format_local
 from loafy.db import db
-from loafy.mail import send_email
-from loafy.models import Notification, utcnow
+from loafy.mail import mail_setting, send_email
+from loafy.models import Booking, ClubSession, Notification, User, utcnow
+from loafy.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+CLAIM_TIMEOUT = timedelta(minutes=5)
+REMINDER_BEFORE_DEADLINE = timedelta(minutes=10)
+
+SUBJECTS = {
+    "booking_received": "Đã nhận đặt chỗ {code} / Booking received",
+    "payment_reminder": "Còn 10 phút để thanh toán {code} / 10 minutes left to pay",
+    "booking_confirmed": "Đã xác nhận {code} / Booking confirmed",
+    "booking_expired": "Đặt chỗ {code} đã hết hạn / Booking expired",
+    "booking_cancelled": "Đã huỷ {code} / Booking cancelled",
+}
+
+_templates = Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates" / "email"),
+    autoescape=select_autoescape(enabled_extensions=("html",)),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
+_templates.filters["vnd"] = lambda amount: f"{int(amount):,}".replace(",", ".") + " ₫"
+_templates.filters["local"] = format_local
 
 
-def send_notification(notification_id, now=None):
-    """Send one notification if it is still unsent; safe to run twice."""
-    now = now or utcnow()
-    notification = Notification.get_or_none(Notification.id == notification_id)
-    if notification is None or notification.sent_at is not None:
-        return False
-    if notification.send_after > now or not notification.to_email:
-        return False
+def _create(kind, booking, now, send_after=None, extra_key=""):
+    """Write one notification row (once per kind and booking) and send it after commit."""
+    send_after = max(send_after or now, now)
     try:
-        send_email(
-            notification.to_email,
-            notification.subject,
-            notification.body,
-            message_id=f"<loafy-{notification.dedupe_key.replace(':', '-')}@loafy.local>",
+        with db.atomic():
+            notification = Notification.create(
+                user=booking.user_id,
+                booking=booking.id,
+                kind=kind,
+                dedupe_key=f"{kind}:{booking.id}{extra_key}",
+                send_after=send_after,
+                created_at=now,
+            )
+    except IntegrityError:
+        return None  # already written: the event was reported before
+    queue.enqueue(
+        "jobs.tasks.send_notification",
+        notification.id,
+        queue_name="mail",
+        at=send_after if send_after > now else None,
+    )
+    return notification
+
+
+def booking_received(booking, now):
+    return _create("booking_received", booking, now)
+
+
+def payment_reminder(booking, now):
+    if booking.payment_deadline is None:
+        return None
+    return _create(
+        "payment_reminder", booking, now, send_after=booking.payment_deadline - REMINDER_BEFORE_DEADLINE
+    )
+
+
+def booking_confirmed(booking, now):
+    return _create("booking_confirmed", booking, now)
+
+
+def booking_cancelled(booking, now, refund=False):
+    return _create("booking_cancelled", booking, now)
+
+
+def bookings_expired(rows, now):
+    """Many at once (the expiry sweep): one insert, then one flush job."""
+    if not rows:
+        return
+    Notification.insert_many(
+        [
+            {
+                "user": user_id,
+                "booking": booking_id,
+                "kind": "booking_expired",
+                "dedupe_key": f"booking_expired:{booking_id}",
+                "send_after": now,
+                "created_at": now,
+            }
+            for booking_id, user_id in rows
+        ]
+    ).on_conflict_ignore().execute()
+    queue.enqueue("jobs.tasks.flush_notifications", queue_name="mail")
+
+
+def render(notification):
+    """(subject, body) for a notification, from the booking as it is now."""
+    booking = (
+        Booking.select(Booking, ClubSession, User)
+        .join(ClubSession)
+        .switch(Booking)
+        .join(User)
+        .where(Booking.id == notification.booking_id)
+        .get()
+    )
+    settings = get_settings()
+    base_url = mail_setting("BASE_URL").rstrip("/")
+    context = {
+        "booking": booking,
+        "club_session": booking.club_session,
+        "user": booking.user,
+        "club_name": settings["club_name"],
+        "settings": settings,
+        "booking_url": f"{base_url}/bookings/{booking.id}",
+        "pay_url": f"{base_url}/bookings/{booking.id}/pay",
+    }
+    body = _templates.get_template(f"{notification.kind}.txt").render(**context)
+    return SUBJECTS[notification.kind].format(code=booking.code), body
+
+
+def _still_relevant(notification):
+    if notification.kind == "payment_reminder":
+        return (
+            Booking.select()
+            .where((Booking.id == notification.booking_id) & (Booking.status == "pending_payment"))
+            .exists()
         )
-    except Exception as exc:  # SMTP can fail in many ways; record it and let the sweep retry
-        log.warning("sending notification %s failed: %s", notification_id, exc)
-        Notification.update(attempts=Notification.attempts + 1, last_error=str(exc)[:500]).where(
-            Notification.id == notification_id
-        ).execute()
-        return False
-    with db.atomic():
-        Notification.update(sent_at=now, attempts=Notification.attempts + 1).where(
-            (Notification.id == notification_id) & Notification.sent_at.is_null()
-        ).execute()
     return True
 
 
-def send_due(now=None):
-    """Send every due, unsent notification; returns how many went out."""
+def send_notification(notification_id, now=None):
+    """Send one notification if it is due and unsent; safe to run twice or concurrently."""
+    now = now or utcnow()
+    claimed = (
+        Notification.update(claimed_at=now, attempts=Notification.attempts + 1)
+        .where(
+            (Notification.id == notification_id)
+            & Notification.sent_at.is_null()
+            & (Notification.send_after <= now)
+            & (Notification.attempts < MAX_ATTEMPTS)
+            & (Notification.claimed_at.is_null() | (Notification.claimed_at < now - CLAIM_TIMEOUT))
+        )
+        .execute()
+    )
+    if not claimed:
+        return False
+    notification = Notification.get_by_id(notification_id)
+    user = User.get_by_id(notification.user_id)
+    if not _still_relevant(notification) or not user.email:
+        reason = "no longer relevant" if user.email else "no e-mail address"
+        Notification.update(sent_at=now, last_error=f"skipped: {reason}").where(
+            Notification.id == notification_id
+        ).execute()
+        return False
+    try:
+        subject, body = render(notification)
+        send_email(
+            user.email,
+            subject,
+            body,
+            message_id=f"<loafy-{notification.dedupe_key.replace(':', '-')}@loafy.local>",
+        )
+    except Exception as exc:  # SMTP and templates can fail in many ways; the sweep retries
+        log.warning("sending notification %s failed: %s", notification_id, exc)
+        Notification.update(claimed_at=None, last_error=str(exc)[:500]).where(
+            Notification.id == notification_id
+        ).execute()
+        return False
+    Notification.update(sent_at=now, to_email=user.email, subject=subject, body=body, last_error=None).where(
+        Notification.id == notification_id
+    ).execute()
+    return True
+
+
+def send_due(now=None, limit=500):
+    """Send every due, unsent notification (oldest first); returns how many went out."""
     now = now or utcnow()
     due = (
         Notification.select(Notification.id)
@@ -50,6 +199,6 @@ def send_due(now=None):
             & (Notification.attempts < MAX_ATTEMPTS)
         )
         .order_by(Notification.send_after)
-        .limit(500)
+        .limit(limit)
     )
     return sum(1 for row in list(due) if send_notification(row.id, now))

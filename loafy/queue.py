@@ -47,7 +47,8 @@ def enqueue(func_path, *args, queue_name="default", at=None):
 
     def send():
         if _state["inline"]:
-            _run_inline(func_path, args)
+            if at is None:  # scheduled work is left to the periodic sweeps, which read the database
+                _run_inline(func_path, args)
             return
         try:
             q = get_queue(queue_name)

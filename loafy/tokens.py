@@ -1,13 +1,17 @@
 """Personal API tokens: shown once, stored as a SHA-256 hash, revocable."""
 
 import hashlib
+import logging
 import secrets
 
 from loafy.db import db
-from loafy.errors import NotFound
+from loafy.errors import Conflict, NotFound
 from loafy.models import ApiToken, User
 
+log = logging.getLogger(__name__)
+
 TOKEN_PREFIX = "lfy_"  # noqa: S105 - a prefix, not a secret
+MAX_ACTIVE_TOKENS = 20
 
 
 def _hash(raw):
@@ -16,8 +20,16 @@ def _hash(raw):
 
 def create_token(user, name="API token", now=None):
     """Returns (ApiToken, raw token); the raw token is never stored."""
+    if ApiToken.select().where((ApiToken.user == user) & ApiToken.revoked_at.is_null()).count() >= (
+        MAX_ACTIVE_TOKENS
+    ):
+        raise Conflict(
+            f"You already have {MAX_ACTIVE_TOKENS} tokens: revoke one you no longer use first.",
+            code="too_many_tokens",
+        )
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    fields = {"user": user, "name": (name or "API token")[:100], "token_hash": _hash(raw)}
+    name = " ".join((name or "").split())[:100] or "API token"
+    fields = {"user": user, "name": name, "token_hash": _hash(raw)}
     if now is not None:
         fields["created_at"] = now
     with db.atomic():
@@ -43,12 +55,26 @@ def user_for_token(raw, now):
     return token.user
 
 
+def list_tokens(user):
+    """The user's tokens, newest first, revoked ones included (so they can see what stopped working)."""
+    return list(
+        ApiToken.select()
+        .where(ApiToken.user == user)
+        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    )
+
+
 def revoke_token(user, token_id, now):
+    """Revoke one of the user's own tokens (again is fine); someone else's token is NotFound."""
     with db.atomic():
         updated = (
             ApiToken.update(revoked_at=now)
             .where((ApiToken.id == token_id) & (ApiToken.user == user) & ApiToken.revoked_at.is_null())
             .execute()
         )
-    if not updated:
+        token = ApiToken.get_or_none((ApiToken.id == token_id) & (ApiToken.user == user))
+    if token is None:
         raise NotFound("No such token.")
+    if updated:
+        log.info("user %s revoked token %s", token.user_id, token.id)
+    return token

@@ -1,10 +1,8 @@
 """Sign-in with OAuth/OIDC providers (Authlib) and Flask-Login sessions."""
 
 import logging
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-import requests
-from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.flask_client import OAuth
 from flask import (
     Blueprint,
@@ -22,31 +20,33 @@ from flask_login import current_user, login_user, logout_user
 from loafy import accounts
 from loafy.errors import LoafyError
 from loafy.models import utcnow
+from public import providers as provider_specs
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
+# Apple's form_post fields worth carrying to the GET callback; anything else is dropped.
+APPLE_FIELDS = ("code", "state", "error", "user")
+APPLE_USER_MAX = 2000
+
 
 def init_oauth(app):
     """One Authlib registry per app, with a client for each configured provider."""
     oauth = OAuth(app)
-    providers = {}
-    for name, provider in app.config["OIDC_PROVIDERS"].items():
-        oauth.register(
-            name,
-            client_id=provider["client_id"],
-            client_secret=provider["client_secret"],
-            server_metadata_url=provider["issuer"].rstrip("/") + "/.well-known/openid-configuration",
-            client_kwargs={"scope": "openid email profile", "timeout": 10},
-        )
-        providers[name] = {"label": provider["label"], "kind": "oidc"}
     app.extensions["loafy_oauth"] = oauth
-    app.extensions["loafy_providers"] = providers
+    app.extensions["loafy_providers"] = provider_specs.register_providers(oauth, app.config)
 
 
 def providers():
     return current_app.extensions["loafy_providers"]
+
+
+def _provider_or_404(name):
+    provider = providers().get(name)
+    if provider is None:
+        abort(404)
+    return provider
 
 
 def safe_next(target):
@@ -56,7 +56,7 @@ def safe_next(target):
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return None
-    if "\\" in target or any(ord(c) < 32 for c in target):
+    if "\\" in target or any(ord(c) < 32 or ord(c) == 127 for c in target):
         return None
     return target
 
@@ -72,56 +72,72 @@ def login():
 
 @bp.get("/login/<provider>")
 def login_with(provider):
-    if provider not in providers():
-        abort(404)
+    spec = _provider_or_404(provider)
     session["login_next"] = safe_next(request.args.get("next"))
     client = current_app.extensions["loafy_oauth"].create_client(provider)
     redirect_uri = current_app.config["BASE_URL"].rstrip("/") + url_for("auth.callback", provider=provider)
     try:
         return client.authorize_redirect(redirect_uri)
-    except (requests.RequestException, AuthlibBaseError, ValueError) as exc:
-        log.warning("sign-in provider %s unreachable: %s", provider, exc)
-        return _login_failed(
-            f"{providers()[provider]['label']} is not answering right now. Please try again."
-        )
+    except Exception as exc:
+        # Down, slow, or answering garbage to discovery: Authlib, requests and json each raise
+        # their own types, and none of them may become a 500.
+        log.warning("sign-in provider %s unusable: %r", provider, exc)
+        return _login_failed(f"{spec.label} is not answering right now. Please try again in a minute.")
+
+
+@bp.post("/callback/apple")
+def apple_form_post():
+    """Apple posts its answer cross-site, where the SameSite=Lax session cookie is not sent.
+
+    Bounce it to the GET callback as a top-level redirect (which does carry the cookie) so the
+    state and nonce are checked against this browser's session like every other provider.
+    This view must not touch the session: a cookie set here would replace the real one.
+    """
+    _provider_or_404("apple")
+    fields = {k: request.form.get(k, "") for k in APPLE_FIELDS if request.form.get(k)}
+    if len(fields.get("user", "")) > APPLE_USER_MAX:
+        fields.pop("user")
+    return redirect(url_for("auth.callback", provider="apple") + "?" + urlencode(fields), code=303)
 
 
 @bp.get("/callback/<provider>")
 def callback(provider):
-    if provider not in providers():
-        abort(404)
-    label = providers()[provider]["label"]
-    if request.args.get("error"):
-        message = (
-            "You cancelled signing in."
-            if request.args["error"] == "access_denied"
-            else f"{label} could not sign you in ({request.args['error'][:60]})."
-        )
-        return _login_failed(message)
+    spec = _provider_or_404(provider)
+    error = request.args.get("error")
+    if error:
+        if error in ("access_denied", "user_cancelled_authorize"):
+            return _login_failed("You cancelled signing in. Nothing was changed.")
+        return _login_failed(f"{spec.label} could not sign you in ({error[:60]}). Please try again.")
     client = current_app.extensions["loafy_oauth"].create_client(provider)
+    if provider == "apple":
+        client.client_secret = provider_specs.apple_client_secret(current_app.config)
     try:
         token = client.authorize_access_token()
-        claims = token.get("userinfo") or client.userinfo(token=token)
+        profile = provider_specs.fetch_profile(spec, client, token, apple_user=request.args.get("user"))
     except Exception as exc:
-        # Anything a provider sends back (forged state, bad nonce, garbage, a timeout) ends here:
-        # Authlib, joserfc and requests each raise their own types, and none may become a 500.
+        # A forged or replayed state, a bad nonce, garbage, a timeout: Authlib, joserfc, requests
+        # and our own parsing each raise their own types, and none may become a 500.
         log.warning("sign-in callback from %s failed: %r", provider, exc)
-        return _login_failed("That sign-in link is no longer valid. Please try again.")
+        return _login_failed(
+            f"We could not confirm your sign-in with {spec.label}. The link may have expired "
+            "or been used already. Please try again."
+        )
     try:
         user = accounts.sign_in(
             provider,
-            claims.get("sub"),
-            email=claims.get("email"),
-            email_verified=claims.get("email_verified") in (True, "true"),
-            name=claims.get("name") or claims.get("given_name"),
-            avatar_url=claims.get("picture"),
+            profile.subject,
+            email=profile.email,
+            email_verified=profile.email_verified,
+            name=profile.name,
+            avatar_url=profile.avatar_url,
             now=utcnow(),
         )
     except LoafyError as exc:
         return _login_failed(exc.message)
     next_url = session.pop("login_next", None)
-    session.clear()  # a fresh session on sign-in: nothing from before survives
+    session.clear()  # a fresh session on sign-in: nothing from before survives (no fixation)
     login_user(user)
+    log.info("user %s signed in with %s", user.id, provider)
     return redirect(safe_next(next_url) or url_for("pages.home"))
 
 
@@ -133,6 +149,7 @@ def _login_failed(message):
 
 @bp.route("/logout", methods=["GET", "POST"])
 def logout():
+    """GET asks; only a POST carrying the CSRF token (checked before every unsafe request) signs out."""
     if request.method == "GET":
         return render_template("public/logout.html")
     logout_user()

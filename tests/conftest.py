@@ -14,10 +14,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from jobs import runtime
+from loafy import clock
 from loafy.app import create_app
 from loafy.db import db, is_postgres
 from loafy.migrations import upgrade
-from loafy.models import ALL_MODELS, Booking, ClubSession, User
+from loafy.models import ALL_MODELS, ClubSession, User
 
 FIXED_NOW = datetime(2026, 11, 24, 3, 0, 0)  # naive UTC, like every stored time
 KEEP_TABLES = {"roles"}
@@ -96,7 +98,7 @@ def reset_database():
             db.execute_sql("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
         else:
             for table in tables:
-                db.execute_sql(f'DELETE FROM "{table}"')
+                db.execute_sql(f'DELETE FROM "{table}"')  # noqa: S608 - our own table names
 
 
 @pytest.fixture
@@ -107,12 +109,19 @@ def app_config(database_url, tmp_path):
 
 @pytest.fixture
 def app(app_config):
+    """A fresh app on an emptied database. No app context stays pushed during the test: Flask
+    would reuse it for every test-client request, and `g` (the signed-in user, the CSRF token)
+    would leak from one client to the next."""
     app = create_app(app_config)
+    runtime.use_app(app)  # inline jobs run in this app, not a second one built from the environment
+    clock.freeze(FIXED_NOW)  # jobs and defaults see the same `now` as the test
     with app.app_context():
         db.connect(reuse_if_open=True)
         reset_database()
-        yield app
-        _close_pool()
+    yield app
+    _close_pool()
+    clock.freeze(None)
+    runtime.use_app(None)
 
 
 @pytest.fixture
@@ -146,14 +155,15 @@ class Factory:
 
     def user(self, role="player", email=None, name=None, member=False, **fields):
         n = self._next()
-        return User.create(
-            email=email or f"user{n}@example.com",
-            name=name or f"Player {n}",
-            role=role,
-            membership_until=self.now + timedelta(days=30) if member else None,
-            created_at=self.now,
-            **fields,
-        )
+        values = {
+            "email": email or f"user{n}@example.com",
+            "name": name or f"Player {n}",
+            "role": role,
+            "membership_until": self.now + timedelta(days=30) if member else None,
+            "created_at": self.now,
+        }
+        values.update(fields)
+        return User.create(**values)
 
     def club_session(self, **fields):
         starts = fields.pop("starts_at", self.now + timedelta(days=2))
@@ -212,4 +222,3 @@ def redis_conn(redis_url):
     conn.flushdb()
     yield conn
     conn.flushdb()
-

@@ -23,7 +23,9 @@ PRODUCTION_ENV = {
 }
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "DATABASE_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"])
+@pytest.mark.parametrize(
+    "missing", ["SECRET_KEY", "DATABASE_URL", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"]
+)
 def test_production_refuses_to_start_without_a_secret(missing, tmp_path):
     environ = {k: v for k, v in PRODUCTION_ENV.items() if k != missing}
     with pytest.raises(ConfigError, match=missing):
@@ -249,9 +251,7 @@ def test_healthz_reports_database_and_redis(client):
     assert response.get_json()["database"] == "ok"
 
 
-@pytest.mark.parametrize(
-    "role, expected", [(None, 302), ("player", 403), ("organizer", 200), ("admin", 200)]
-)
+@pytest.mark.parametrize("role, expected", [(None, 302), ("player", 403), ("organizer", 200), ("admin", 200)])
 def test_admin_is_for_staff_only(client, factory, role, expected):
     if role:
         login(client, factory.user(role=role))

@@ -1,0 +1,444 @@
+"""Booking a session, paying for it, cancelling it, and releasing unpaid spots.
+
+Lock order, everywhere: the session row first (FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE
+serializes every writer), then its bookings. Slot counters change only by expression inside the
+same transaction as the booking's status, and every status change is conditional on the status it
+expects, so two racing actors (expiry and payment, two expiry runs, two cancels) cannot both win.
+"""
+
+import logging
+import secrets
+from datetime import timedelta
+
+from peewee import IntegrityError, fn
+
+from loafy import notifications
+from loafy.clock import format_local
+from loafy.db import db, is_postgres
+from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, LedgerEntry, User
+from loafy.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+# No 0/O, 1/I/L: a code read aloud at the door or typed from a screenshot cannot be misread.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 5
+CODE_ATTEMPTS = 8
+
+
+class SessionFull(Conflict):
+    code = "full"
+    message = "Sorry, this session is full."
+
+
+class AlreadyBooked(Conflict):
+    code = "already_booked"
+    message = "You already have a booking for this session. Add guests to it instead of booking twice."
+
+
+class BookingClosed(Conflict):
+    code = "closed"
+    message = "This session is not open for booking."
+
+
+class NotOpenYet(Conflict):
+    code = "not_open"
+    message = "Booking for this session is not open yet."
+
+
+class SessionStarted(Conflict):
+    code = "started"
+    message = "This session has already started."
+
+
+class TooManyGuests(ValidationError):
+    code = "too_many_guests"
+
+
+class InvalidGuestCount(ValidationError):
+    code = "invalid_guest_count"
+    message = "The number of guests must be a whole number from 0 to 3."
+
+
+class PaymentMethodUnavailable(ValidationError):
+    code = "payment_method_unavailable"
+    message = "That payment method is not available for this session."
+
+
+class CancellationClosed(Conflict):
+    code = "cancellation_closed"
+
+
+class BookingNotActive(Conflict):
+    code = "not_active"
+    message = "This booking is no longer active."
+
+
+def new_code():
+    return "LB-" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def parse_guest_count(value, max_guests):
+    """A whole number 0..max_guests; anything else is a clear 422."""
+    if isinstance(value, bool) or value is None:
+        raise InvalidGuestCount(field="guest_count")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise InvalidGuestCount(field="guest_count")
+        value = int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isdigit() or (text.startswith("-") and text[1:].isdigit())) or len(text) > 6:
+            raise InvalidGuestCount(field="guest_count")
+        value = int(text)
+    if not isinstance(value, int) or value < 0:
+        raise InvalidGuestCount(field="guest_count")
+    if value > max_guests:
+        guests = "guest" if max_guests == 1 else "guests"
+        raise TooManyGuests(f"You can bring at most {max_guests} {guests}.", field="guest_count")
+    return value
+
+
+def _session_id(value):
+    raw = getattr(value, "id", value)
+    if isinstance(raw, bool):
+        raise NotFound("That session does not exist.")
+    try:
+        number = int(raw)
+    except (TypeError, ValueError):
+        raise NotFound("That session does not exist.")
+    if not 0 < number < 2**63:
+        raise NotFound("That session does not exist.")
+    return number
+
+
+def _lock_session(session_id):
+    """Re-read the session inside the transaction, locking its row on PostgreSQL."""
+    query = ClubSession.select().where(ClubSession.id == session_id)
+    if is_postgres():
+        query = query.for_update()
+    club_session = query.first()
+    if club_session is None:
+        raise NotFound("That session does not exist.")
+    return club_session
+
+
+def _check_open(club_session, actor, now):
+    if club_session.status == "cancelled":
+        raise BookingClosed("This session was cancelled.")
+    if club_session.status != "published":
+        raise BookingClosed()
+    if club_session.starts_at <= now:
+        raise SessionStarted()
+    public, early = club_session.booking_opens_at, club_session.early_access_opens_at
+    member = actor.is_member(now)
+    if member and early is not None:
+        opens = early if public is None else min(early, public)
+    else:
+        opens = public
+    if opens is None or now >= opens:
+        return
+    if early is not None and not member:
+        if now >= early:
+            raise NotOpenYet(f"Members are booking now; everyone else can book from {format_local(public)}.")
+        raise NotOpenYet(
+            f"Booking opens at {format_local(public)}; members can book from {format_local(early)}."
+        )
+    raise NotOpenYet(f"Booking opens at {format_local(opens)}.")
+
+
+def book_session(actor, club_session, guest_count, payment_method, now):
+    """Take 1 + guest_count slots for `actor` in one transaction; raises a typed refusal otherwise."""
+    if actor is None or not getattr(actor, "is_authenticated", True):
+        raise PermissionDenied("Please sign in to book.")
+    session_id = _session_id(club_session)
+    settings = get_settings()
+    guests = parse_guest_count(guest_count, settings["max_guests"])
+    if payment_method not in settings["payment_methods"]:
+        raise PaymentMethodUnavailable(field="payment_method")
+    slots = 1 + guests
+
+    for _attempt in range(CODE_ATTEMPTS):
+        try:
+            with db.atomic():
+                booking = _book_once(actor, session_id, guests, slots, payment_method, settings, now)
+            break
+        except IntegrityError:
+            # Either the one-active-booking index (a double click racing itself) or a code collision.
+            if _active_booking(actor.id, session_id) is not None:
+                raise AlreadyBooked()
+            log.info("booking code collision for session %s; retrying", session_id)
+    else:
+        raise Conflict("We could not create your booking just now. Please try again.")
+    log.info("booked %s: %s slots of session %s by user %s", booking.code, slots, session_id, actor.id)
+    return booking
+
+
+def _book_once(actor, session_id, guests, slots, payment_method, settings, now):
+    club_session = _lock_session(session_id)
+    _check_open(club_session, actor, now)
+    # Invariant 2: a pending booking past its deadline never blocks this one, even if the expiry
+    # job is late. Releasing this session's overdue bookings here is cheap (indexed) and exact.
+    _release_overdue(club_session, now)
+    if _active_booking(actor.id, session_id) is not None:
+        raise AlreadyBooked()
+    if payment_method == "cash" and not club_session.allow_pay_at_door and club_session.price > 0:
+        raise PaymentMethodUnavailable(
+            "This session does not take cash at the door; please pay by card or bank transfer.",
+            field="payment_method",
+        )
+    taken = (
+        ClubSession.update(available_slots=ClubSession.available_slots - slots, updated_at=now)
+        .where((ClubSession.id == session_id) & (ClubSession.available_slots >= slots))
+        .execute()
+    )
+    if not taken:
+        left = ClubSession.select(ClubSession.available_slots).where(ClubSession.id == session_id).scalar()
+        if left:
+            raise SessionFull(
+                f"Only {left} spot{'s' if left != 1 else ''} left: bring fewer guests.", code="full"
+            )
+        raise SessionFull()
+
+    amount = slots * club_session.price
+    # Free sessions and pay-at-the-door cash are confirmed at once; the rest wait for payment.
+    confirmed_now = amount == 0 or payment_method == "cash"
+    booking = Booking.create(
+        code=new_code(),
+        user=actor.id,
+        club_session=session_id,
+        guest_count=guests,
+        slots=slots,
+        unit_price=club_session.price,
+        amount=amount,
+        payment_method=payment_method,
+        status="confirmed" if confirmed_now else "pending_payment",
+        payment_status="paid" if amount == 0 else "unpaid",
+        payment_deadline=None
+        if confirmed_now
+        else now + timedelta(minutes=settings["payment_deadline_minutes"]),
+        created_at=now,
+        updated_at=now,
+        confirmed_at=now if confirmed_now else None,
+    )
+    if confirmed_now:
+        notifications.booking_confirmed(booking, now)
+    else:
+        notifications.booking_received(booking, now)
+        notifications.payment_reminder(booking, now)
+    return booking
+
+
+def _active_booking(user_id, session_id):
+    return Booking.get_or_none(
+        (Booking.user == user_id)
+        & (Booking.club_session == session_id)
+        & Booking.status.in_(ACTIVE_BOOKING_STATUSES)
+    )
+
+
+def _release_overdue(club_session, now):
+    """Expire this session's pending bookings past their deadline; the caller holds the session lock."""
+    overdue = list(
+        Booking.select(Booking.id, Booking.slots, Booking.user).where(
+            (Booking.club_session == club_session.id)
+            & (Booking.status == "pending_payment")
+            & (Booking.payment_deadline <= now)
+        )
+    )
+    if not overdue:
+        return []
+    ids = [b.id for b in overdue]
+    expired = (
+        Booking.update(status="expired", expired_at=now, updated_at=now)
+        .where(Booking.id.in_(ids) & (Booking.status == "pending_payment"))
+        .execute()
+    )
+    if expired != len(ids):  # cannot happen under the session lock; never return slots blindly
+        raise Conflict("The session changed while we were updating it. Please try again.")
+    ClubSession.update(
+        available_slots=ClubSession.available_slots + sum(b.slots for b in overdue), updated_at=now
+    ).where(ClubSession.id == club_session.id).execute()
+    notifications.bookings_expired([(b.id, b.user_id) for b in overdue], now)
+    return ids
+
+
+def expire_unpaid(now):
+    """Release every pending booking past its deadline; one short transaction per session.
+
+    Safe to run twice at once and against a payment arriving at the same moment: each session's
+    overdue rows are re-read under its lock and changed only if still pending. Returns the codes
+    released.
+    """
+    session_ids = [
+        row.club_session_id
+        for row in Booking.select(Booking.club_session)
+        .where((Booking.status == "pending_payment") & (Booking.payment_deadline <= now))
+        .distinct()
+    ]
+    released = []
+    for session_id in session_ids:
+        with db.atomic():
+            club_session = _lock_session(session_id)
+            ids = _release_overdue(club_session, now)
+        if ids:
+            released.extend(Booking.select(Booking.code).where(Booking.id.in_(ids)).tuples())
+    codes = sorted(code for (code,) in released)
+    if codes:
+        log.info("released %d unpaid booking(s): %s", len(codes), ", ".join(codes[:20]))
+    return codes
+
+
+def get_booking(booking_id, viewer):
+    """The owner's or staff's view of a booking; 404 for anyone else (no hint that it exists)."""
+    try:
+        number = int(getattr(booking_id, "id", booking_id))
+    except (TypeError, ValueError):
+        raise NotFound("That booking does not exist.")
+    if not 0 < number < 2**63:
+        raise NotFound("That booking does not exist.")
+    booking = (
+        Booking.select(Booking, ClubSession, User)
+        .join(ClubSession)
+        .switch(Booking)
+        .join(User)
+        .where(Booking.id == number)
+        .first()
+    )
+    if booking is None or viewer is None or not (viewer.is_staff or booking.user_id == viewer.id):
+        raise NotFound("That booking does not exist.")
+    return booking
+
+
+def cancel_booking(actor, booking, now, reason=""):
+    """Cancel an active booking: the owner before the cutoff, staff at any time. Slots return at once.
+
+    A paid booking is marked refund-due; the payments service refunds it (never silently dropped).
+    """
+    booking = get_booking(booking, actor)
+    is_staff = actor.is_admin
+    if not is_staff and booking.user_id != actor.id:
+        raise PermissionDenied("Only the player who booked or an admin can cancel this booking.")
+    settings = get_settings()
+    if not is_staff:
+        cutoff = booking.club_session.starts_at - timedelta(hours=settings["cancellation_cutoff_hours"])
+        if now > cutoff:
+            raise CancellationClosed(
+                f"Bookings can be cancelled up to {settings['cancellation_cutoff_hours']} hours before the "
+                f"session (until {format_local(cutoff)}). Please contact the club."
+            )
+    refund = (
+        booking.payment_status == "paid" and booking.amount > 0 and (is_staff or settings["refund_on_cancel"])
+    )
+    with db.atomic():
+        _lock_session(booking.club_session_id)
+        changed = (
+            Booking.update(
+                status="cancelled",
+                cancelled_at=now,
+                updated_at=now,
+                refund_due_at=now if refund else None,
+            )
+            .where((Booking.id == booking.id) & Booking.status.in_(ACTIVE_BOOKING_STATUSES))
+            .execute()
+        )
+        if not changed:
+            raise BookingNotActive("This booking is already cancelled or expired.")
+        ClubSession.update(available_slots=ClubSession.available_slots + booking.slots, updated_at=now).where(
+            ClubSession.id == booking.club_session_id
+        ).execute()
+        notifications.booking_cancelled(booking, now, refund=refund)
+    log.info("cancelled %s by user %s%s", booking.code, actor.id, " (refund due)" if refund else "")
+    return Booking.get_by_id(booking.id)
+
+
+def record_payment(booking_id, *, provider, provider_id, amount, now, actor=None, note=""):
+    """A payment arrived for a booking: confirm it, re-confirm it late, or mark its money refund-due.
+
+    Idempotent by (provider, provider_id): the same payment twice changes nothing the second time.
+    Returns one of "confirmed", "reconfirmed", "refund_due", "duplicate".
+    """
+    booking = Booking.get_or_none(Booking.id == booking_id)
+    if booking is None:
+        raise NotFound("That booking does not exist.")
+    with db.atomic():
+        club_session = _lock_session(booking.club_session_id)
+        booking = Booking.get_by_id(booking_id)
+        try:
+            with db.atomic():
+                LedgerEntry.create(
+                    booking=booking.id,
+                    kind="payment",
+                    provider=provider,
+                    provider_id=provider_id,
+                    amount=amount,
+                    status="succeeded",
+                    note=note,
+                    recorded_by=actor.id if actor else None,
+                    created_at=now,
+                )
+        except IntegrityError:
+            return "duplicate"
+
+        if booking.status == "pending_payment":
+            _confirm(booking, now)
+            outcome = "confirmed"
+        elif booking.status == "confirmed":
+            if booking.payment_status == "paid":  # a second, different payment for the same spot
+                _mark_refund_due(booking, now)
+                outcome = "refund_due"
+            else:  # cash at the door, paid now
+                Booking.update(payment_status="paid", updated_at=now).where(
+                    Booking.id == booking.id
+                ).execute()
+                outcome = "confirmed"
+        else:
+            # Invariant 4: paid after it expired (or was cancelled). Give the spot back if it is
+            # still there and the player has no other booking; otherwise the money goes back.
+            outcome = _late_payment(booking, club_session, now)
+    if outcome == "confirmed" or outcome == "reconfirmed":
+        notifications.booking_confirmed(Booking.get_by_id(booking_id), now)
+    log.info("payment %s/%s for %s: %s", provider, provider_id, booking.code, outcome)
+    return outcome
+
+
+def _confirm(booking, now):
+    Booking.update(
+        status="confirmed", payment_status="paid", confirmed_at=now, updated_at=now, payment_deadline=None
+    ).where(Booking.id == booking.id).execute()
+
+
+def _mark_refund_due(booking, now):
+    Booking.update(payment_status="paid", refund_due_at=now, updated_at=now).where(
+        Booking.id == booking.id
+    ).execute()
+
+
+def _late_payment(booking, club_session, now):
+    reopenable = (
+        booking.status == "expired"
+        and club_session.status == "published"
+        and club_session.starts_at > now
+        and _active_booking(booking.user_id, booking.club_session_id) is None
+    )
+    if reopenable:
+        taken = (
+            ClubSession.update(available_slots=ClubSession.available_slots - booking.slots, updated_at=now)
+            .where((ClubSession.id == club_session.id) & (ClubSession.available_slots >= booking.slots))
+            .execute()
+        )
+        if taken:
+            _confirm(booking, now)
+            return "reconfirmed"
+    _mark_refund_due(booking, now)
+    return "refund_due"
+
+
+def held_slots(session_id):
+    """Slots held by active bookings (what invariant 1 subtracts from max_slots)."""
+    return (
+        Booking.select(fn.COALESCE(fn.SUM(Booking.slots), 0))
+        .where((Booking.club_session == session_id) & Booking.status.in_(ACTIVE_BOOKING_STATUSES))
+        .scalar()
+    )

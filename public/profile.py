@@ -1,0 +1,55 @@
+"""The profile page: who you are, how you sign in, and your personal API tokens."""
+
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from loafy import accounts, tokens
+from loafy.models import utcnow
+from public.auth import providers
+from public.guards import role_required
+
+bp = Blueprint("profile", __name__, url_prefix="/profile")
+
+
+def _render(new_token=None, status=200):
+    page = render_template(
+        "public/profile.html",
+        identities=accounts.list_identities(current_user),
+        tokens=tokens.list_tokens(current_user),
+        providers=providers(),
+        new_token=new_token,
+    )
+    response = make_response(page, status)
+    response.headers["Cache-Control"] = "no-store"  # the page may show a token once
+    return response
+
+
+@bp.get("")
+@role_required()
+def show():
+    return _render()
+
+
+@bp.post("/identities/<int:identity_id>/unlink")
+@role_required()
+def unlink_identity(identity_id):
+    identity = accounts.unlink_identity(current_user, identity_id)
+    label = providers().get(identity.provider)
+    flash(f"{label.label if label else identity.provider} can no longer be used to sign in.", "info")
+    return redirect(url_for("profile.show"))
+
+
+@bp.post("/tokens")
+@role_required()
+def create_token():
+    """Shown on this response only (never stored raw), so no redirect: a reload will not show it again."""
+    _token, raw = tokens.create_token(current_user, request.form.get("name"), now=utcnow())
+    return _render(new_token=raw, status=201)
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@role_required()
+def revoke_token(token_id):
+    token = tokens.revoke_token(current_user, token_id, utcnow())
+    flash(f"The token “{token.name}” no longer works.", "info")
+    return redirect(url_for("profile.show"))
