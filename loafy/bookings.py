@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from peewee import IntegrityError, fn
 
-from loafy import notifications
+from loafy import notifications, queue
 from loafy.clock import format_local
 from loafy.db import db, is_postgres
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 5
 CODE_ATTEMPTS = 8
+# Enqueued (after commit) whenever a booking's money may need to move: refund it, or cancel its
+# open PaymentIntent. Implemented by the payments service; idempotent.
+SETTLE_JOB = "jobs.payments.settle_booking"
 
 
 class SessionFull(Conflict):
@@ -241,7 +244,7 @@ def _active_booking(user_id, session_id):
 def _release_overdue(club_session, now):
     """Expire this session's pending bookings past their deadline; the caller holds the session lock."""
     overdue = list(
-        Booking.select(Booking.id, Booking.slots, Booking.user).where(
+        Booking.select(Booking.id, Booking.slots, Booking.user, Booking.stripe_payment_intent_id).where(
             (Booking.club_session == club_session.id)
             & (Booking.status == "pending_payment")
             & (Booking.payment_deadline <= now)
@@ -261,6 +264,9 @@ def _release_overdue(club_session, now):
         available_slots=ClubSession.available_slots + sum(b.slots for b in overdue), updated_at=now
     ).where(ClubSession.id == club_session.id).execute()
     notifications.bookings_expired([(b.id, b.user_id) for b in overdue], now)
+    for booking in overdue:
+        if booking.stripe_payment_intent_id:  # its open PaymentIntent must be cancelled at Stripe
+            queue.enqueue(SETTLE_JOB, booking.id)
     return ids
 
 
@@ -349,6 +355,7 @@ def cancel_booking(actor, booking, now, reason=""):
             ClubSession.id == booking.club_session_id
         ).execute()
         notifications.booking_cancelled(booking, now, refund=refund)
+        queue.enqueue(SETTLE_JOB, booking.id)  # refund it or cancel its open PaymentIntent
     log.info("cancelled %s by user %s%s", booking.code, actor.id, " (refund due)" if refund else "")
     return Booking.get_by_id(booking.id)
 
@@ -413,6 +420,7 @@ def _mark_refund_due(booking, now):
     Booking.update(payment_status="paid", refund_due_at=now, updated_at=now).where(
         Booking.id == booking.id
     ).execute()
+    queue.enqueue(SETTLE_JOB, booking.id)
 
 
 def _late_payment(booking, club_session, now):

@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 
 from peewee import IntegrityError
 
-from loafy.db import db
-from loafy.errors import NotFound, PermissionDenied, ValidationError
-from loafy.models import SESSION_STATUSES, ClubSession
+from loafy.db import db, is_postgres
+from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, Booking, ClubSession
 
 log = logging.getLogger(__name__)
 
@@ -146,3 +146,101 @@ def _as_id(value):
     if not 0 < number < 2**63:
         raise NotFound("That session does not exist.")
     return number
+
+
+def _lock(session_id):
+    query = ClubSession.select().where(ClubSession.id == _as_id(session_id))
+    if is_postgres():
+        query = query.for_update()
+    club_session = query.first()
+    if club_session is None:
+        raise NotFound("That session does not exist.")
+    return club_session
+
+
+def can_edit(actor, club_session):
+    """Admins edit any session; organizers their own drafts (and publish them)."""
+    if actor is None or not actor.is_staff:
+        return False
+    if actor.is_admin:
+        return True
+    return club_session.created_by_id == actor.id and club_session.status == "draft"
+
+
+def update_session(actor, club_session, data, now):
+    """Change a session's details. Capacity changes move available_slots by the same amount, in
+    the same transaction, and are refused below what is already booked."""
+    fields = validate_session_fields(data, partial=True)
+    if fields.get("status") == "cancelled":
+        raise ValidationError(
+            "Use cancel to cancel a session: its bookings must be refunded.", field="status"
+        )
+    with db.atomic():
+        current = _lock(getattr(club_session, "id", club_session))
+        if not can_edit(actor, current):
+            raise PermissionDenied("You cannot edit this session.")
+        if current.status == "cancelled":
+            raise Conflict("This session was cancelled and cannot be edited.", code="cancelled")
+        merged = {name: getattr(current, name) for name in EDITABLE_FIELDS}
+        merged.update(fields)
+        _check_dates(merged)
+        updates = {getattr(ClubSession, k): v for k, v in fields.items()}
+        if "max_slots" in fields and fields["max_slots"] != current.max_slots:
+            held = current.max_slots - current.available_slots
+            if fields["max_slots"] < held:
+                raise Conflict(
+                    f"{held} spots are already booked: capacity cannot go below {held}.",
+                    code="capacity_below_booked",
+                    field="max_slots",
+                )
+            delta = fields["max_slots"] - current.max_slots
+            updates[ClubSession.available_slots] = ClubSession.available_slots + delta
+        if "price" in fields and fields["price"] != current.price:
+            # Existing bookings keep the price they were made at (Booking.unit_price).
+            log.info("price of session %s changes from %s to %s", current.id, current.price, fields["price"])
+        updates[ClubSession.updated_at] = now
+        try:
+            with db.atomic():
+                ClubSession.update(updates).where(ClubSession.id == current.id).execute()
+        except IntegrityError as exc:
+            log.warning("session update rejected by the database: %s", exc)
+            raise ValidationError("These session details are not consistent.")
+    return ClubSession.get_by_id(current.id)
+
+
+def cancel_session(actor, club_session, now, reason=""):
+    """Cancel a session (admins): every active booking is cancelled and paid ones refunded."""
+    from loafy.bookings import cancel_booking  # bookings imports this module's neighbours
+
+    if actor is None or not actor.is_admin:
+        raise PermissionDenied("Only an admin can cancel a session.")
+    with db.atomic():
+        current = _lock(getattr(club_session, "id", club_session))
+        if current.status == "cancelled":
+            raise Conflict("This session is already cancelled.", code="cancelled")
+        ClubSession.update(status="cancelled", cancelled_at=now, updated_at=now).where(
+            ClubSession.id == current.id
+        ).execute()
+        active = [
+            b.id
+            for b in Booking.select(Booking.id).where(
+                (Booking.club_session == current.id) & Booking.status.in_(ACTIVE_BOOKING_STATUSES)
+            )
+        ]
+        for booking_id in active:
+            cancel_booking(actor, booking_id, now, reason=reason or "session cancelled")
+    log.info("session %s cancelled by %s; %d booking(s) cancelled", current.id, actor.id, len(active))
+    return ClubSession.get_by_id(current.id)
+
+
+def delete_session(actor, club_session):
+    """Delete a session that never had a booking (admins); otherwise cancel it instead."""
+    if actor is None or not actor.is_admin:
+        raise PermissionDenied("Only an admin can delete a session.")
+    with db.atomic():
+        current = _lock(getattr(club_session, "id", club_session))
+        if Booking.select().where(Booking.club_session == current.id).exists():
+            raise Conflict(
+                "This session has bookings: cancel it instead of deleting it.", code="has_bookings"
+            )
+        current.delete_instance()

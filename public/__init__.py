@@ -13,11 +13,11 @@ csrf = CSRFProtect()
 
 # Views that take no CSRF token: signed by their caller instead (Stripe signs its webhooks; Apple's
 # form_post only bounces to the GET callback, where the OAuth state is checked).
-CSRF_EXEMPT_ENDPOINTS = {"api.stripe_webhook", "auth.apple_form_post"}
+CSRF_EXEMPT_ENDPOINTS = {"payments.stripe_webhook", "auth.apple_form_post"}
 
 
 def init_app(app):
-    from public import api, auth, errors, formatting, pages, profile
+    from public import api, auth, errors, formatting, pages, payments, profile
 
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked in _protect below
     app.config["WTF_CSRF_TIME_LIMIT"] = None  # tied to the session instead of a clock
@@ -45,6 +45,7 @@ def init_app(app):
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(profile.bp)
+    app.register_blueprint(payments.bp)
     errors.init_app(app)
     formatting.init_app(app)
     app.jinja_env.globals["current_user"] = current_user

@@ -29,9 +29,3 @@ def user_json(user):
 @login_required
 def me():
     return jsonify({"user": user_json(current_user), "csrf_token": generate_csrf()})
-
-
-@bp.post("/webhooks/stripe")
-def stripe_webhook():
-    """Filled in by the payments work; answers 503 so Stripe retries until then."""
-    return jsonify({"error": {"code": "unavailable", "message": "Payments are not set up yet."}}), 503

@@ -1,0 +1,16 @@
+"""Payment jobs: ids in, idempotent. The rules live in loafy.payments."""
+
+import logging
+
+from jobs.runtime import job
+from loafy.models import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@job
+def settle_booking(app, booking_id):
+    """Move a booking's money to match its state: refund if refund-due, cancel an open intent."""
+    from loafy import payments
+
+    return payments.settle_booking(booking_id, utcnow())
