@@ -181,27 +181,25 @@ def book_session(actor, club_session, guest_count, payment_method, now):
 def _book_once(actor, session_id, guests, slots, payment_method, settings, now):
     club_session = _lock_session(session_id)
     _check_open(club_session, actor, now)
-    # Invariant 2: a pending booking past its deadline never blocks this one, even if the expiry
-    # job is late. Releasing this session's overdue bookings here is cheap (indexed) and exact.
-    _release_overdue(club_session, now)
-    if _active_booking(actor.id, session_id) is not None:
-        raise AlreadyBooked()
+    existing = _active_booking(actor.id, session_id)
+    if existing is not None:
+        if not _is_overdue(existing, now):
+            raise AlreadyBooked()
+        _release_overdue([session_id], now)  # their own unpaid booking lapsed: they may book again
     if payment_method == "cash" and not club_session.allow_pay_at_door and club_session.price > 0:
         raise PaymentMethodUnavailable(
             "This session does not take cash at the door; please pay by card or bank transfer.",
             field="payment_method",
         )
-    taken = (
-        ClubSession.update(available_slots=ClubSession.available_slots - slots, updated_at=now)
-        .where((ClubSession.id == session_id) & (ClubSession.available_slots >= slots))
-        .execute()
-    )
-    if not taken:
+    # Invariant 2: a pending booking past its deadline never blocks this one, even if the expiry
+    # job is late. Only when the slots are short do we release this session's overdue bookings
+    # (indexed, under the lock we hold) and try again: the common path stays one UPDATE.
+    if not _take_slots(session_id, slots, now) and not (
+        _release_overdue([session_id], now) and _take_slots(session_id, slots, now)
+    ):
         left = ClubSession.select(ClubSession.available_slots).where(ClubSession.id == session_id).scalar()
         if left:
-            raise SessionFull(
-                f"Only {left} spot{'s' if left != 1 else ''} left: bring fewer guests.", code="full"
-            )
+            raise SessionFull(f"Only {left} spot{'s' if left != 1 else ''} left: bring fewer guests.")
         raise SessionFull()
 
     amount = slots * club_session.price
@@ -233,19 +231,62 @@ def _book_once(actor, session_id, guests, slots, payment_method, settings, now):
     return booking
 
 
-def _active_booking(user_id, session_id):
-    return Booking.get_or_none(
-        (Booking.user == user_id)
-        & (Booking.club_session == session_id)
-        & Booking.status.in_(ACTIVE_BOOKING_STATUSES)
+def _take_slots(session_id, slots, now):
+    """The conditional decrement: it succeeds only while enough slots remain (never below zero)."""
+    return (
+        ClubSession.update(available_slots=ClubSession.available_slots - slots, updated_at=now)
+        .where((ClubSession.id == session_id) & (ClubSession.available_slots >= slots))
+        .execute()
     )
 
 
-def _release_overdue(club_session, now):
-    """Expire this session's pending bookings past their deadline; the caller holds the session lock."""
+def _active_booking(user_id, session_id):
+    """The player's active booking for the session (id, status and deadline only), or None."""
+    return (
+        Booking.select(Booking.id, Booking.status, Booking.payment_deadline)
+        .where(
+            (Booking.user == user_id)
+            & (Booking.club_session == session_id)
+            & Booking.status.in_(ACTIVE_BOOKING_STATUSES)
+        )
+        .first()
+    )
+
+
+def _is_overdue(booking, now):
+    return (
+        booking.status == "pending_payment"
+        and booking.payment_deadline is not None
+        and booking.payment_deadline <= now
+    )
+
+
+def _lock_sessions(session_ids):
+    """Lock several session rows in id order (PostgreSQL), so two sweeps never deadlock."""
+    if is_postgres():
+        list(
+            ClubSession.select(ClubSession.id)
+            .where(ClubSession.id.in_(session_ids))
+            .order_by(ClubSession.id)
+            .for_update()
+        )
+
+
+def _release_overdue(session_ids, now):
+    """Expire these sessions' pending bookings past their deadline and return their slots.
+
+    The caller holds the sessions' locks; returns the released bookings' codes.
+    """
     overdue = list(
-        Booking.select(Booking.id, Booking.slots, Booking.user, Booking.stripe_payment_intent_id).where(
-            (Booking.club_session == club_session.id)
+        Booking.select(
+            Booking.id,
+            Booking.code,
+            Booking.slots,
+            Booking.user,
+            Booking.club_session,
+            Booking.stripe_payment_intent_id,
+        ).where(
+            Booking.club_session.in_(session_ids)
             & (Booking.status == "pending_payment")
             & (Booking.payment_deadline <= now)
         )
@@ -253,47 +294,52 @@ def _release_overdue(club_session, now):
     if not overdue:
         return []
     ids = [b.id for b in overdue]
-    expired = (
-        Booking.update(status="expired", expired_at=now, updated_at=now)
-        .where(Booking.id.in_(ids) & (Booking.status == "pending_payment"))
-        .execute()
-    )
-    if expired != len(ids):  # cannot happen under the session lock; never return slots blindly
+    expired = 0
+    for start in range(0, len(ids), 5000):  # stay well under SQLite's bound-parameter limit
+        chunk = ids[start : start + 5000]
+        expired += (
+            Booking.update(status="expired", expired_at=now, updated_at=now)
+            .where(Booking.id.in_(chunk) & (Booking.status == "pending_payment"))
+            .execute()
+        )
+    if expired != len(ids):  # cannot happen under the sessions' locks; never return slots blindly
         raise Conflict("The session changed while we were updating it. Please try again.")
-    ClubSession.update(
-        available_slots=ClubSession.available_slots + sum(b.slots for b in overdue), updated_at=now
-    ).where(ClubSession.id == club_session.id).execute()
+    returned = {}
+    for booking in overdue:
+        returned[booking.club_session_id] = returned.get(booking.club_session_id, 0) + booking.slots
+    for session_id, slots in returned.items():
+        ClubSession.update(available_slots=ClubSession.available_slots + slots, updated_at=now).where(
+            ClubSession.id == session_id
+        ).execute()
     notifications.bookings_expired([(b.id, b.user_id) for b in overdue], now)
     for booking in overdue:
         if booking.stripe_payment_intent_id:  # its open PaymentIntent must be cancelled at Stripe
             queue.enqueue(SETTLE_JOB, booking.id)
-    return ids
+    return [b.code for b in overdue]
 
 
-def expire_unpaid(now):
-    """Release every pending booking past its deadline; one short transaction per session.
+def expire_unpaid(now, sessions_per_transaction=200):
+    """Release every pending booking past its deadline; returns the codes released, sorted.
 
-    Safe to run twice at once and against a payment arriving at the same moment: each session's
-    overdue rows are re-read under its lock and changed only if still pending. Returns the codes
-    released.
+    Sessions are handled in batches, each one short transaction holding those sessions' locks, so
+    it is safe to run twice at once and against a payment arriving at the same moment: the overdue
+    rows are re-read under the locks and changed only if still pending.
     """
-    session_ids = [
+    session_ids = sorted(
         row.club_session_id
         for row in Booking.select(Booking.club_session)
         .where((Booking.status == "pending_payment") & (Booking.payment_deadline <= now))
         .distinct()
-    ]
-    released = []
-    for session_id in session_ids:
+    )
+    codes = []
+    for start in range(0, len(session_ids), sessions_per_transaction):
+        batch = session_ids[start : start + sessions_per_transaction]
         with db.atomic():
-            club_session = _lock_session(session_id)
-            ids = _release_overdue(club_session, now)
-        if ids:
-            released.extend(Booking.select(Booking.code).where(Booking.id.in_(ids)).tuples())
-    codes = sorted(code for (code,) in released)
+            _lock_sessions(batch)
+            codes.extend(_release_overdue(batch, now))
     if codes:
-        log.info("released %d unpaid booking(s): %s", len(codes), ", ".join(codes[:20]))
-    return codes
+        log.info("released %d unpaid booking(s): %s", len(codes), ", ".join(sorted(codes)[:20]))
+    return sorted(codes)
 
 
 def get_booking(booking_id, viewer):

@@ -46,7 +46,11 @@ _templates.filters["local"] = format_local
 
 
 def _create(kind, booking, now, send_after=None, extra_key=""):
-    """Write one notification row (once per kind and booking) and send it after commit."""
+    """Write one notification row (once per kind and booking) and send it after commit.
+
+    A notification due later (the payment reminder) is not enqueued: the every-minute sweep sends
+    it when due, which costs no Redis round trip on the booking's hot path.
+    """
     send_after = max(send_after or now, now)
     try:
         with db.atomic():
@@ -60,12 +64,8 @@ def _create(kind, booking, now, send_after=None, extra_key=""):
             )
     except IntegrityError:
         return None  # already written: the event was reported before
-    queue.enqueue(
-        "jobs.tasks.send_notification",
-        notification.id,
-        queue_name="mail",
-        at=send_after if send_after > now else None,
-    )
+    if send_after <= now:
+        queue.enqueue("jobs.tasks.send_notification", notification.id, queue_name="mail")
     return notification
 
 
@@ -90,22 +90,22 @@ def booking_cancelled(booking, now, refund=False):
 
 
 def bookings_expired(rows, now):
-    """Many at once (the expiry sweep): one insert, then one flush job."""
+    """Many at once (the expiry sweep): bulk inserts, then one flush job."""
     if not rows:
         return
-    Notification.insert_many(
-        [
-            {
-                "user": user_id,
-                "booking": booking_id,
-                "kind": "booking_expired",
-                "dedupe_key": f"booking_expired:{booking_id}",
-                "send_after": now,
-                "created_at": now,
-            }
-            for booking_id, user_id in rows
-        ]
-    ).on_conflict_ignore().execute()
+    values = [
+        {
+            "user": user_id,
+            "booking": booking_id,
+            "kind": "booking_expired",
+            "dedupe_key": f"booking_expired:{booking_id}",
+            "send_after": now,
+            "created_at": now,
+        }
+        for booking_id, user_id in rows
+    ]
+    for start in range(0, len(values), 1000):
+        Notification.insert_many(values[start : start + 1000]).on_conflict_ignore().execute()
     queue.enqueue("jobs.tasks.flush_notifications", queue_name="mail")
 
 
