@@ -1,86 +1,23 @@
-"""Flask-Admin views: declarative configuration; rules go through loafy services."""
+"""The staff area: Flask-Admin built per app. Views are configuration; rules go through loafy.staff."""
 
 from flask_admin import Admin, AdminIndexView, expose
-from flask_admin.contrib.peewee import ModelView
-from flask_admin.form import SecureForm
 from flask_admin.theme import Bootstrap4Theme
-from flask_login import current_user
 
-from loafy.models import STAFF_ROLES, Booking, ClubSession, User
-from public.guards import deny, has_role
-
-
-class StaffOnly:
-    """Anonymous visitors go to sign-in; signed-in players get 403 (the guard every area uses)."""
-
-    roles = STAFF_ROLES  # views that only admins may see set ("admin",)
-
-    def is_accessible(self):
-        return has_role(current_user, *self.roles)
-
-    def inaccessible_callback(self, name, **kwargs):
-        return deny()
+from admin import dashboard
+from admin.audit import AuditLogView
+from admin.base import StaffOnly, actor, now
+from admin.bookings import BookingView
+from admin.jobs import JobsView
+from admin.players import PlayerView
+from admin.sessions import ClubSessionView
+from admin.settings import SettingsView
+from loafy.models import AuditLog, Booking, ClubSession, User
 
 
 class StaffIndexView(StaffOnly, AdminIndexView):
     @expose("/")
     def index(self):
-        if not self.is_accessible():
-            return self.inaccessible_callback("index")
-        return super().index()
-
-
-class StaffModelView(StaffOnly, ModelView):
-    form_base_class = SecureForm
-    page_size = 50
-    can_view_details = True
-
-
-class ClubSessionView(StaffModelView):
-    column_list = (
-        "title",
-        "starts_at",
-        "location",
-        "max_slots",
-        "available_slots",
-        "price",
-        "status",
-    )
-    column_default_sort = ("starts_at", True)
-    column_searchable_list = ("title", "location")
-    column_filters = ("status", "starts_at")
-    # Capacity and money change through the services only (later: the admin issue's forms).
-    can_create = False
-    can_edit = False
-    can_delete = False
-
-
-class BookingView(StaffModelView):
-    column_list = (
-        "code",
-        "user",
-        "club_session",
-        "slots",
-        "amount",
-        "status",
-        "payment_status",
-        "created_at",
-    )
-    column_default_sort = ("created_at", True)
-    column_searchable_list = ("code",)
-    column_filters = ("status", "payment_status", "payment_method")
-    can_create = False
-    can_edit = False
-    can_delete = False
-
-
-class UserView(StaffModelView):
-    roles = ("admin",)
-    column_list = ("name", "email", "role", "membership_until", "created_at")
-    column_searchable_list = ("name", "email")
-    can_create = False
-    can_edit = False
-    can_delete = False
+        return self.render("admin/loafy/dashboard.html", data=dashboard.build(now(), actor()))
 
 
 def init_admin(app):
@@ -89,10 +26,13 @@ def init_admin(app):
         app,
         name="Loafy staff",
         url="/admin",
-        index_view=StaffIndexView(url="/admin", endpoint="admin"),
+        index_view=StaffIndexView(name="Dashboard", url="/admin", endpoint="admin"),
         theme=Bootstrap4Theme(),
     )
     admin.add_view(ClubSessionView(ClubSession, name="Sessions", endpoint="sessions"))
     admin.add_view(BookingView(Booking, name="Bookings", endpoint="bookings"))
-    admin.add_view(UserView(User, name="Players", endpoint="players"))
+    admin.add_view(PlayerView(User, name="Players", endpoint="players"))
+    admin.add_view(SettingsView(name="Settings", endpoint="settings", url="/admin/settings"))
+    admin.add_view(JobsView(name="Jobs", endpoint="jobs", url="/admin/jobs"))
+    admin.add_view(AuditLogView(AuditLog, name="Audit log", endpoint="audit", url="/admin/audit"))
     return admin

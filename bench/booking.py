@@ -9,20 +9,17 @@ are enqueued to the real Redis on 127.0.0.1:6379 (db 14) as in production.
 """
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import drop_database, fresh_database, machine, percentile
 from loafy import clock
 from loafy.app import create_app
 from loafy.bookings import book_session, expire_unpaid
@@ -34,32 +31,6 @@ from loafy.models import Booking, ClubSession, Notification, User
 
 NOW = datetime(2026, 11, 24, 3, 0, 0)
 USERS = 20_000
-
-
-def fresh_database(kind, tmp):
-    if kind == "sqlite":
-        return f"sqlite:///{tmp}/bench.db", None
-    import psycopg2
-
-    server = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-    name = f"loafy_bench_{uuid.uuid4().hex[:8]}"
-    conn = psycopg2.connect(server)
-    conn.autocommit = True
-    conn.cursor().execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return urlunsplit(urlsplit(server)._replace(path=f"/{name}")), (server, name)
-
-
-def drop_database(handle):
-    if handle is None:
-        return
-    import psycopg2
-
-    server, name = handle
-    conn = psycopg2.connect(server)
-    conn.autocommit = True
-    conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
 
 
 def make_app(url, tmp):
@@ -153,13 +124,6 @@ def run_bookings(app, user_ids, session_ids, workers, seconds):
     for thread in threads:
         thread.join()
     return done, time.perf_counter() - began, latencies, errors
-
-
-def percentile(values, p):
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * p))]
 
 
 def bench_throughput(kind, seconds, rows):
@@ -263,9 +227,7 @@ def main():
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args()
     kinds = ["sqlite"] + ([] if args.skip_postgres else ["postgres"])
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    )
+    print(f"machine: {machine()}")
 
     rows = []
     for kind in kinds:

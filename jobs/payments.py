@@ -14,3 +14,11 @@ def settle_booking(app, booking_id):
     from loafy import payments
 
     return payments.settle_booking(booking_id, utcnow())
+
+
+@job
+def settle_due(app):
+    """Catch-up sweep: refund every booking still owed money back (after a lost job or a Stripe outage)."""
+    from loafy import payments
+
+    return payments.settle_due(utcnow())

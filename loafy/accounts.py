@@ -164,3 +164,8 @@ def unlink_identity(actor, identity_id):
         identity.delete_instance()
     log.info("user %s unlinked identity %s (%s)", actor.id, identity.id, identity.provider)
     return identity
+
+
+def set_locale(user, code):
+    """Remember the language a signed-in user chose (the web layer checks `code` is supported)."""
+    User.update(locale=code).where(User.id == user.id).execute()

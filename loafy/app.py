@@ -5,7 +5,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from loafy import clock, mail, queue
+from loafy import clock, mail, payments, queue
 from loafy.config import load_config
 from loafy.db import db, make_database
 
@@ -38,6 +38,7 @@ def create_app(config=None):
     clock.init_app(app)
     queue.init_app(app)
     mail.init_app(app)
+    payments.init_app(app)
 
     # Web layers are imported here, not at module level: loafy/ must not depend on them.
     import admin

@@ -128,6 +128,8 @@ def _lock_session(session_id):
 
 
 def _check_open(club_session, actor, now):
+    if club_session.status == "draft" and not actor.is_staff:
+        raise NotFound("That session does not exist.")  # a draft's existence is not public
     if club_session.status == "cancelled":
         raise BookingClosed("This session was cancelled.")
     if club_session.status != "published":

@@ -158,6 +158,27 @@ def jobs_expire_unpaid(now_text):
     click.echo(f"{len(codes)} booking(s) released at {now.isoformat()}Z")
 
 
+@click.group("payments")
+def payments_group():
+    """Card payments through Stripe."""
+
+
+@payments_group.command("reconcile")
+@click.option("--since", "since_text", default=None, help="Only intents from this day on (YYYY-MM-DD, UTC).")
+@app_command
+def payments_reconcile(since_text):
+    """Compare the ledger with Stripe's PaymentIntents; prints each difference, exit 1 if any."""
+    from loafy.payments import parse_day, reconcile
+
+    differences = reconcile(parse_day(since_text) if since_text else None)
+    for line in differences:
+        click.echo(f"DIFFERENCE {line}")
+    if differences:
+        click.echo(f"{len(differences)} difference(s)", err=True)
+        sys.exit(1)
+    click.echo("ok: the ledger matches Stripe")
+
+
 @click.command("dev")
 @click.option("--port", default=5000, show_default=True)
 @click.option("--no-demo", is_flag=True, help="Do not add demo data to an empty database.")
@@ -168,7 +189,7 @@ def dev(port, no_demo):
     sys.exit(run_dev(port=port, demo=not no_demo))
 
 
-COMMANDS = (db_group, seed_demo, user_group, token_group, check, jobs_group, dev)
+COMMANDS = (db_group, seed_demo, user_group, token_group, check, jobs_group, payments_group, dev)
 
 
 def register(app):

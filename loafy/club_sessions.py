@@ -1,10 +1,12 @@
 """Club sessions: create, edit, publish, list."""
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
 
 from peewee import IntegrityError
 
+from loafy.clock import club_tz
 from loafy.db import db, is_postgres
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, Booking, ClubSession
@@ -244,3 +246,69 @@ def delete_session(actor, club_session):
                 "This session has bookings: cancel it instead of deleting it.", code="has_bookings"
             )
         current.delete_instance()
+
+
+MAX_PER_PAGE = 100
+
+
+class Page(NamedTuple):
+    """One page of a list: its rows, the total over all pages, and the page asked for."""
+
+    items: list
+    total: int
+    page: int
+    per_page: int
+
+
+def list_sessions(viewer, *, starts_from=None, starts_to=None, status=None, page=1, per_page=20):
+    """One `Page` of sessions by start time; drafts only for staff. Two queries.
+
+    `starts_from` / `starts_to` are ISO-8601 dates or date-times (a date or a time without offset is
+    the club's local time; a date as `starts_to` includes that whole day); bad values are named.
+    """
+    query = ClubSession.select()
+    if not (viewer is not None and getattr(viewer, "is_staff", False)):
+        query = query.where(ClubSession.status != "draft")
+    if status not in (None, ""):
+        if status not in SESSION_STATUSES:
+            raise ValidationError(f"Status must be one of: {', '.join(SESSION_STATUSES)}.", field="status")
+        query = query.where(ClubSession.status == status)
+    low = _time_filter("from", starts_from, end_of_day=False)
+    high = _time_filter("to", starts_to, end_of_day=True)
+    if low is not None:
+        query = query.where(ClubSession.starts_at >= low)
+    if high is not None:
+        query = query.where(ClubSession.starts_at < high)
+    page, per_page = clean_page(page, per_page)
+    total = query.count()
+    items = list(query.order_by(ClubSession.starts_at, ClubSession.id).paginate(page, per_page))
+    return Page(items, total, page, per_page)
+
+
+def clean_page(page, per_page, max_per_page=MAX_PER_PAGE):
+    """`page` from 1, `per_page` from 1 to `max_per_page`; anything else is a named 422."""
+    page = _as_int("page", 1 if page in (None, "") else page, 1, 1_000_000)
+    per_page = _as_int("per_page", 20 if per_page in (None, "") else per_page, 1, max_per_page)
+    return page, per_page
+
+
+def _time_filter(name, value, end_of_day):
+    """An ISO date or date-time as naive UTC; dates and offset-less times are club-local.
+
+    As an upper bound (`end_of_day`) a date means "through that day" and a time is inclusive.
+    """
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime(day.year, day.month, day.day) + timedelta(days=1 if end_of_day else 0)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            moment += timedelta(microseconds=1 if end_of_day else 0)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=club_tz())
+        return moment.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        raise ValidationError(f"{name} must be an ISO-8601 date or date and time.", field=name)

@@ -41,6 +41,8 @@ DEFAULTS = {
     "DB_POOL_TIMEOUT": "10",
     "JOBS_INLINE": None,
     "INSTANCE_PATH": None,  # where SQLite, the outbox and dev state live (default ./instance)
+    "TRUSTED_PROXIES": "0",  # proxies in front of the app (Heroku: 1); per-IP limits need the real client
+    "RATELIMIT_STORAGE_URI": None,  # default: REDIS_URL in production, memory:// otherwise
 }
 
 # Production refuses to start without these (the payment secrets included: a club takes money).
@@ -84,7 +86,7 @@ def load_config(environ=None, overrides=None, instance_path="instance"):
         if not config["DATABASE_URL"]:
             config["DATABASE_URL"] = f"sqlite:///{Path(instance_path).resolve() / 'loafy.db'}"
 
-    for name in ("DB_POOL_SIZE", "DB_POOL_TIMEOUT", "SMTP_PORT"):
+    for name in ("DB_POOL_SIZE", "DB_POOL_TIMEOUT", "SMTP_PORT", "TRUSTED_PROXIES"):
         try:
             config[name] = int(config[name])
         except (TypeError, ValueError):

@@ -17,7 +17,7 @@ CSRF_EXEMPT_ENDPOINTS = {"payments.stripe_webhook", "auth.apple_form_post"}
 
 
 def init_app(app):
-    from public import api, auth, errors, formatting, pages, payments, profile
+    from public import api, auth, errors, formatting, hardening, i18n, limits, pages, payments, profile
 
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked in _protect below
     app.config["WTF_CSRF_TIME_LIMIT"] = None  # tied to the session instead of a clock
@@ -47,7 +47,10 @@ def init_app(app):
     app.register_blueprint(profile.bp)
     app.register_blueprint(payments.bp)
     errors.init_app(app)
+    limits.init_app(app)  # after the blueprints: it wraps their views
     formatting.init_app(app)
+    i18n.init_app(app)
+    hardening.init_app(app)
     app.jinja_env.globals["current_user"] = current_user
 
 
@@ -76,6 +79,10 @@ def _protect():
         return
     # A bearer token cannot be attached by a cross-site form, so such requests need no CSRF token.
     if request.endpoint in CSRF_EXEMPT_ENDPOINTS or _bearer_token(request) is not None:
+        return
+    # Without a signed-in session there is nothing for a forged request to ride on; the route's
+    # guard answers (401 for the API, the sign-in page for pages) instead of a CSRF error.
+    if not current_user.is_authenticated:
         return
     csrf.protect()
 

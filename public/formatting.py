@@ -1,24 +1,67 @@
-"""Jinja filters: times in the club's time zone, money as VND."""
+"""Jinja filters: times in the club's time zone and the reader's language, money as VND."""
 
 from datetime import UTC
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime
 from flask import current_app
 
+from loafy.clock import utcnow
 
-def local_time(value, fmt="%a %d/%m %H:%M"):
-    """A stored naive-UTC time shown in the club's time zone."""
+# Named date patterns per language (CLDR syntax); 24-hour clock in both.
+PATTERNS = {
+    "vi": {
+        "card": "EEEE, dd/MM · HH:mm",
+        "long": "EEEE, dd/MM/yyyy · HH:mm",
+        "short": "HH:mm, dd/MM",
+        "date": "dd/MM/yyyy",
+        "time": "HH:mm",
+    },
+    "en": {
+        "card": "EEE d MMM · HH:mm",
+        "long": "EEEE d MMMM yyyy · HH:mm",
+        "short": "HH:mm, d MMM",
+        "date": "d MMM yyyy",
+        "time": "HH:mm",
+    },
+}
+
+
+def _locale():
+    from public.i18n import DEFAULT, current_locale
+
+    try:
+        code = current_locale()
+    except RuntimeError:  # outside a request
+        code = DEFAULT
+    return code if code in PATTERNS else DEFAULT
+
+
+def local_time(value, fmt="card"):
+    """A stored naive-UTC time shown in the club's time zone: a named pattern in the reader's
+    language ("card", "long", "short", "date", "time"), or a strftime format (contains "%")."""
     if value is None:
         return ""
     tz = ZoneInfo(current_app.config["CLUB_TIMEZONE"])
-    return value.replace(tzinfo=UTC).astimezone(tz).strftime(fmt)
+    aware = value.replace(tzinfo=UTC).astimezone(tz)
+    if "%" in fmt:
+        return aware.strftime(fmt)
+    locale = _locale()
+    return format_datetime(aware, PATTERNS[locale].get(fmt, fmt), tzinfo=tz, locale=locale)
 
 
 def vnd(amount):
-    """150000 -> '150.000 ₫' (Vietnamese grouping; VND has no minor unit)."""
+    """150000 -> '150.000 ₫' in both languages (Vietnamese grouping; VND has no minor unit)."""
     if amount is None:
         return ""
     return f"{int(amount):,}".replace(",", ".") + " ₫"
+
+
+def seconds_left(value):
+    """Whole seconds from the server's now until `value` (0 when past): countdowns trust no phone clock."""
+    if value is None:
+        return 0
+    return max(0, int((value - utcnow()).total_seconds()))
 
 
 def iso_utc(value):
@@ -29,3 +72,4 @@ def init_app(app):
     app.add_template_filter(local_time, "local_time")
     app.add_template_filter(vnd, "vnd")
     app.add_template_filter(iso_utc, "iso_utc")
+    app.add_template_filter(seconds_left, "seconds_left")

@@ -1,34 +1,289 @@
-"""Public pages: the session list and detail, and the health check."""
+"""Public pages: the session list and detail with the booking form, the player's bookings, the
+language switch and the health check. Views parse, call one service, flash, and redirect (PRG)."""
 
-from flask import Blueprint, jsonify, render_template
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import segno
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from loafy import queue
-from loafy.club_sessions import get_session
+from loafy.accounts import set_locale
+from loafy.bookings import book_session, cancel_booking, get_booking
 from loafy.db import db
-from loafy.models import ClubSession, utcnow
+from loafy.errors import Conflict, PermissionDenied, ValidationError
+from loafy.listings import (
+    get_session_for_viewer,
+    list_bookings_page,
+    list_sessions_page,
+    session_availability,
+)
+from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, utcnow
+from loafy.settings import get_settings
+from public.auth import safe_next
+from public.guards import role_required
+from public.i18n import COOKIE, COOKIE_MAX_AGE, SUPPORTED, error_text
 
 bp = Blueprint("pages", __name__)
 
-PAGE_SIZE = 20
+PER_PAGE = 12
+MAX_PAGE = 100_000
+# Refusals shown in place on the booking form (the form is kept); anything else is an error page.
+IN_PLACE = (Conflict, ValidationError)
+
+
+def _viewer():
+    return current_user._get_current_object() if current_user.is_authenticated else None
+
+
+def _page_number():
+    try:
+        return min(max(1, int(request.args.get("page", "1"))), MAX_PAGE)
+    except (TypeError, ValueError):
+        return 1
+
+
+def _club_day_start(day):
+    """Midnight of a club-local date as naive UTC."""
+    tz = ZoneInfo(current_app.config["CLUB_TIMEZONE"])
+    return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+
+
+def _parse_filters(args, viewer):
+    """The list filters from the query string: (filters for the service, values for the form, problems)."""
+    values = {
+        "when": args.get("when") if args.get("when") in ("upcoming", "all") else "upcoming",
+        "from": (args.get("from") or "").strip()[:10],
+        "to": (args.get("to") or "").strip()[:10],
+        "status": args.get("status") if args.get("status") in SESSION_STATUSES else "",
+    }
+    filters = {"when": values["when"]}
+    if viewer is not None and viewer.is_staff and values["status"]:
+        filters["status"] = values["status"]
+    else:
+        values["status"] = ""
+    problems = []
+    days = {}
+    for name in ("from", "to"):
+        if not values[name]:
+            continue
+        try:
+            days[name] = date.fromisoformat(values[name])
+            bound = days[name] + timedelta(days=1 if name == "to" else 0)
+            filters["starts_before" if name == "to" else "starts_from"] = _club_day_start(bound)
+        except (ValueError, OverflowError):
+            problems.append(_("Enter dates as YYYY-MM-DD, for example 2026-12-31."))
+            values[name] = ""
+            days.pop(name, None)
+    if "from" in days and "to" in days and days["from"] > days["to"]:
+        problems.append(_("The start date is after the end date, so nothing can match."))
+    return filters, values, problems
+
+
+def _list(endpoint, heading):
+    viewer, now = _viewer(), utcnow()
+    filters, values, problems = _parse_filters(request.args, viewer)
+    page = list_sessions_page(viewer, filters, _page_number(), PER_PAGE, now)
+    cards = [(s, session_availability(s, viewer, now)) for s in page.items]
+    query = {k: v for k, v in values.items() if v and not (k == "when" and v == "upcoming")}
+    return render_template(
+        "public/home.html",
+        heading=heading,
+        endpoint=endpoint,
+        page=page,
+        cards=cards,
+        values=values,
+        query=query,
+        problems=problems,
+        statuses=SESSION_STATUSES if viewer is not None and viewer.is_staff else (),
+        filtered=bool(query),
+    )
 
 
 @bp.get("/")
 def home():
-    sessions = list(ClubSession.upcoming(utcnow()).limit(PAGE_SIZE))
-    return render_template("public/home.html", sessions=sessions)
+    return _list("pages.home", _("Upcoming sessions"))
 
 
 @bp.get("/sessions")
 def session_list():
-    sessions = list(ClubSession.upcoming(utcnow()).limit(PAGE_SIZE))
-    return render_template("public/home.html", sessions=sessions)
+    return _list("pages.session_list", _("Sessions"))
+
+
+def _payment_methods(club_session, settings):
+    """The enabled methods this session takes (cash only when it allows paying at the door)."""
+    methods = list(settings["payment_methods"])
+    if "cash" in methods and club_session.price > 0 and not club_session.allow_pay_at_door:
+        methods.remove("cash")
+    return methods
+
+
+def _render_session(session_id, form=None, error=None, status=200):
+    viewer, now = _viewer(), utcnow()
+    club_session = get_session_for_viewer(session_id, viewer, now)
+    settings = get_settings()
+    methods = _payment_methods(club_session, settings)
+    form = form or {"guest_count": "0", "payment_method": methods[0] if methods else ""}
+    message = None
+    if error is not None:
+        message = error_text(error, left=club_session.available_slots, max_guests=settings["max_guests"])
+    page = render_template(
+        "public/session.html",
+        club_session=club_session,
+        availability=session_availability(club_session, viewer, now),
+        booking=club_session.my_booking,
+        methods=methods,
+        max_guests=settings["max_guests"],
+        form=form,
+        error=message,
+        error_field=getattr(error, "field", None),
+        pay_url=_pay_url(club_session.my_booking, now),
+        here=url_for("pages.session_detail", session_id=club_session.id),
+    )
+    return page, status
 
 
 @bp.get("/sessions/<int:session_id>")
 def session_detail(session_id):
-    viewer = current_user if current_user.is_authenticated else None
-    return render_template("public/session.html", club_session=get_session(session_id, viewer))
+    return _render_session(session_id)
+
+
+@bp.post("/sessions/<int:session_id>/book")
+@role_required()
+def book(session_id):
+    form = {
+        "guest_count": (request.form.get("guest_count") or "")[:10],
+        "payment_method": (request.form.get("payment_method") or "")[:20],
+    }
+    try:
+        booking = book_session(_viewer(), session_id, form["guest_count"], form["payment_method"], utcnow())
+    except IN_PLACE as exc:
+        return _render_session(session_id, form=form, error=exc, status=exc.status)
+    flash(_("Booked! Your code is %(code)s.", code=booking.code), "success")
+    return redirect(_pay_url(booking, utcnow()) or url_for("pages.booking_detail", booking_id=booking.id))
+
+
+def _pay_endpoint():
+    """The payments page's endpoint and argument, if the payments blueprint serves one."""
+    cache = current_app.extensions.setdefault("loafy_pay_endpoint", {})
+    if "value" not in cache:
+        cache["value"] = None
+        for rule in current_app.url_map.iter_rules():
+            if rule.rule.startswith("/bookings/<") and rule.rule.endswith("/pay") and "GET" in rule.methods:
+                cache["value"] = (rule.endpoint, next(iter(rule.arguments)))
+                break
+    return cache["value"]
+
+
+def _pay_url(booking, now):
+    """Where to pay a booking that still waits for an online payment, else None."""
+    target = _pay_endpoint()
+    if (
+        target is None
+        or booking is None
+        or booking.status != "pending_payment"
+        or booking.payment_method not in ("stripe", "bank_transfer")
+        or (booking.payment_deadline is not None and booking.payment_deadline <= now)
+    ):
+        return None
+    endpoint, argument = target
+    return url_for(endpoint, **{argument: booking.id})
+
+
+def _shown_status(booking, now):
+    """A pending booking past its deadline is expired for everyone (invariant 2), job or not."""
+    if booking.status == "pending_payment" and booking.payment_deadline and booking.payment_deadline <= now:
+        return "expired"
+    return booking.status
+
+
+def _cancel_until(booking, settings):
+    return booking.club_session.starts_at - timedelta(hours=settings["cancellation_cutoff_hours"])
+
+
+@bp.get("/bookings")
+@role_required()
+def my_bookings():
+    now = utcnow()
+    page = list_bookings_page(_viewer(), _page_number(), PER_PAGE, now)
+    settings = get_settings()
+    rows = [
+        {
+            "booking": b,
+            "status": _shown_status(b, now),
+            "pay_url": _pay_url(b, now),
+            "can_cancel": _shown_status(b, now) in ACTIVE_BOOKING_STATUSES
+            and now <= _cancel_until(b, settings),
+        }
+        for b in page.items
+    ]
+    return render_template("public/bookings.html", page=page, rows=rows, now=now)
+
+
+@bp.get("/bookings/<int:booking_id>")
+@role_required()
+def booking_detail(booking_id):
+    viewer, now = _viewer(), utcnow()
+    booking = get_booking(booking_id, viewer)
+    settings = get_settings()
+    cancel_until = _cancel_until(booking, settings)
+    status = _shown_status(booking, now)
+    qr = segno.make(booking.code, error="m")
+    return render_template(
+        "public/booking.html",
+        booking=booking,
+        status=status,
+        qr_svg=qr.svg_inline(border=2, dark="#14202b", svgclass="qr-code", lineclass=None, omitsize=True),
+        pay_url=_pay_url(booking, now),
+        cancel_until=cancel_until,
+        can_cancel=status in ACTIVE_BOOKING_STATUSES
+        and (booking.user_id == viewer.id or viewer.is_admin)
+        and (viewer.is_admin or now <= cancel_until),
+        now=now,
+    )
+
+
+@bp.post("/bookings/<int:booking_id>/cancel")
+@role_required()
+def cancel(booking_id):
+    try:
+        booking = cancel_booking(_viewer(), booking_id, utcnow())
+    except (Conflict, ValidationError, PermissionDenied) as exc:
+        flash(error_text(exc), "error")
+        return redirect(url_for("pages.booking_detail", booking_id=booking_id))
+    flash(_("Booking %(code)s is cancelled and its spots are free again.", code=booking.code), "success")
+    return redirect(url_for("pages.booking_detail", booking_id=booking.id))
+
+
+@bp.get("/lang/<code>")
+def set_language(code):
+    """The language switch: remembered in a cookie (and on the account when signed in), then back."""
+    if code not in SUPPORTED:
+        abort(404)
+    response = redirect(safe_next(request.args.get("next")) or url_for("pages.home"))
+    response.set_cookie(
+        COOKIE,
+        code,
+        max_age=COOKIE_MAX_AGE,
+        samesite="Lax",
+        httponly=True,
+        secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
+    )
+    if current_user.is_authenticated and current_user.locale != code:
+        set_locale(current_user, code)
+    return response
 
 
 @bp.get("/healthz")

@@ -69,7 +69,36 @@ ROUTES = {
     ("profile.unlink_identity", "POST"): R(LOGIN, 302, 302, 302, args={"identity_id": "identity"}),
     # JSON API
     ("api.me", "GET"): R(LOGIN, 200, 200, 200),
-    ("api.stripe_webhook", "POST"): everyone(503),  # until the payments work answers it
+    ("api.logout", "POST"): R(LOGIN, 200, 200, 200),
+    ("api.list_sessions_view", "GET"): everyone(200),
+    ("api.get_session_view", "GET"): everyone(200, args={"session_id": "session"}),
+    ("api.create_session_view", "POST"): R(LOGIN, 403, OK, OK),  # the matrix's form body: 400 for staff
+    ("api.update_session_view", "PUT"): R(LOGIN, 403, 403, OK, args={"session_id": "session"}),
+    ("api.cancel_session_view", "DELETE"): R(LOGIN, 403, 403, OK, args={"session_id": "session"}),
+    ("api.list_bookings_view", "GET"): R(LOGIN, 200, 200, 200),
+    ("api.get_booking_view", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
+    ("api.create_booking_view", "POST"): R(LOGIN, 400, 400, 400),  # a form body is not JSON
+    ("api.cancel_booking_view", "DELETE"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
+    ("api.openapi_json", "GET"): everyone(200),
+    ("api.docs", "GET"): everyone(200),
+    # payments
+    ("payments.create_intent", "POST"): R(**SIGNED_IN),  # no body → 422
+    ("payments.stripe_webhook", "POST"): everyone(503),  # Stripe not configured in the matrix app
+    ("payments.pay", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
+    ("payments.booking_status", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
+    # operations
+    ("ops.ping", "GET"): everyone(200),
+    # booking pages
+    ("pages.book", "POST"): R(LOGIN, OK, OK, OK, args={"session_id": "session"}),
+    ("pages.my_bookings", "GET"): R(LOGIN, 200, 200, 200),
+    ("pages.booking_detail", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
+    ("pages.cancel", "POST"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
+    ("pages.set_language", "GET"): everyone(302, args={"code": "en"}),
+    # staff area actions
+    ("sessions.cancel", "POST"): ADMIN_ONLY,
+    ("sessions.roster_csv", "GET"): R(LOGIN, 403, 403, OK, args={"session_id": "session"}),
+    ("bookings.cancel", "POST"): ADMIN_ONLY,
+    ("bookings.refund", "POST"): ADMIN_ONLY,
     # staff area
     ("admin.index", "GET"): STAFF,
     ("admin.static", "GET"): everyone(200, args={"filename": "admin/js/helpers.js"}),
@@ -80,6 +109,9 @@ PREFIX_RULES = {
     "sessions.": STAFF,
     "bookings.": STAFF,
     "players.": ADMIN_ONLY,
+    "settings.": ADMIN_ONLY,
+    "jobs.": ADMIN_ONLY,
+    "audit.": ADMIN_ONLY,
 }
 GENERIC_ARGS = {"export_type": "csv"}
 

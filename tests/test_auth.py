@@ -375,7 +375,7 @@ def test_logout_needs_post_and_csrf(client, factory):
     assert client.get("/auth/logout").status_code == 200
     assert client.get("/api/auth/me").status_code == 200  # GET only asks
 
-    refused = client.post("/auth/logout")
+    refused = client.post("/auth/logout", headers={"Accept-Language": "en"})
     assert refused.status_code == 400
     assert "expired or was sent from elsewhere" in refused.get_data(as_text=True)
     assert client.post("/auth/logout", data={"csrf_token": "forged"}).status_code == 400

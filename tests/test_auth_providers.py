@@ -119,7 +119,7 @@ def test_configured_providers_appear_as_buttons(client, app):
 def test_unconfigured_providers_have_no_button_and_no_route(database_url, tmp_path):
     bare = create_app(_test_config(database_url, tmp_path))
     client = bare.test_client()
-    page = client.get("/auth/login").get_data(as_text=True)
+    page = client.get("/auth/login", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "No sign-in provider is configured" in page
     for name in ("google", "facebook", "apple"):
         assert client.get(f"/auth/login/{name}").status_code == 404

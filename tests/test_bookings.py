@@ -80,7 +80,6 @@ def test_one_active_booking_per_player(factory, now):
 @pytest.mark.parametrize(
     "fields, error, code",
     [
-        ({"status": "draft"}, bookings.BookingClosed, "closed"),
         ({"status": "cancelled"}, bookings.BookingClosed, "closed"),
         ({"status": "completed"}, bookings.BookingClosed, "closed"),
         ({"starts_at_offset": -1}, bookings.SessionStarted, "started"),
@@ -99,6 +98,14 @@ def test_closed_sessions_refuse(factory, now, fields, error, code):
     assert raised.value.code == code
     assert raised.value.status == 409
     assert Booking.select().count() == 0
+
+
+def test_drafts_are_invisible_to_players_but_closed_for_staff(factory, now):
+    draft = factory.club_session(status="draft")
+    with pytest.raises(NotFound):
+        book_session(factory.user(), draft, 0, "stripe", now)
+    with pytest.raises(bookings.BookingClosed):
+        book_session(factory.user(role="organizer"), draft, 0, "stripe", now)
 
 
 @pytest.mark.parametrize("bad_id", [0, -5, 999_999, "abc", None, 2**70, True])

@@ -262,7 +262,7 @@ def test_admin_is_for_staff_only(client, factory, role, expected):
 
 
 def test_unknown_page_is_a_friendly_404(client):
-    response = client.get("/no/such/page")
+    response = client.get("/no/such/page", headers={"Accept-Language": "en"})
     assert response.status_code == 404
     assert "could not find" in response.get_data(as_text=True)
     api = client.get("/api/nothing")

@@ -28,7 +28,9 @@ def test_notifications_are_enqueued_after_commit_and_sent_by_a_worker(app, facto
     booking = book_session(factory.user(email="an@example.com"), factory.club_session(), 1, "stripe", now)
     mail_queue = Queue("mail", connection=redis_conn)
     assert mail_queue.count == 1  # booking received; the reminder waits for the every-minute sweep
-    reminder = Notification.get((Notification.booking == booking.id) & (Notification.kind == "payment_reminder"))
+    reminder = Notification.get(
+        (Notification.booking == booking.id) & (Notification.kind == "payment_reminder")
+    )
     assert reminder.sent_at is None
     run_worker(redis_conn, "mail")
     received = Notification.get(

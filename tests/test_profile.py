@@ -35,7 +35,8 @@ def test_profile_lists_identities_and_tokens(client, player):
     assert "Lan" in page and "lan@example.com" in page
     assert "google" in page and "facebook" in page
     assert "My script" in page
-    assert page.count('name="csrf_token"') == 2 + 1 + 1  # two unlinks, one revoke, one create
+    # two unlinks, one revoke, one create, and the sign-out form in the navigation
+    assert page.count('name="csrf_token"') == 2 + 1 + 1 + 1
 
 
 def test_unlink_an_identity(client, player):
@@ -119,7 +120,7 @@ def test_revoke_token(client, player):
     response = client.post(f"/profile/tokens/{token.id}/revoke", data={"csrf_token": csrf_token(client)})
     assert response.status_code == 302 and response.headers["Location"] == "/profile"
     assert ApiToken.get_by_id(token.id).revoked_at is not None
-    page = client.get("/profile").get_data(as_text=True)
+    page = client.get("/profile", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "no longer works" in page and "revoked" in page
     # Revoking again is harmless.
     again = client.post(f"/profile/tokens/{token.id}/revoke", data={"csrf_token": csrf_token(client)})

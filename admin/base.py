@@ -1,0 +1,120 @@
+"""What every staff view shares: the one access guard, CSRF forms, safe ids, club-time conversion."""
+
+from datetime import UTC, datetime, timedelta
+
+from flask import flash, redirect, request
+from flask_admin.contrib.peewee import ModelView
+from flask_admin.contrib.peewee.filters import BasePeeweeFilter, IntEqualFilter
+from flask_admin.model.filters import BaseDateFilter
+from flask_login import current_user
+from flask_wtf import FlaskForm
+
+from loafy.clock import club_tz, utcnow
+from loafy.models import STAFF_ROLES
+from public.guards import deny, has_role
+
+MAX_PAGE = 100_000
+ID_LIMIT = 2**31  # ids are 32-bit on PostgreSQL: anything larger is simply "not found"
+
+
+class StaffForm(FlaskForm):
+    """CSRF through Flask-WTF, the same token the app checks on every POST.
+
+    Flask-Admin's SecureForm signs its own, different token, which the app-wide check rejects
+    with a 400 before the view runs; Flask-WTF's form validates the token the app already uses.
+    """
+
+
+class StaffOnly:
+    """Anonymous visitors go to sign-in; signed-in players get 403 (the guard every area uses)."""
+
+    roles = STAFF_ROLES  # views that only admins may see set ("admin",)
+
+    def is_accessible(self):
+        return has_role(current_user, *self.roles)
+
+    def inaccessible_callback(self, name, **kwargs):
+        return deny()
+
+    def is_visible(self):
+        return self.is_accessible()  # admin-only views stay out of an organizer's menu
+
+
+def actor():
+    return current_user._get_current_object()
+
+
+def now():
+    return utcnow()
+
+
+def parse_id(value):
+    """A positive id or None: a bad id in a URL or form is "not found", never a 500."""
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number < ID_LIMIT else None
+
+
+def local_to_utc(value):
+    """A naive club-time datetime from a form, as an aware time the services convert to UTC."""
+    return value.replace(tzinfo=club_tz()) if value else None
+
+
+def utc_to_local(value):
+    """A stored naive-UTC time as naive club time, for form fields."""
+    return value.replace(tzinfo=UTC).astimezone(club_tz()).replace(tzinfo=None) if value else None
+
+
+def flash_error(exc):
+    flash(exc.message, "error")
+
+
+def back(default):
+    """Redirect to the form's `next` when it is a local path, else `default`."""
+    target = request.form.get("next") or request.args.get("next") or ""
+    if target.startswith("/admin/") and "//" not in target and "\\" not in target:
+        return redirect(target)
+    return redirect(default)
+
+
+class StaffModelView(StaffOnly, ModelView):
+    form_base_class = StaffForm
+    page_size = 50
+    can_view_details = True
+    can_set_page_size = False
+
+    def get_one(self, id):
+        number = parse_id(id)
+        return None if number is None else super().get_one(number)
+
+    def get_list(self, page, *args, **kwargs):
+        # ?page=-3 or an absurd page is clamped: PostgreSQL refuses a negative or overflowing OFFSET.
+        if page is not None:
+            page = min(max(page, 0), MAX_PAGE)
+        return super().get_list(page, *args, **kwargs)
+
+    def _get_column_by_idx(self, idx):
+        # ?sort=N naming a column that cannot be sorted is ignored (Flask-Admin would raise KeyError).
+        column = super()._get_column_by_idx(idx)
+        return column if column is not None and column[0] in self._sortable_columns else None
+
+
+class LocalDateFilter(BasePeeweeFilter, BaseDateFilter):
+    """Rows whose time falls on the given day in the club's time zone (times are stored UTC)."""
+
+    def apply(self, query, value):
+        start = datetime(value.year, value.month, value.day, tzinfo=club_tz()).astimezone(UTC)
+        start = start.replace(tzinfo=None)
+        return query.where((self.column >= start) & (self.column < start + timedelta(days=1)))
+
+    def operation(self):
+        return "on (club date)"
+
+
+class IdEqualFilter(IntEqualFilter):
+    """An id filter that treats an out-of-range number as invalid (ignored), not a database error."""
+
+    def validate(self, value):
+        return parse_id(value) is not None

@@ -1,0 +1,225 @@
+"""Bookings: a read-only list with filters and search, a detail page with the ledger, and staff actions.
+
+No create, no edit, no delete: money and status change only through loafy.staff (the booking and
+payment services plus the audit row). Organizers see the bookings of the sessions they created.
+"""
+
+from flask import flash, has_request_context, redirect, request
+from flask_admin import expose
+from flask_admin.contrib.peewee.filters import FilterEqual
+from peewee import JOIN
+
+from admin import exports
+from admin.base import IdEqualFilter, LocalDateFilter, StaffModelView, actor, back, flash_error, now, parse_id
+from loafy import staff
+from loafy.errors import LoafyError
+from loafy.models import (
+    BOOKING_STATUSES,
+    PAYMENT_METHODS,
+    PAYMENT_STATUSES,
+    Booking,
+    ClubSession,
+    LedgerEntry,
+    User,
+)
+from public.formatting import local_time, vnd
+from public.guards import deny, has_role
+
+SESSION_CHOICES = 200  # the newest sessions offered in the session filter
+
+
+def _session_options():
+    """Read per request (Flask-Admin would otherwise query once, when the app is built)."""
+    if not has_request_context():
+        return []
+    rows = (
+        ClubSession.select(ClubSession.id, ClubSession.title, ClubSession.starts_at)
+        .order_by(ClubSession.starts_at.desc())
+        .limit(SESSION_CHOICES)
+    )
+    return [(str(s.id), f"{s.title} · {local_time(s.starts_at, '%d/%m/%Y %H:%M')}") for s in rows]
+
+
+def _time(view, context, model, name):
+    return local_time(getattr(model, name), "%d/%m/%Y %H:%M")
+
+
+class BookingView(StaffModelView):
+    can_create = False
+    can_edit = False
+    can_delete = False
+    list_template = "admin/loafy/booking_list.html"
+    details_template = "admin/loafy/booking_details.html"
+    column_list = (
+        "code",
+        "user",
+        "club_session",
+        "starts",
+        "slots",
+        "amount",
+        "payment_method",
+        "status",
+        "payment_status",
+        "payment_deadline",
+        "checked_in_at",
+        "created_at",
+    )
+    column_details_list = (
+        "code",
+        "user",
+        "club_session",
+        "starts",
+        "guest_count",
+        "slots",
+        "unit_price",
+        "amount",
+        "payment_method",
+        "status",
+        "payment_status",
+        "payment_deadline",
+        "stripe_payment_intent_id",
+        "checked_in_at",
+        "created_at",
+        "confirmed_at",
+        "cancelled_at",
+        "expired_at",
+        "refund_due_at",
+    )
+    column_labels = {"user": "Player", "club_session": "Session", "starts": "Session starts"}
+    column_sortable_list = ("code", "created_at", "amount", "status", "payment_status")
+    column_default_sort = ("created_at", True)
+    column_searchable_list = (Booking.code, User.name, User.email)
+    named_filter_urls = True
+    column_filters = (
+        IdEqualFilter(Booking.club_session, "Session", options=_session_options),
+        FilterEqual(Booking.status, "Status", options=[(s, s) for s in BOOKING_STATUSES]),
+        FilterEqual(Booking.payment_status, "Payment", options=[(s, s) for s in PAYMENT_STATUSES]),
+        FilterEqual(Booking.payment_method, "Method", options=[(s, s) for s in PAYMENT_METHODS]),
+        LocalDateFilter(ClubSession.starts_at, "Session date"),
+        LocalDateFilter(Booking.created_at, "Booked"),
+    )
+    column_formatters = {
+        "amount": lambda v, c, m, n: vnd(m.amount),
+        "unit_price": lambda v, c, m, n: vnd(m.unit_price),
+        "starts": lambda v, c, m, n: local_time(m.club_session.starts_at, "%d/%m/%Y %H:%M"),
+        "club_session": lambda v, c, m, n: m.club_session.title,
+        "payment_deadline": _time,
+        "checked_in_at": _time,
+        "created_at": _time,
+        "confirmed_at": _time,
+        "cancelled_at": _time,
+        "expired_at": _time,
+        "refund_due_at": _time,
+    }
+
+    def get_query(self):
+        """Bookings with their session and player in one query; organizers see their sessions' only."""
+        query = Booking.select(Booking, ClubSession, User).join(ClubSession).switch(Booking).join(User)
+        user = actor()
+        if not user.is_admin:
+            query = query.where(ClubSession.created_by == user.id)
+        return query
+
+    def _handle_join(self, query, field, joins):
+        return query  # get_query already joins the session and the player
+
+    def _get_filter_groups(self):
+        self._refresh_filters_cache()  # the session choices are data: one query per page
+        return super()._get_filter_groups()
+
+    def get_one(self, id):
+        number = parse_id(id)
+        return None if number is None else self.get_query().where(Booking.id == number).first()
+
+    # Detail page -----------------------------------------------------------------------------
+
+    def ledger_for(self, booking):
+        return list(
+            LedgerEntry.select(LedgerEntry, User)
+            .join(User, JOIN.LEFT_OUTER, on=LedgerEntry.recorded_by)
+            .where(LedgerEntry.booking == booking.id)
+            .order_by(LedgerEntry.created_at, LedgerEntry.id)
+        )
+
+    def page_actions(self, booking):
+        user = actor()
+        active = booking.status in ("pending_payment", "confirmed")
+        unpaid = booking.payment_status in ("unpaid", "failed") and booking.amount > 0
+        return {
+            "mark_paid": booking.status != "cancelled" and unpaid,
+            "check_in": booking.status == "confirmed" and booking.checked_in_at is None,
+            "cancel": user.is_admin and active,
+            "refund": user.is_admin and booking.payment_status == "paid" and booking.amount > 0,
+        }
+
+    # Actions ---------------------------------------------------------------------------------
+
+    def _act(self, operation, success, admin_only=False):
+        if admin_only and not has_role(actor(), "admin"):
+            return deny()
+        booking_id = parse_id(request.form.get("id"))
+        if booking_id is None:
+            flash("That booking does not exist.", "error")
+            return redirect(self.get_url(".index_view"))
+        try:
+            message = success(operation(booking_id))
+            flash(message, "success")
+        except LoafyError as exc:
+            flash_error(exc)
+        return back(self.get_url(".details_view", id=booking_id))
+
+    @expose("/mark-paid/", methods=("POST",))
+    def mark_paid(self):
+        method = request.form.get("method", "")
+        outcomes = {
+            "confirmed": "Payment recorded; the booking is confirmed.",
+            "reconfirmed": "Payment recorded; the expired booking is confirmed again.",
+            "refund_due": "Payment recorded, but the spot is gone: the money is marked for refund.",
+        }
+        return self._act(
+            lambda booking_id: staff.mark_paid(actor(), booking_id, method, now()),
+            lambda outcome: outcomes.get(outcome, "Payment recorded."),
+        )
+
+    @expose("/check-in/", methods=("POST",))
+    def check_in(self):
+        return self._act(
+            lambda booking_id: staff.check_in(actor(), booking_id, now()),
+            lambda booking: f"{booking.code} is checked in.",
+        )
+
+    @expose("/cancel/", methods=("POST",))
+    def cancel(self):
+        reason = (request.form.get("reason") or "").strip()[:200]
+        return self._act(
+            lambda booking_id: staff.cancel_booking(actor(), booking_id, now(), reason=reason),
+            lambda booking: (
+                f"{booking.code} is cancelled" + (" and marked for refund." if booking.refund_due_at else ".")
+            ),
+            admin_only=True,
+        )
+
+    @expose("/refund/", methods=("POST",))
+    def refund(self):
+        return self._act(
+            lambda booking_id: staff.refund_booking(actor(), booking_id, now()),
+            lambda _result: "The refund was sent.",
+            admin_only=True,
+        )
+
+    # Export ----------------------------------------------------------------------------------
+
+    @expose("/export.csv")
+    def export_csv(self):
+        """Every booking matching the list's current search and filters (not only the page shown)."""
+        args = self._get_list_extra_args()
+        column = self._get_column_by_idx(args.sort)
+        sort_column = column[0] if column is not None else None
+        _count, query = self.get_list(
+            None, sort_column, args.sort_desc, args.search, args.filters, execute=False, page_size=0
+        )
+        return exports.csv_response(
+            f"bookings-{now():%Y%m%d-%H%M}.csv",
+            exports.BOOKING_HEADER,
+            (exports.booking_row(b) for b in query.iterator()),
+        )

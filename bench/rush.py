@@ -1,0 +1,312 @@
+"""The rush: N players with their own tokens book one 100-slot session at the same moment.
+
+    .venv/bin/python bench/rush.py [--players 1000] [--slots 100] [--seconds 5] [--concurrency 32]
+
+Starts the real stack on loopback — a fresh PostgreSQL database, the local Redis (db 13),
+gunicorn with the Procfile's web settings (loafy/gunicorn_conf.py) and an RQ worker — then a
+separate load process (bench/load.py). Prints: booked slots, "full" answers, errors, latency
+percentiles, time until sold out and `loafy check`'s verdict; then requests per second of the
+booking endpoint (many sessions, no contention) and the session list, each divided by a trivial
+endpoint's (`/ping`) under the same server settings, and the same booking transaction through
+pgbench at the same concurrency; and the web workers' memory.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import drop_database, fresh_database, machine, percentile
+from loafy.app import create_app
+from loafy.clock import utcnow
+from loafy.db import db
+from loafy.dev.devserver import free_port
+from loafy.migrations import upgrade
+from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, User
+from loafy.tokens import create_token
+
+BIN = Path(sys.executable).parent
+REDIS_URL = "redis://127.0.0.1:6379/13"
+
+
+def server_env(url, port):
+    env = dict(os.environ)
+    env.update(
+        {
+            "LOAFY_ENV": "production",
+            "DATABASE_URL": url,
+            "REDIS_URL": REDIS_URL,
+            "SECRET_KEY": "bench-secret",
+            "STRIPE_SECRET_KEY": "sk_test_bench",
+            "STRIPE_WEBHOOK_SECRET": "whsec_bench",
+            "BASE_URL": f"http://127.0.0.1:{port}",
+            "PORT": str(port),
+            "TRUSTED_PROXIES": "1",  # the load process sends one X-Forwarded-For per simulated phone
+            "MAIL_OUTBOX": tempfile.mkdtemp(prefix="loafy-bench-outbox-"),
+        }
+    )
+    return env
+
+
+def seed(url, players, slots, spare_sessions):
+    app = create_app(
+        {"LOAFY_ENV": "testing", "DATABASE_URL": url, "REDIS_URL": REDIS_URL, "JOBS_INLINE": "0"}
+    )
+    now = utcnow()
+    with app.app_context(), db.connection_context():
+        upgrade()
+        with db.atomic():
+            User.insert_many(
+                [
+                    {"email": f"p{i}@bench.local", "name": f"Player {i}", "created_at": now}
+                    for i in range(players)
+                ]
+            ).execute()
+
+        def session(title, capacity):
+            return ClubSession.create(
+                title=title,
+                starts_at=now + timedelta(days=1),
+                ends_at=now + timedelta(days=1, hours=2),
+                max_slots=capacity,
+                available_slots=capacity,
+                price=100_000,
+                status="published",
+                booking_opens_at=now - timedelta(minutes=1),
+            )
+
+        hot = session("The rush", slots)
+        spare = [session(f"Quiet session {i}", 100_000).id for i in range(spare_sessions)]
+        tokens = [create_token(user, "bench")[1] for user in User.select().order_by(User.id)]
+    db.close() if not db.is_closed() else None
+    getattr(db.obj, "close_all", lambda: None)()
+    return hot.id, spare, tokens
+
+
+def wait_http(url, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def run_load(mode, base, plan, tmp):
+    path = Path(tmp) / f"plan-{mode}-{time.monotonic_ns()}.json"
+    path.write_text(json.dumps(plan))
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "load.py"), mode, base, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    return json.loads(out.stdout)
+
+
+def rss_mb(master_pid):
+    """Resident memory of each gunicorn worker (children of the master), in MB."""
+    sizes = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("PPid", "").strip() == str(master_pid):
+            sizes.append(int(fields["VmRSS"].split()[0]) / 1024)
+    return sizes
+
+
+PGBENCH_SCRIPT = """
+\\set sid random(1, {sessions})
+\\set uid random(1, {players})
+BEGIN;
+SELECT id, status, starts_at, booking_opens_at, early_access_opens_at FROM club_sessions WHERE id = :sid FOR UPDATE;
+SELECT id FROM bookings WHERE user_id = :uid AND club_session_id = :sid AND status IN ('pending_payment', 'confirmed') LIMIT 1;
+UPDATE club_sessions SET available_slots = available_slots - 1, updated_at = now() WHERE id = :sid AND available_slots >= 1;
+INSERT INTO bookings (code, user_id, club_session_id, guest_count, slots, unit_price, amount, payment_method, status, payment_status, payment_deadline, created_at, updated_at)
+  VALUES ('P' || nextval('bench_codes'), :uid, :sid, 0, 1, 100000, 100000, 'stripe', 'expired', 'unpaid', now(), now(), now());
+INSERT INTO notifications (user_id, booking_id, kind, dedupe_key, subject, body, send_after, created_at, attempts)
+  VALUES (:uid, currval('bookings_id_seq'), 'booking_received', 'pg' || nextval('bench_codes'), '', '', now(), now(), 0);
+COMMIT;
+"""
+
+
+def pgbench_tps(url, concurrency, seconds, sessions, players, tmp):
+    """The same booking transaction straight through pgbench: the database's own limit."""
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+    conn.cursor().execute("CREATE SEQUENCE IF NOT EXISTS bench_codes")
+    conn.close()
+    script = Path(tmp) / "booking.sql"
+    script.write_text(PGBENCH_SCRIPT.format(sessions=sessions, players=players))
+    out = subprocess.run(
+        ["pgbench", "-n", "-c", str(concurrency), "-j", "2", "-T", str(int(seconds)), "-f", str(script), url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    for line in out.stdout.splitlines():
+        if line.startswith("tps"):
+            return float(line.split("=")[1].split()[0])
+    raise RuntimeError(out.stdout)
+
+
+def main():
+    parser = argparse.ArgumentParser(description="The rush and the throughput ratios, on the real stack.")
+    parser.add_argument("--players", type=int, default=1000)
+    parser.add_argument("--slots", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput run")
+    parser.add_argument("--concurrency", type=int, default=32, help="connections in the throughput runs")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    spare_sessions = 300
+    with tempfile.TemporaryDirectory() as tmp:
+        url, handle = fresh_database("postgres", tmp)
+        children = []
+        try:
+            hot, spare, tokens = seed(url, args.players, args.slots, spare_sessions)
+            port = free_port()
+            env = server_env(url, port)
+            base = f"http://127.0.0.1:{port}"
+            web = subprocess.Popen(
+                [
+                    str(BIN / "gunicorn"),
+                    "--config",
+                    str(ROOT / "loafy" / "gunicorn_conf.py"),
+                    "loafy.wsgi:app",
+                ],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            children.append(web)
+            children.append(
+                subprocess.Popen(
+                    [str(BIN / "rq"), "worker", "--with-scheduler", "--url", REDIS_URL, "default", "mail"],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            wait_http(base + "/ping")
+
+            # The rush.
+            plan = {
+                "requests": [
+                    {
+                        "method": "POST",
+                        "path": "/api/bookings",
+                        "token": token,
+                        "json": {"session_id": hot, "guest_count": 0, "payment_method": "stripe"},
+                        "forwarded_for": f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}",
+                    }
+                    for i, token in enumerate(tokens)
+                ]
+            }
+            results = run_load("rush", base, plan, tmp)
+            booked = [r for r in results if r["status"] == 201]
+            full = [r for r in results if r["status"] == 409 and r["code"] == "full"]
+            errors = [r for r in results if r not in booked and r not in full]
+            latencies = [r["latency"] for r in results]
+            sold_out_at = max((r["finished"] for r in booked), default=float("nan"))
+            app = create_app({"LOAFY_ENV": "testing", "DATABASE_URL": url, "JOBS_INLINE": "0"})
+            with app.app_context(), db.connection_context():
+                booked_slots = (
+                    Booking.select()
+                    .where((Booking.club_session == hot) & Booking.status.in_(ACTIVE_BOOKING_STATUSES))
+                    .count()
+                )
+            check = subprocess.run(
+                [sys.executable, "-m", "loafy.cli", "check"],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+            )
+            print(f"\nThe rush: {args.players} players, one session of {args.slots} slots, all at once")
+            print(f"  booked slots          {booked_slots}  (201 answers: {len(booked)})")
+            print(f"  'full' answers        {len(full)}")
+            print(
+                f"  errors                {len(errors)}  {sorted({(e['status'], e['code']) for e in errors})[:5]}"
+            )
+            print(
+                f"  latency ms            p50 {percentile(latencies, 0.5) * 1000:.0f}"
+                f"  p95 {percentile(latencies, 0.95) * 1000:.0f}  p99 {percentile(latencies, 0.99) * 1000:.0f}"
+            )
+            print(f"  sold out after        {sold_out_at * 1000:.0f} ms")
+            print(
+                f"  loafy check           exit {check.returncode}: {check.stdout.strip().splitlines()[-1:]}"
+            )
+
+            # Throughput ratios, same server, same settings.
+            def steady(requests):
+                result = run_load(
+                    "steady",
+                    base,
+                    {"requests": requests, "concurrency": args.concurrency, "seconds": args.seconds},
+                    tmp,
+                )
+                return result["count"] / result["seconds"], result
+
+            trivial, _ = steady([{"path": "/ping"}] * 200_000)
+            listing, _ = steady([{"path": "/api/sessions?per_page=20"}] * 200_000)
+            pairs = [
+                {
+                    "method": "POST",
+                    "path": "/api/bookings",
+                    "token": token,
+                    "json": {"session_id": session_id, "guest_count": 0, "payment_method": "stripe"},
+                    "forwarded_for": f"10.9.{i % 256}.{n % 256}",
+                }
+                for n, session_id in enumerate(spare)
+                for i, token in enumerate(tokens)
+            ]
+            booking, booking_result = steady(pairs[::7] + pairs[1::7])
+            statuses = booking_result["statuses"]
+            tps = pgbench_tps(url, args.concurrency, args.seconds, spare_sessions + 1, args.players, tmp)
+            memory = rss_mb(web.pid)
+            print(f"\nThroughput at {args.concurrency} connections, {args.seconds:.0f} s each")
+            print(f"  {'endpoint':<34}{'req/s':>8}{'ratio to /ping':>16}")
+            print(f"  {'GET /ping (trivial)':<34}{trivial:>8.0f}{1:>16.2f}")
+            print(f"  {'GET /api/sessions':<34}{listing:>8.0f}{listing / trivial:>16.2f}")
+            print(
+                f"  {'POST /api/bookings (no contention)':<34}{booking:>8.0f}{booking / trivial:>16.2f}   {statuses}"
+            )
+            print(
+                f"  {'pgbench, same transaction':<34}{tps:>8.0f}   app booking / pgbench = {booking / tps:.2f}"
+            )
+            print(f"\nweb workers' memory (RSS): {', '.join(f'{m:.0f} MB' for m in memory)}")
+        finally:
+            for child in children:
+                child.terminate()
+            for child in children:
+                try:
+                    child.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            drop_database(handle)
+
+
+if __name__ == "__main__":
+    main()

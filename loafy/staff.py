@@ -1,0 +1,266 @@
+"""Staff operations: each calls the owning service and writes the audit row in the same transaction.
+
+The admin area calls these and nothing else for changes; the rules stay in the services they wrap.
+Organizers act on their own sessions (and those sessions' bookings); admins on everything.
+"""
+
+import logging
+
+from loafy import accounts, audit, bookings, club_sessions, settings
+from loafy.db import db
+from loafy.errors import Conflict, NotFound, PermissionDenied, Unavailable, ValidationError
+from loafy.models import Booking, ClubSession, User
+
+log = logging.getLogger(__name__)
+
+STAFF_PAYMENT_METHODS = ("cash", "bank_transfer")
+
+
+def _as_id(value, what):
+    raw = getattr(value, "id", value)
+    if isinstance(raw, bool):
+        raise NotFound(f"That {what} does not exist.")
+    try:
+        number = int(str(raw).strip())
+    except (TypeError, ValueError):
+        raise NotFound(f"That {what} does not exist.")
+    if not 0 < number < 2**31:
+        raise NotFound(f"That {what} does not exist.")
+    return number
+
+
+def _require_staff(actor):
+    if actor is None or not actor.is_staff:
+        raise PermissionDenied("Only organizers and admins can do that.")
+
+
+def _require_admin(actor, message="Only an admin can do that."):
+    if actor is None or not actor.is_admin:
+        raise PermissionDenied(message)
+
+
+def can_handle_session(actor, club_session):
+    """Admins handle every session; organizers the sessions they created."""
+    if actor is None or not actor.is_staff:
+        return False
+    return actor.is_admin or club_session.created_by_id == actor.id
+
+
+def _booking_for(actor, booking_id):
+    booking = (
+        Booking.select(Booking, ClubSession)
+        .join(ClubSession)
+        .where(Booking.id == _as_id(booking_id, "booking"))
+        .first()
+    )
+    if booking is None:
+        raise NotFound("That booking does not exist.")
+    _require_staff(actor)
+    if not can_handle_session(actor, booking.club_session):
+        raise PermissionDenied("Organizers can only handle bookings of their own sessions.")
+    return booking
+
+
+# Sessions ------------------------------------------------------------------------------------
+
+
+def create_session(actor, data, now):
+    with db.atomic():
+        club_session = club_sessions.create_session(actor, data, now)
+        audit.record(actor, "session.create", "session", club_session.id, _public(data), now)
+    return club_session
+
+
+def update_session(actor, session_id, data, now):
+    """Edit a session (capacity rule in the service); the audit row lists the fields that changed."""
+    session_id = _as_id(session_id, "session")
+    before = ClubSession.get_or_none(ClubSession.id == session_id)
+    if before is None:
+        raise NotFound("That session does not exist.")
+    with db.atomic():
+        after = club_sessions.update_session(actor, session_id, data, now)
+        changes = {
+            name: [getattr(before, name), getattr(after, name)]
+            for name in club_sessions.EDITABLE_FIELDS
+            if getattr(before, name) != getattr(after, name)
+        }
+        audit.record(actor, "session.update", "session", session_id, changes, now)
+    return after
+
+
+def cancel_session(actor, session_id, now, reason=""):
+    session_id = _as_id(session_id, "session")
+    with db.atomic():
+        held = bookings.held_slots(session_id)
+        club_session = club_sessions.cancel_session(actor, session_id, now, reason=reason)
+        audit.record(
+            actor, "session.cancel", "session", session_id, {"reason": reason, "slots_released": held}, now
+        )
+    return club_session
+
+
+def delete_session(actor, session_id, now):
+    session_id = _as_id(session_id, "session")
+    current = ClubSession.get_or_none(ClubSession.id == session_id)
+    if current is None:
+        raise NotFound("That session does not exist.")
+    with db.atomic():
+        club_sessions.delete_session(actor, session_id)
+        audit.record(actor, "session.delete", "session", session_id, {"title": current.title}, now)
+
+
+def _public(data):
+    return {k: v for k, v in data.items() if k in club_sessions.EDITABLE_FIELDS}
+
+
+# Bookings ------------------------------------------------------------------------------------
+
+
+def mark_paid(actor, booking_id, method, now):
+    """Staff saw the money (cash at the door, a bank transfer): record it once and confirm the booking."""
+    if method not in STAFF_PAYMENT_METHODS:
+        raise ValidationError("Choose cash or bank transfer.", field="method")
+    booking = _booking_for(actor, booking_id)
+    if booking.status == "cancelled":
+        raise Conflict("This booking was cancelled: it cannot be marked paid.", code="cancelled")
+    if booking.payment_status == "paid":
+        raise Conflict("This booking is already paid.", code="already_paid")
+    if booking.payment_status == "refunded":
+        raise Conflict("This booking was refunded.", code="refunded")
+    with db.atomic():
+        outcome = bookings.record_payment(
+            booking.id,
+            provider=method,
+            provider_id=f"{method}:{booking.code}",
+            amount=booking.amount,
+            now=now,
+            actor=actor,
+            note=f"marked paid by staff ({method})",
+        )
+        if outcome == "duplicate":
+            raise Conflict(
+                f"A {method.replace('_', ' ')} payment for {booking.code} is already recorded.",
+                code="duplicate",
+            )
+        audit.record(
+            actor,
+            "booking.mark_paid",
+            "booking",
+            booking.id,
+            {"method": method, "amount": booking.amount, "outcome": outcome},
+            now,
+        )
+    return outcome
+
+
+def check_in(actor, booking_id, now):
+    """Mark a confirmed booking's player as arrived; checking in twice changes nothing."""
+    booking = _booking_for(actor, booking_id)
+    if booking.status != "confirmed":
+        raise Conflict("Only confirmed bookings can be checked in.", code="not_confirmed")
+    if booking.checked_in_at is not None:
+        return Booking.get_by_id(booking.id)
+    with db.atomic():
+        changed = (
+            Booking.update(checked_in_at=now, updated_at=now)
+            .where(
+                (Booking.id == booking.id) & (Booking.status == "confirmed") & Booking.checked_in_at.is_null()
+            )
+            .execute()
+        )
+        if changed:
+            audit.record(actor, "booking.check_in", "booking", booking.id, {"code": booking.code}, now)
+    return Booking.get_by_id(booking.id)
+
+
+def cancel_booking(actor, booking_id, now, reason=""):
+    """Cancel a booking (admins): slots return, a paid booking becomes refund-due."""
+    _require_admin(actor, "Only an admin can cancel a player's booking.")
+    booking = _booking_for(actor, booking_id)
+    with db.atomic():
+        cancelled = bookings.cancel_booking(actor, booking.id, now, reason=reason or "cancelled by staff")
+        audit.record(
+            actor,
+            "booking.cancel",
+            "booking",
+            booking.id,
+            {"code": booking.code, "reason": reason, "refund_due": cancelled.refund_due_at is not None},
+            now,
+        )
+    return cancelled
+
+
+def refund_booking(actor, booking_id, now, amount=None):
+    """Refund a paid booking (admins) through the payments service."""
+    _require_admin(actor, "Only an admin can refund a booking.")
+    booking = _booking_for(actor, booking_id)
+    try:
+        from loafy import payments
+    except ImportError:
+        payments = None
+    refund = getattr(payments, "refund_booking", None)
+    if refund is None:
+        raise Unavailable("Refunds are not available yet (loafy.payments.refund_booking is missing).")
+    with db.atomic():
+        result = refund(actor, booking.id, now, amount=amount)
+        audit.record(
+            actor,
+            "booking.refund",
+            "booking",
+            booking.id,
+            {"code": booking.code, "amount": booking.amount if amount is None else amount},
+            now,
+        )
+    return result
+
+
+# Players -------------------------------------------------------------------------------------
+
+
+def _user(user_id):
+    user = User.get_or_none(User.id == _as_id(user_id, "player"))
+    if user is None:
+        raise NotFound("That player does not exist.")
+    return user
+
+
+def set_role(actor, user_id, role, now):
+    _require_admin(actor, "Only an admin can change roles.")
+    user = _user(user_id)
+    with db.atomic():
+        updated = accounts.set_role(actor, user, role)
+        if updated.role_id != user.role_id:
+            audit.record(actor, "user.set_role", "user", user.id, {"from": user.role_id, "to": role}, now)
+    return updated
+
+
+def set_membership(actor, user_id, until, now):
+    """Set (or clear, with None) a player's membership end, a naive-UTC time."""
+    _require_admin(actor, "Only an admin can change memberships.")
+    user = _user(user_id)
+    with db.atomic():
+        User.update(membership_until=until).where(User.id == user.id).execute()
+        audit.record(
+            actor,
+            "user.set_membership",
+            "user",
+            user.id,
+            {"from": user.membership_until, "to": until},
+            now,
+        )
+    return User.get_by_id(user.id)
+
+
+# Settings ------------------------------------------------------------------------------------
+
+
+def update_settings(actor, changes, now):
+    """Validate and store settings (admins); the audit row names each changed key, before and after."""
+    _require_admin(actor, "Only an admin can change the settings.")
+    with db.atomic():
+        before = settings.get_settings()
+        after = settings.update_settings(changes, now)
+        diff = {key: [before[key], after[key]] for key in changes if before.get(key) != after.get(key)}
+        if diff:
+            audit.record(actor, "settings.update", "settings", None, diff, now)
+    return after, diff

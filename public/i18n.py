@@ -1,0 +1,165 @@
+"""Languages: Vietnamese (the default) and English, chosen by the player or their browser.
+
+The choice, in order: the `lang` cookie set by the switch link, the signed-in user's saved
+`locale`, the browser's Accept-Language, then Vietnamese. Catalogs are compiled ahead of time
+(translations/*/LC_MESSAGES/messages.mo is shipped); nothing is built at run time.
+"""
+
+from pathlib import Path
+
+from flask import request
+from flask_babel import Babel, get_locale, gettext, ngettext
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+SUPPORTED = ("vi", "en")
+DEFAULT = "vi"
+COOKIE = "lang"
+COOKIE_MAX_AGE = 365 * 24 * 3600
+LABELS = {"vi": "Tiếng Việt", "en": "English"}
+
+babel = Babel()
+
+# Service refusals come in English from loafy/; the view layer shows them by their stable code.
+ERROR_MESSAGES = {
+    "full": _l("Sorry, this session is full."),
+    "already_booked": _l(
+        "You already have a booking for this session. Add guests to it instead of booking twice."
+    ),
+    "closed": _l("This session is not open for booking."),
+    "not_open": _l("Booking for this session is not open yet."),
+    "started": _l("This session has already started."),
+    "too_many_guests": _l("That is more guests than allowed."),
+    "invalid_guest_count": _l("The number of guests must be a whole number from 0 to 3."),
+    "payment_method_unavailable": _l("That payment method is not available for this session."),
+    "cancellation_closed": _l("It is too late to cancel this booking online. Please contact the club."),
+    "not_active": _l("This booking is no longer active."),
+    "not_found": _l("We could not find that."),
+    "forbidden": _l("You are not allowed to do that."),
+    "invalid": _l("Some of the details are not valid."),
+    "conflict": _l("That cannot be done right now."),
+    "unavailable": _l("The service is temporarily unavailable. Please try again in a minute."),
+}
+
+# The error pages' messages (public/errors.py speaks English), by the English text, else by status.
+PAGE_MESSAGES = {
+    "The request could not be understood.": _l("The request could not be understood."),
+    "Please sign in first.": _l("Please sign in first."),
+    "You are not allowed to see this page.": _l("You are not allowed to see this page."),
+    "We could not find that page.": _l("We could not find that page."),
+    "That action is not allowed here.": _l("That action is not allowed here."),
+    "That cannot be done right now.": _l("That cannot be done right now."),
+    "The request is too large.": _l("The request is too large."),
+    "Some of the details are not valid.": _l("Some of the details are not valid."),
+    "Too many requests. Please wait a moment and try again.": _l(
+        "Too many requests. Please wait a moment and try again."
+    ),
+    "Something went wrong on our side. Nothing was changed; please try again.": _l(
+        "Something went wrong on our side. Nothing was changed; please try again."
+    ),
+    "Loafy is temporarily unavailable. Please try again in a minute.": _l(
+        "Loafy is temporarily unavailable. Please try again in a minute."
+    ),
+    "Your form expired or was sent from elsewhere. Please try again.": _l(
+        "Your form expired or was sent from elsewhere. Please try again."
+    ),
+    "That session does not exist.": _l("That session does not exist."),
+    "That booking does not exist.": _l("That booking does not exist."),
+}
+STATUS_MESSAGES = {
+    400: PAGE_MESSAGES["The request could not be understood."],
+    401: PAGE_MESSAGES["Please sign in first."],
+    403: PAGE_MESSAGES["You are not allowed to see this page."],
+    404: PAGE_MESSAGES["We could not find that page."],
+    405: PAGE_MESSAGES["That action is not allowed here."],
+    409: PAGE_MESSAGES["That cannot be done right now."],
+    413: PAGE_MESSAGES["The request is too large."],
+    422: PAGE_MESSAGES["Some of the details are not valid."],
+    429: PAGE_MESSAGES["Too many requests. Please wait a moment and try again."],
+    500: PAGE_MESSAGES["Something went wrong on our side. Nothing was changed; please try again."],
+    503: PAGE_MESSAGES["Loafy is temporarily unavailable. Please try again in a minute."],
+}
+STATUS_TITLES = {
+    403: _l("This page is private"),
+    404: _l("Page not found"),
+    500: _l("Something went wrong"),
+}
+
+
+def current_locale():
+    return str(get_locale() or DEFAULT)
+
+
+def best_locale(accept_languages):
+    """The browser's best match among ours (a bare `vi-VN` or `en-GB` counts), else None."""
+    return accept_languages.best_match(SUPPORTED) or next(
+        (code[:2] for code, _q in accept_languages if code[:2].lower() in SUPPORTED), None
+    )
+
+
+def select_locale():
+    chosen = request.cookies.get(COOKIE)
+    if chosen in SUPPORTED:
+        return chosen
+    saved = getattr(current_user, "locale", None) if current_user.is_authenticated else None
+    if saved in SUPPORTED:
+        return saved
+    return best_locale(request.accept_languages) or DEFAULT
+
+
+def error_text(exc, **context):
+    """A service refusal in the reader's language: English as the service said it, else by its code.
+
+    `context` may give `left` (spots still free) and `max_guests` for the messages that name them.
+    """
+    if current_locale() == "en":
+        return exc.message
+    if exc.code == "full" and context.get("left"):
+        left = context["left"]
+        return ngettext(
+            "Only %(num)d spot left: bring fewer guests.",
+            "Only %(num)d spots left: bring fewer guests.",
+            left,
+        )
+    if exc.code == "too_many_guests" and context.get("max_guests") is not None:
+        return ngettext(
+            "You can bring at most %(num)d guest.",
+            "You can bring at most %(num)d guests.",
+            context["max_guests"],
+        )
+    message = ERROR_MESSAGES.get(exc.code)
+    return str(message) if message is not None else exc.message
+
+
+def page_message(status, message):
+    """The error page's sentence in the reader's language."""
+    if current_locale() == "en":
+        return message or str(STATUS_MESSAGES.get(status, ""))
+    if not message:
+        return str(STATUS_MESSAGES.get(status, STATUS_MESSAGES[500]))
+    known = PAGE_MESSAGES.get(message)
+    return str(known) if known is not None else message  # a message we have no words for stays English
+
+
+def page_title(status):
+    return str(STATUS_TITLES.get(status) or gettext("Error %(status)s", status=status))
+
+
+def _vary(response):
+    response.vary.add("Cookie")
+    response.vary.add("Accept-Language")
+    return response
+
+
+def init_app(app):
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", app.config.get("CLUB_TIMEZONE", "Asia/Ho_Chi_Minh"))
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(Path(app.root_path) / "translations"))
+    babel.init_app(app, locale_selector=select_locale)
+    app.after_request(_vary)
+    app.jinja_env.globals.update(
+        current_locale=current_locale,
+        language_labels=LABELS,
+        page_message=page_message,
+        page_title=page_title,
+    )
