@@ -27,7 +27,7 @@ from admin.base import (
     utc_to_local,
 )
 from loafy import staff
-from loafy.club_sessions import MAX_PRICE, MAX_SLOTS_LIMIT, can_edit
+from loafy.club_sessions import EDITABLE_FIELDS, MAX_PRICE, MAX_SLOTS_LIMIT, can_edit
 from loafy.errors import LoafyError
 from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, Booking, ClubSession, User
 from public.formatting import local_time, vnd
@@ -35,19 +35,7 @@ from public.guards import deny, has_role
 
 FORM_TIME = "%Y-%m-%dT%H:%M"
 TIME_FIELDS = ("starts_at", "ends_at", "booking_opens_at", "early_access_opens_at")
-SESSION_FIELDS = (
-    "title",
-    "description",
-    "location",
-    "starts_at",
-    "ends_at",
-    "max_slots",
-    "price",
-    "status",
-    "booking_opens_at",
-    "early_access_opens_at",
-    "allow_pay_at_door",
-)
+SESSION_FIELDS = EDITABLE_FIELDS  # the form edits exactly what the service accepts
 
 
 class SessionForm(StaffForm):

@@ -15,7 +15,7 @@ from peewee import IntegrityError, fn
 from loafy import notifications, queue
 from loafy.clock import format_local
 from loafy.db import db, is_postgres
-from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, LedgerEntry, User
 from loafy.settings import get_settings
 
@@ -104,16 +104,7 @@ def parse_guest_count(value, max_guests):
 
 
 def _session_id(value):
-    raw = getattr(value, "id", value)
-    if isinstance(raw, bool):
-        raise NotFound("That session does not exist.")
-    try:
-        number = int(raw)
-    except (TypeError, ValueError):
-        raise NotFound("That session does not exist.")
-    if not 0 < number < 2**63:
-        raise NotFound("That session does not exist.")
-    return number
+    return parse_id(value, "That session does not exist.")
 
 
 def _lock_session(session_id):
@@ -346,12 +337,7 @@ def expire_unpaid(now, sessions_per_transaction=200):
 
 def get_booking(booking_id, viewer):
     """The owner's or staff's view of a booking; 404 for anyone else (no hint that it exists)."""
-    try:
-        number = int(getattr(booking_id, "id", booking_id))
-    except (TypeError, ValueError):
-        raise NotFound("That booking does not exist.")
-    if not 0 < number < 2**63:
-        raise NotFound("That booking does not exist.")
+    number = parse_id(booking_id, "That booking does not exist.")
     booking = (
         Booking.select(Booking, ClubSession, User)
         .join(ClubSession)

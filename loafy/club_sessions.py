@@ -8,7 +8,7 @@ from peewee import IntegrityError
 
 from loafy.clock import club_tz
 from loafy.db import db, is_postgres
-from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, Booking, ClubSession
 
 log = logging.getLogger(__name__)
@@ -141,13 +141,7 @@ def _as_datetime(name, value):
 
 
 def _as_id(value):
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise NotFound("That session does not exist.")
-    if not 0 < number < 2**63:
-        raise NotFound("That session does not exist.")
-    return number
+    return parse_id(value, "That session does not exist.")
 
 
 def _lock(session_id):

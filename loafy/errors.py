@@ -54,3 +54,17 @@ class Unavailable(LoafyError):
     code = "unavailable"
     status = 503
     message = "The service is temporarily unavailable. Please try again in a minute."
+
+
+def parse_id(value, message):
+    """A row id from whatever a caller sent (a model, an int, text); anything else is NotFound."""
+    raw = getattr(value, "id", value)
+    if isinstance(raw, bool):
+        raise NotFound(message)
+    try:
+        number = int(raw)
+    except (TypeError, ValueError):
+        raise NotFound(message)
+    if not 0 < number < 2**63:
+        raise NotFound(message)
+    return number

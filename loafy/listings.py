@@ -11,7 +11,7 @@ from functools import reduce
 
 from peewee import JOIN, Case
 
-from loafy.errors import NotFound
+from loafy.errors import NotFound, parse_id
 from loafy.models import SESSION_STATUSES, Booking, ClubSession
 
 PUBLIC_LIST_STATUSES = ("published", "cancelled", "completed")
@@ -106,12 +106,7 @@ def list_sessions_page(viewer, filters, page, per_page, now):
 
 def get_session_for_viewer(session_id, viewer, now):
     """One session (drafts for staff only) with the viewer's live booking as `my_booking`. One query."""
-    try:
-        number = int(session_id)
-    except (TypeError, ValueError):
-        raise NotFound("That session does not exist.")
-    if not 0 < number < 2**63:
-        raise NotFound("That session does not exist.")
+    number = parse_id(session_id, "That session does not exist.")
     query, joined = _with_viewer_booking(ClubSession.select(ClubSession), viewer, now)
     club_session = query.where(ClubSession.id == number).first()
     if club_session is None or (
