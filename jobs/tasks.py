@@ -16,8 +16,9 @@ def expire_unpaid(app):
 
 
 @job
-def send_notification(app, notification_id):
-    return notifications.send_notification(notification_id)
+def send_booking_notifications(app, booking_id):
+    """Send what is due for one booking (enqueued after each change to it)."""
+    return notifications.send_due_for_booking(booking_id)
 
 
 @job

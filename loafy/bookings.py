@@ -154,6 +154,7 @@ def book_session(actor, club_session, guest_count, payment_method, now):
     if payment_method not in settings["payment_methods"]:
         raise PaymentMethodUnavailable(field="payment_method")
     slots = 1 + guests
+    _refuse_if_clearly_full(actor, session_id, slots, payment_method, now)
 
     for _attempt in range(CODE_ATTEMPTS):
         try:
@@ -171,29 +172,59 @@ def book_session(actor, club_session, guest_count, payment_method, now):
     return booking
 
 
-def _book_once(actor, session_id, guests, slots, payment_method, settings, now):
-    club_session = _lock_session(session_id)
+def _check_can_book(club_session, actor, existing, payment_method, now):
+    """Every refusal that does not depend on the slot count, in the order a player should hear them."""
     _check_open(club_session, actor, now)
-    existing = _active_booking(actor.id, session_id)
-    if existing is not None:
-        if not _is_overdue(existing, now):
-            raise AlreadyBooked()
-        _release_overdue([session_id], now)  # their own unpaid booking lapsed: they may book again
+    if existing is not None and not _is_overdue(existing, now):
+        raise AlreadyBooked()
     if payment_method == "cash" and not club_session.allow_pay_at_door and club_session.price > 0:
         raise PaymentMethodUnavailable(
             "This session does not take cash at the door; please pay by card or bank transfer.",
             field="payment_method",
         )
+
+
+def _refuse_if_clearly_full(actor, session_id, slots, payment_method, now):
+    """Without any lock: refuse when the session cannot have the slots (too few left and no overdue
+    booking to release). After a sell-out the crowd is answered by reads alone and never queues for
+    the session's write lock; anything uncertain is left to the locked transaction."""
+    club_session = ClubSession.get_or_none(ClubSession.id == session_id)
+    if club_session is None or club_session.available_slots >= slots:
+        return
+    _check_can_book(club_session, actor, _active_booking(actor.id, session_id), payment_method, now)
+    overdue = Booking.select(Booking.id).where(
+        (Booking.club_session == session_id)
+        & (Booking.status == "pending_payment")
+        & (Booking.payment_deadline <= now)
+    )
+    if not overdue.exists():
+        raise _full(club_session.available_slots)
+
+
+def _available(session_id):
+    return ClubSession.select(ClubSession.available_slots).where(ClubSession.id == session_id).scalar()
+
+
+def _full(left):
+    if left:
+        return SessionFull(f"Only {left} spot{'s' if left != 1 else ''} left: bring fewer guests.")
+    return SessionFull()
+
+
+def _book_once(actor, session_id, guests, slots, payment_method, settings, now):
+    club_session = _lock_session(session_id)
+    existing = _active_booking(actor.id, session_id)
+    _check_can_book(club_session, actor, existing, payment_method, now)
+    released = []
+    if existing is not None:  # their own unpaid booking lapsed: release it, they may book again
+        released = _release_overdue([session_id], now)
     # Invariant 2: a pending booking past its deadline never blocks this one, even if the expiry
     # job is late. Only when the slots are short do we release this session's overdue bookings
     # (indexed, under the lock we hold) and try again: the common path stays one UPDATE.
-    if not _take_slots(session_id, slots, now) and not (
-        _release_overdue([session_id], now) and _take_slots(session_id, slots, now)
-    ):
-        left = ClubSession.select(ClubSession.available_slots).where(ClubSession.id == session_id).scalar()
-        if left:
-            raise SessionFull(f"Only {left} spot{'s' if left != 1 else ''} left: bring fewer guests.")
-        raise SessionFull()
+    if not _take_slots(session_id, slots, now):
+        released = _release_overdue([session_id], now)
+        if not (released and _take_slots(session_id, slots, now)):
+            raise _full(_available(session_id))
 
     amount = slots * club_session.price
     # Free sessions and pay-at-the-door cash are confirmed at once; the rest wait for payment.
@@ -216,11 +247,12 @@ def _book_once(actor, session_id, guests, slots, payment_method, settings, now):
         updated_at=now,
         confirmed_at=now if confirmed_now else None,
     )
-    if confirmed_now:
-        notifications.booking_confirmed(booking, now)
-    else:
-        notifications.booking_received(booking, now)
-        notifications.payment_reminder(booking, now)
+    notifications.booking_created(booking, now)
+    # Hand back the session read under the lock (callers show it), its count as it now stands.
+    club_session.available_slots = (
+        _available(session_id) if released else club_session.available_slots - slots
+    )
+    booking.club_session = club_session
     return booking
 
 

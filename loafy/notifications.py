@@ -65,20 +65,34 @@ def _create(kind, booking, now, send_after=None, extra_key=""):
     except IntegrityError:
         return None  # already written: the event was reported before
     if send_after <= now:
-        queue.enqueue("jobs.tasks.send_notification", notification.id, queue_name="mail")
+        queue.enqueue("jobs.tasks.send_booking_notifications", booking.id, queue_name="mail")
     return notification
 
 
-def booking_received(booking, now):
-    return _create("booking_received", booking, now)
-
-
-def payment_reminder(booking, now):
-    if booking.payment_deadline is None:
-        return None
-    return _create(
-        "payment_reminder", booking, now, send_after=booking.payment_deadline - REMINDER_BEFORE_DEADLINE
-    )
+def booking_created(booking, now):
+    """A new booking's notifications in one insert and one job: received (with the reminder 10
+    minutes before its deadline) or, when it is confirmed at once, confirmed. The booking is new,
+    so no earlier row can collide with these."""
+    kinds = [("booking_confirmed", now)]
+    if booking.status == "pending_payment":
+        kinds = [
+            ("booking_received", now),
+            ("payment_reminder", max(now, booking.payment_deadline - REMINDER_BEFORE_DEADLINE)),
+        ]
+    Notification.insert_many(
+        [
+            {
+                "user": booking.user_id,
+                "booking": booking.id,
+                "kind": kind,
+                "dedupe_key": f"{kind}:{booking.id}",
+                "send_after": send_after,
+                "created_at": now,
+            }
+            for kind, send_after in kinds
+        ]
+    ).execute()
+    queue.enqueue("jobs.tasks.send_booking_notifications", booking.id, queue_name="mail")
 
 
 def booking_confirmed(booking, now):
@@ -186,6 +200,17 @@ def send_notification(notification_id, now=None):
         Notification.id == notification_id
     ).execute()
     return True
+
+
+def send_due_for_booking(booking_id, now=None):
+    """Send one booking's due, unsent notifications (the job enqueued after each change to it)."""
+    now = now or utcnow()
+    due = Notification.select(Notification.id).where(
+        (Notification.booking == booking_id)
+        & Notification.sent_at.is_null()
+        & (Notification.send_after <= now)
+    )
+    return sum(1 for row in list(due) if send_notification(row.id, now))
 
 
 def send_due(now=None, limit=500):

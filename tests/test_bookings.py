@@ -392,3 +392,19 @@ def test_expiry_and_cancellation_mails(factory, now, outbox):
     kinds = [n.kind for n in Notification.select().where(Notification.booking == expired.id)]
     assert sorted(kinds) == ["booking_expired", "booking_received", "payment_reminder"]
     assert ClubSession.select().where(ClubSession.available_slots != ClubSession.max_slots).count() == 0
+
+
+def test_a_sold_out_session_still_gives_the_right_refusal(factory, now):
+    """The read-only "full" answer after a sell-out keeps the order a player should hear refusals in."""
+    club_session = factory.club_session(max_slots=1)
+    holder = factory.user()
+    book_session(holder, club_session, 0, "stripe", now)
+    with pytest.raises(bookings.AlreadyBooked):
+        book_session(holder, club_session, 0, "stripe", now)
+    with pytest.raises(bookings.PaymentMethodUnavailable):
+        book_session(factory.user(), club_session, 0, "cash", now)
+    with pytest.raises(bookings.SessionFull):
+        book_session(factory.user(), club_session, 0, "stripe", now)
+    ClubSession.update(status="cancelled").where(ClubSession.id == club_session.id).execute()
+    with pytest.raises(bookings.BookingClosed):
+        book_session(factory.user(), club_session, 0, "stripe", now)
