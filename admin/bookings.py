@@ -7,7 +7,7 @@ payment services plus the audit row). Organizers see the bookings of the session
 from flask import flash, has_request_context, redirect, request
 from flask_admin import expose
 from flask_admin.contrib.peewee.filters import FilterEqual
-from peewee import JOIN
+from peewee import JOIN, ModelSelect
 
 from admin import exports
 from admin.base import IdEqualFilter, LocalDateFilter, StaffModelView, actor, back, flash_error, now, parse_id
@@ -42,6 +42,18 @@ def _session_options():
 
 def _time(view, context, model, name):
     return local_time(getattr(model, name), "%d/%m/%Y %H:%M")
+
+
+class _BookingList(ModelSelect):
+    """The list's query, whose unfiltered COUNT is of bookings alone (SQLite would join every row first).
+
+    The session and player keys are NOT NULL foreign keys: the joins never change the number of rows.
+    """
+
+    def count(self, database=None, clear_limit=False):
+        if self._where is None:
+            return Booking.select().count(database)
+        return super().count(database, clear_limit)
 
 
 class BookingView(StaffModelView):
@@ -114,7 +126,14 @@ class BookingView(StaffModelView):
 
     def get_query(self):
         """Bookings with their session and player in one query; organizers see their sessions' only."""
-        query = Booking.select(Booking, ClubSession, User).join(ClubSession).switch(Booking).join(User)
+        # LEFT joins give the same rows (both keys are NOT NULL foreign keys) but let PostgreSQL drop
+        # the joins from the list's COUNT when no condition uses them (bench/scale.py).
+        query = (
+            _BookingList(Booking, (Booking, ClubSession, User))
+            .join(ClubSession, JOIN.LEFT_OUTER)
+            .switch(Booking)
+            .join(User, JOIN.LEFT_OUTER)
+        )
         user = actor()
         if not user.is_admin:
             query = query.where(ClubSession.created_by == user.id)

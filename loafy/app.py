@@ -58,3 +58,5 @@ def _configure_logging(app):
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app.logger.setLevel(level)
     logging.getLogger("peewee").setLevel(logging.INFO)  # its DEBUG logs every SQL statement
+    # Stripe's DEBUG logs whole response bodies: a PaymentIntent's client_secret must never be logged.
+    logging.getLogger("stripe").setLevel(logging.INFO)

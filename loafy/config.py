@@ -23,6 +23,7 @@ DEFAULTS = {
     "STRIPE_PUBLISHABLE_KEY": None,
     "STRIPE_WEBHOOK_SECRET": None,
     "STRIPE_API_BASE": None,
+    "STRIPE_TIMEOUT_SECONDS": "10",  # per Stripe HTTP call; a slow Stripe must not hold a web worker
     "GOOGLE_CLIENT_ID": None,
     "GOOGLE_CLIENT_SECRET": None,
     "FACEBOOK_CLIENT_ID": None,
@@ -91,6 +92,14 @@ def load_config(environ=None, overrides=None, instance_path="instance"):
             config[name] = int(config[name])
         except (TypeError, ValueError):
             raise ConfigError(f"{name} must be a whole number (got {config[name]!r})")
+
+    timeout = config["STRIPE_TIMEOUT_SECONDS"] or DEFAULTS["STRIPE_TIMEOUT_SECONDS"]
+    try:
+        config["STRIPE_TIMEOUT_SECONDS"] = float(timeout)
+    except (TypeError, ValueError):
+        config["STRIPE_TIMEOUT_SECONDS"] = None
+    if not 0 < (config["STRIPE_TIMEOUT_SECONDS"] or 0) <= 120:
+        raise ConfigError(f"STRIPE_TIMEOUT_SECONDS must be seconds, above 0, at most 120 (got {timeout!r})")
 
     config["OIDC_PROVIDERS"] = overrides.get("OIDC_PROVIDERS") or _oidc_providers(values)
     config["DEBUG"] = False

@@ -66,6 +66,9 @@ def _make_postgres(parts, pool_size, pool_timeout):
         port = parts.port
     except ValueError:
         raise ConfigError("DATABASE_URL is malformed: the port is not a number")
+    # On checkout the pool runs `SELECT 1` on an idle connection and drops it if that fails, so
+    # connections killed by a PostgreSQL restart are replaced, never handed to a request
+    # (peewee 4.5, pinned; tests/test_faults_postgres.py restarts the server under gunicorn to prove it).
     return PooledPostgresqlDatabase(
         name,
         user=unquote(parts.username) if parts.username else None,

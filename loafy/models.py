@@ -212,6 +212,8 @@ Booking.add_index(
 )
 Booking.add_index(Booking.index(Booking.club_session, Booking.status, name="bookings_by_session"))
 Booking.add_index(Booking.index(Booking.user, Booking.created_at, name="bookings_by_user"))
+# The staff list: newest bookings first, one page at a time.
+Booking.add_index(Booking.index(Booking.created_at, name="bookings_by_created"))
 # The public list: upcoming published sessions by start time.
 ClubSession.add_index(
     ClubSession.index(ClubSession.status, ClubSession.starts_at, name="club_sessions_by_start")

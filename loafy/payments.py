@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 CURRENCY = "vnd"
 MAX_AMOUNT = 99_999_999  # Stripe's cap for one VND charge
-HTTP_TIMEOUT_SECONDS = 10
+HTTP_TIMEOUT_SECONDS = 10  # default of STRIPE_TIMEOUT_SECONDS
 # An intent in one of these states can still take the player's card.
 REUSABLE_STATUSES = ("requires_payment_method", "requires_confirmation", "requires_action")
 CANCELABLE_STATUSES = (*REUSABLE_STATUSES, "requires_capture")
@@ -106,6 +106,7 @@ def init_app(app):
         webhook_secret=app.config.get("STRIPE_WEBHOOK_SECRET"),
         api_base=(app.config.get("STRIPE_API_BASE") or "").rstrip("/") or None,
         retries=int(app.config.get("STRIPE_MAX_NETWORK_RETRIES", 2)),
+        timeout=float(app.config.get("STRIPE_TIMEOUT_SECONDS") or HTTP_TIMEOUT_SECONDS),
         client=None,
     )
 
@@ -126,7 +127,7 @@ def client():
             raise PaymentsNotConfigured()
         options = {
             "max_network_retries": _state["retries"],
-            "http_client": stripe.RequestsClient(timeout=HTTP_TIMEOUT_SECONDS),
+            "http_client": stripe.RequestsClient(timeout=_state["timeout"]),
         }
         if _state["api_base"]:
             options["base_addresses"] = {"api": _state["api_base"]}

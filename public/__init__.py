@@ -3,6 +3,7 @@
 from flask import g, redirect, request, url_for
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from loafy.db import db
 from loafy.models import User, utcnow
@@ -14,6 +15,9 @@ csrf = CSRFProtect()
 # Views that take no CSRF token: signed by their caller instead (Stripe signs its webhooks; Apple's
 # form_post only bounces to the GET callback, where the OAuth state is checked).
 CSRF_EXEMPT_ENDPOINTS = {"payments.stripe_webhook", "auth.apple_form_post"}
+# No connection checked out before these views: /ping never touches the database, and the health
+# check connects itself, so a dead database is its JSON "down" rather than an error page.
+NO_DB_CHECKOUT_ENDPOINTS = {"ops.ping", "pages.healthz"}
 
 
 def init_app(app):
@@ -36,6 +40,7 @@ def init_app(app):
     login_manager.unauthorized_handler(_unauthorized)
     csrf.init_app(app)
 
+    app.before_request(_limit_streamed_body)
     app.before_request(_open_db)
     app.before_request(_protect)
     app.teardown_request(_close_db)
@@ -63,8 +68,25 @@ def _unauthorized():
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
+def _limit_streamed_body():
+    """413 for a chunked body (no Content-Length) over MAX_CONTENT_LENGTH.
+
+    Werkzeug stops reading such a stream at the limit and hands the view the first megabyte as if
+    it were the whole body (a cut JSON or form, a webhook with a "bad signature"). Read it here,
+    up to the limit, and refuse it when it reaches the limit; views then get the cached bytes.
+    """
+    if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+        return
+    limit = request.max_content_length
+    if limit is not None and len(request.get_data(cache=True)) >= limit:
+        raise RequestEntityTooLarge()
+
+
 def _open_db():
     # Close at teardown only what this request opened (a test or CLI may hold its own).
+    if request.endpoint in NO_DB_CHECKOUT_ENDPOINTS:
+        g.opened_db = db.is_closed()  # whatever they open themselves is closed at teardown
+        return
     g.opened_db = db.connect(reuse_if_open=True)
 
 

@@ -22,10 +22,11 @@ DEFAULT_RATES = {
     "RATELIMIT_LOGIN_PER_IP": "20 per minute",
 }
 # (endpoint, config key of its rate, key function name): applied after the blueprints exist.
+# Endpoints naming the same config key share one counter (the rate's key is the limit's scope).
 LIMITED = (
     ("api.create_booking_view", "RATELIMIT_BOOKING_PER_USER", "user"),
     ("api.create_booking_view", "RATELIMIT_BOOKING_PER_IP", "ip"),
-    ("pages.book", "RATELIMIT_BOOKING_PER_USER", "user"),  # the booking form: same budget as the API
+    ("pages.book", "RATELIMIT_BOOKING_PER_USER", "user"),  # the booking form: the API's budget, shared
     ("pages.book", "RATELIMIT_BOOKING_PER_IP", "ip"),
     ("auth.login_with", "RATELIMIT_LOGIN_PER_IP", "ip"),
 )
@@ -74,7 +75,8 @@ def init_app(app):
             log.warning("rate limit for %s skipped: no such endpoint", endpoint)
             continue
         rate = config[rate_key]
-        app.view_functions[endpoint] = limiter.limit(lambda rate=rate: rate, key_func=KEY_FUNCS[key_name])(
-            view
-        )
+        # A shared limit scoped by the rate's key: alternating the form and the API gives no extra budget.
+        app.view_functions[endpoint] = limiter.shared_limit(
+            lambda rate=rate: rate, scope=rate_key.lower(), key_func=KEY_FUNCS[key_name]
+        )(view)
     return limiter
