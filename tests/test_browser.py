@@ -3,9 +3,11 @@
 The app runs in a thread on a loopback port (werkzeug's server, threaded) on the test database,
 with the clock frozen at the tests' `now`. The first journey signs in through the real OIDC provider
 (oidc-provider-mock); the others set the signed session cookie, since sign-in is tested elsewhere.
-Screenshots of the main pages, phone and desktop, are written to docs/screenshots/.
+Screenshots of the main pages, phone and desktop, are written to tests/artifacts/screenshots/
+(docs/screenshots/ with UPDATE_SCREENSHOTS=1, to refresh the README's pictures).
 """
 
+import os
 import re
 import threading
 from datetime import UTC, timedelta
@@ -33,7 +35,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parent.parent / (
+    "docs/screenshots" if os.environ.get("UPDATE_SCREENSHOTS") == "1" else "tests/artifacts/screenshots"
+)
 PHONE = {"width": 375, "height": 812}
 DESKTOP = {"width": 1280, "height": 800}
 TIMEOUT_MS = 10_000
