@@ -36,4 +36,9 @@ port_open 6379 || { echo "Redis did not start on 127.0.0.1:6379" >&2; exit 1; }
 if [ ! -x /usr/lib/chromium/chromium ]; then
   echo "installing Chromium for the browser tests…"; apt_install chromium fonts-dejavu-core
 fi
-echo "services: PostgreSQL and Redis are up; Chromium at /usr/lib/chromium/chromium"
+# axe-core (from the npm registry) for the accessibility test.
+if [ ! -f .cache/axe/node_modules/axe-core/axe.min.js ]; then
+  command -v npm >/dev/null || { echo "installing npm…"; apt_install npm; }
+  npm install --silent --no-audit --no-fund --prefix .cache/axe axe-core@4 >/dev/null
+fi
+echo "services: PostgreSQL and Redis are up; Chromium at /usr/lib/chromium/chromium; axe-core ready"

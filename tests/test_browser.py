@@ -322,3 +322,52 @@ def test_screenshots_of_the_main_pages(app, server, open_context, factory, now, 
         # Nothing on a phone is wider than the phone.
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"], (name, device)
     assert all((SCREENSHOTS / f"{name}-{device}.png").stat().st_size > 5_000 for name in shots)
+
+
+# --- accessibility -------------------------------------------------------------------------------
+
+AXE = Path(__file__).resolve().parent.parent / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+@pytest.mark.skipif(not AXE.exists(), reason="axe-core not installed: `bash .ci/services.sh` installs it")
+@pytest.mark.parametrize(
+    "locale, viewport", [("vi-VN", PHONE), ("en-GB", DESKTOP)], ids=["phone-vi", "desktop-en"]
+)
+def test_axe_finds_no_serious_violations(app, server, browser, factory, now, locale, viewport):
+    """axe-core (the engine behind Lighthouse's accessibility audit) on every main page."""
+    player, busy, booking = _showcase(factory, now)
+    staff_free = factory.club_session(title="Open play", max_slots=20, price=150_000)
+    # axe is injected as a script, which the CSP (rightly) refuses; the test context bypasses it.
+    context = browser.new_context(locale=locale, viewport=viewport, base_url=server, bypass_csp=True)
+    context.add_cookies([{"name": "session", "value": session_cookie(app, player), "url": server}])
+    anonymous = browser.new_context(locale=locale, viewport=viewport, base_url=server, bypass_csp=True)
+    pages = [
+        (context, "/"),
+        (context, f"/sessions/{staff_free.id}"),
+        (context, f"/sessions/{busy.id}"),
+        (context, "/bookings"),
+        (context, f"/bookings/{booking.id}"),
+        (context, "/profile"),
+        (anonymous, "/auth/login"),
+        (anonymous, "/sessions?when=all"),
+        (anonymous, "/no/such/page"),
+    ]
+    problems = {}
+    try:
+        for ctx, path in pages:
+            page = ctx.new_page()
+            page.goto(path)
+            page.add_script_tag(path=str(AXE))
+            result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
+            serious = [
+                (v["id"], v["help"], len(v["nodes"]))
+                for v in result["violations"]
+                if v["impact"] in ("serious", "critical")
+            ]
+            if serious:
+                problems[path] = serious
+            page.close()
+    finally:
+        context.close()
+        anonymous.close()
+    assert problems == {}
