@@ -222,3 +222,19 @@ def redis_conn(redis_url):
     conn.flushdb()
     yield conn
     conn.flushdb()
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every e-mail actually handed to the mail backend, by Message-ID (a resend shows up twice)."""
+    from loafy import notifications
+
+    calls = []
+    original = notifications.send_email
+
+    def recording_send(to, subject, body, message_id=None):
+        calls.append(message_id)
+        return original(to, subject, body, message_id=message_id)
+
+    monkeypatch.setattr(notifications, "send_email", recording_send)
+    return calls

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from rq import Queue, SimpleWorker
 
-from loafy import clock, notifications, queue
+from loafy import clock, queue
 from loafy.checks import find_violations
 from loafy.models import Booking, Notification
 from tests.fault_fixtures import RedisServer
@@ -47,20 +47,6 @@ def app_config(app_config, localstripe_url, redis_server):  # noqa: F811
         "REDIS_URL": redis_server.url,
         "JOBS_INLINE": "0",
     }
-
-
-@pytest.fixture
-def sent(monkeypatch):
-    """Every e-mail handed to the mail backend, by Message-ID (a resend would show up twice)."""
-    calls = []
-    original = notifications.send_email
-
-    def recording_send(to, subject, body, message_id=None):
-        calls.append(message_id)
-        return original(to, subject, body, message_id=message_id)
-
-    monkeypatch.setattr(notifications, "send_email", recording_send)
-    return calls
 
 
 def run_clock_jobs(redis_conn):

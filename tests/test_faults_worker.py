@@ -27,20 +27,6 @@ def app_config(app_config):
     return dict(app_config, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", JOBS_INLINE="0")
 
 
-@pytest.fixture
-def sent(monkeypatch):
-    """Every e-mail actually handed to the mail backend, by Message-ID."""
-    calls = []
-    original = notifications.send_email
-
-    def recording_send(to, subject, body, message_id=None):
-        calls.append(message_id)
-        return original(to, subject, body, message_id=message_id)
-
-    monkeypatch.setattr(notifications, "send_email", recording_send)
-    return calls
-
-
 def kill_when_paused(target, *args):
     """Start `target(*args, paused)` in a spawned process, wait for it to pause, SIGKILL it."""
     context = multiprocessing.get_context("spawn")
