@@ -30,6 +30,7 @@ from loafy.app import create_app
 from loafy.clock import utcnow
 from loafy.db import db
 from loafy.dev.devserver import free_port
+from loafy.dev.processes import children
 from loafy.migrations import upgrade
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, User
 from loafy.tokens import create_token
@@ -118,18 +119,7 @@ def run_load(mode, base, plan, tmp):
 
 def rss_mb(master_pid):
     """Resident memory of each gunicorn worker (children of the master), in MB."""
-    sizes = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("PPid", "").strip() == str(master_pid):
-            sizes.append(int(fields["VmRSS"].split()[0]) / 1024)
-    return sizes
+    return list(children(master_pid).values())
 
 
 PGBENCH_SCRIPT = """

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from loafy.dev.processes import children
 from tests.stripe_fixtures import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -241,18 +242,7 @@ def start_gunicorn(env, port, log_path):
 
 def gunicorn_workers(master_pid):
     """The worker pids (children of the gunicorn master)."""
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("PPid", "").strip() == str(master_pid):
-            pids.add(int(entry.name))
-    return pids
+    return set(children(master_pid))
 
 
 def stop_gunicorn(process):
