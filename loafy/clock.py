@@ -31,3 +31,8 @@ def to_local(value):
 
 def format_local(value, fmt="%H:%M %d/%m/%Y"):
     return to_local(value).strftime(fmt) if value else ""
+
+
+def format_vnd(amount):
+    """150000 -> '150.000 ₫' (Vietnamese grouping; VND has no minor unit)."""
+    return f"{int(amount):,}".replace(",", ".") + " ₫"

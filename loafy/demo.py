@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from loafy.accounts import create_user, find_user_by_email
+from loafy.clock import format_vnd
 from loafy.club_sessions import create_session
 from loafy.db import db
 from loafy.models import ClubSession, User
@@ -107,7 +108,7 @@ def seed_demo(now, timezone="Asia/Ho_Chi_Minh"):
 
 
 def _describe(title, price):
-    cost = "Miễn phí / Free" if price == 0 else f"{price:,} ₫ / người (per person)".replace(",", ".")
+    cost = "Miễn phí / Free" if price == 0 else f"{format_vnd(price)} / người (per person)"
     return (
         f"{title}. Mọi trình độ đều được chào đón — all levels welcome. {cost}. "
         "Mang giày thể thao và nước uống / Bring court shoes and water."

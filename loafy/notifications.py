@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from peewee import IntegrityError
 
 from loafy import queue
-from loafy.clock import format_local
+from loafy.clock import format_local, format_vnd
 from loafy.db import db
 from loafy.mail import mail_setting, send_email
 from loafy.models import Booking, ClubSession, Notification, User, utcnow
@@ -41,7 +41,7 @@ _templates = Environment(
     undefined=StrictUndefined,
     keep_trailing_newline=True,
 )
-_templates.filters["vnd"] = lambda amount: f"{int(amount):,}".replace(",", ".") + " ₫"
+_templates.filters["vnd"] = format_vnd
 _templates.filters["local"] = format_local
 
 

@@ -16,6 +16,7 @@ from peewee import IntegrityError, fn
 from loafy import bookings
 from loafy.bookings import _lock_session as lock_session
 from loafy.clock import format_local
+from loafy.clock import format_vnd as vnd
 from loafy.db import db
 from loafy.errors import Conflict, LoafyError, NotFound, PermissionDenied, Unavailable, ValidationError
 from loafy.models import Booking, LedgerEntry, WebhookEvent
@@ -53,9 +54,9 @@ class PaymentProviderError(LoafyError):
 class AmountTooLarge(ValidationError):
     code = "amount_too_large"
     message = (
-        f"This booking costs more than {MAX_AMOUNT:,} ₫, the most a card can be charged at once. "
+        f"This booking costs more than {vnd(MAX_AMOUNT)}, the most a card can be charged at once. "
         "Please book fewer guests or pay by bank transfer."
-    ).replace(",", ".")
+    )
 
 
 class NotPayable(Conflict):
@@ -683,14 +684,14 @@ def reconcile(since=None):
         received = intent.get("amount_received") or intent["amount"]
         if intent["status"] == "succeeded":
             if payment is None:
-                differences.append(f"{label}: paid {_vnd(received)} at Stripe but no payment in the ledger")
+                differences.append(f"{label}: paid {vnd(received)} at Stripe but no payment in the ledger")
             elif payment.amount != received:
                 differences.append(
-                    f"{label}: paid {_vnd(received)} at Stripe but the ledger says {_vnd(payment.amount)}"
+                    f"{label}: paid {vnd(received)} at Stripe but the ledger says {vnd(payment.amount)}"
                 )
         elif payment is not None:
             differences.append(
-                f"{label}: the ledger has a payment of {_vnd(payment.amount)} but Stripe says "
+                f"{label}: the ledger has a payment of {vnd(payment.amount)} but Stripe says "
                 f"{intent['status']}"
             )
 
@@ -701,12 +702,12 @@ def reconcile(since=None):
             continue
         if row is None:
             differences.append(
-                f"refund {refund_id} of {intent['id']}: {_vnd(refund['amount'])} at Stripe, not in the ledger"
+                f"refund {refund_id} of {intent['id']}: {vnd(refund['amount'])} at Stripe, not in the ledger"
             )
         elif row.amount != refund["amount"]:
             differences.append(
-                f"refund {refund_id} of {intent['id']}: {_vnd(refund['amount'])} at Stripe but "
-                f"{_vnd(row.amount)} in the ledger"
+                f"refund {refund_id} of {intent['id']}: {vnd(refund['amount'])} at Stripe but "
+                f"{vnd(row.amount)} in the ledger"
             )
 
     for (kind, provider_id), row in sorted(rows.items(), key=lambda item: item[1].id):
@@ -715,14 +716,10 @@ def reconcile(since=None):
         if kind == "intent" and since_ts is not None:
             continue  # an intent older than the window is not listed at Stripe; nothing to compare
         differences.append(
-            f"ledger {kind} {provider_id} ({codes.get(row.booking_id, 'no booking')}, {_vnd(row.amount)}) "
+            f"ledger {kind} {provider_id} ({codes.get(row.booking_id, 'no booking')}, {vnd(row.amount)}) "
             "is not at Stripe"
         )
     return differences
-
-
-def _vnd(amount):
-    return f"{int(amount):,}".replace(",", ".") + " ₫"
 
 
 def parse_day(text):

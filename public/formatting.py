@@ -1,12 +1,10 @@
 """Jinja filters: times in the club's time zone and the reader's language, money as VND."""
 
 from datetime import UTC
-from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
-from flask import current_app
 
-from loafy.clock import utcnow
+from loafy.clock import club_tz, format_vnd, to_local, utcnow
 
 # Named date patterns per language (CLDR syntax); 24-hour clock in both.
 PATTERNS = {
@@ -42,19 +40,16 @@ def local_time(value, fmt="card"):
     language ("card", "long", "short", "date", "time"), or a strftime format (contains "%")."""
     if value is None:
         return ""
-    tz = ZoneInfo(current_app.config["CLUB_TIMEZONE"])
-    aware = value.replace(tzinfo=UTC).astimezone(tz)
+    aware = to_local(value)
     if "%" in fmt:
         return aware.strftime(fmt)
     locale = _locale()
-    return format_datetime(aware, PATTERNS[locale].get(fmt, fmt), tzinfo=tz, locale=locale)
+    return format_datetime(aware, PATTERNS[locale].get(fmt, fmt), tzinfo=club_tz(), locale=locale)
 
 
 def vnd(amount):
     """150000 -> '150.000 ₫' in both languages (Vietnamese grouping; VND has no minor unit)."""
-    if amount is None:
-        return ""
-    return f"{int(amount):,}".replace(",", ".") + " ₫"
+    return "" if amount is None else format_vnd(amount)
 
 
 def seconds_left(value):

@@ -2,7 +2,6 @@
 language switch and the health check. Views parse, call one service, flash, and redirect (PRG)."""
 
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import segno
 from flask import (
@@ -22,6 +21,7 @@ from flask_login import current_user
 from loafy import queue
 from loafy.accounts import set_locale
 from loafy.bookings import book_session, cancel_booking, get_booking
+from loafy.clock import club_tz
 from loafy.db import db
 from loafy.errors import Conflict, PermissionDenied, ValidationError
 from loafy.listings import (
@@ -57,8 +57,7 @@ def _page_number():
 
 def _club_day_start(day):
     """Midnight of a club-local date as naive UTC."""
-    tz = ZoneInfo(current_app.config["CLUB_TIMEZONE"])
-    return datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+    return datetime(day.year, day.month, day.day, tzinfo=club_tz()).astimezone(UTC).replace(tzinfo=None)
 
 
 def _parse_filters(args, viewer):
@@ -175,31 +174,16 @@ def book(session_id):
     return redirect(_pay_url(booking, utcnow()) or url_for("pages.booking_detail", booking_id=booking.id))
 
 
-def _pay_endpoint():
-    """The payments page's endpoint and argument, if the payments blueprint serves one."""
-    cache = current_app.extensions.setdefault("loafy_pay_endpoint", {})
-    if "value" not in cache:
-        cache["value"] = None
-        for rule in current_app.url_map.iter_rules():
-            if rule.rule.startswith("/bookings/<") and rule.rule.endswith("/pay") and "GET" in rule.methods:
-                cache["value"] = (rule.endpoint, next(iter(rule.arguments)))
-                break
-    return cache["value"]
-
-
 def _pay_url(booking, now):
     """Where to pay a booking that still waits for an online payment, else None."""
-    target = _pay_endpoint()
     if (
-        target is None
-        or booking is None
+        booking is None
         or booking.status != "pending_payment"
         or booking.payment_method not in ("stripe", "bank_transfer")
         or (booking.payment_deadline is not None and booking.payment_deadline <= now)
     ):
         return None
-    endpoint, argument = target
-    return url_for(endpoint, **{argument: booking.id})
+    return url_for("payments.pay", booking_id=booking.id)
 
 
 def _shown_status(booking, now):
