@@ -3,7 +3,7 @@
 import logging
 
 from jobs.runtime import job
-from loafy import bookings, notifications
+from loafy import bookings, notifications, queue
 from loafy.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -23,5 +23,7 @@ def send_booking_notifications(app, booking_id):
 
 @job
 def flush_notifications(app):
-    """Send every due, unsent notification (catches up after a lost job or a Redis outage)."""
+    """Send every due, unsent notification (after new bookings, and every minute to catch up after
+    a lost job or a Redis outage)."""
+    queue.coalesced_job_started(notifications.FLUSH_PENDING_KEY)
     return notifications.send_due()

@@ -14,7 +14,7 @@ from peewee import IntegrityError, fn
 
 from loafy import notifications, queue
 from loafy.clock import format_local
-from loafy.db import db, is_postgres
+from loafy.db import db, is_postgres, raw_sql
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, LedgerEntry, User
 from loafy.settings import get_settings
@@ -154,6 +154,10 @@ def book_session(actor, club_session, guest_count, payment_method, now):
     if payment_method not in settings["payment_methods"]:
         raise PaymentMethodUnavailable(field="payment_method")
     slots = 1 + guests
+    booking = _book_fast(actor, session_id, guests, slots, payment_method, settings, now)
+    if booking is not None:
+        log.info("booked %s: %s slots of session %s by user %s", booking.code, slots, session_id, actor.id)
+        return booking
     _refuse_if_clearly_full(actor, session_id, slots, payment_method, now)
 
     for _attempt in range(CODE_ATTEMPTS):
@@ -172,10 +176,70 @@ def book_session(actor, club_session, guest_count, payment_method, now):
     return booking
 
 
-def _check_can_book(club_session, actor, existing, payment_method, now):
+# The hot path, hand-written SQL (peewee's query building cost more than the database's work):
+# the common booking -- the session published, open to this player, not started, slots to spare,
+# no active booking of theirs -- is one conditional UPDATE (it takes the session's row lock, as
+# _lock_session would) and two INSERTs. When the UPDATE matches nothing, or an INSERT breaks the
+# one-active-booking index or a code's uniqueness, nothing is kept and the exact path below decides
+# and explains. The UPDATE's conditions are a subset of _check_can_book's, never looser.
+TAKE_SLOTS_SQL = """
+UPDATE club_sessions SET available_slots = available_slots - ?, updated_at = ?
+WHERE id = ? AND status = 'published' AND starts_at > ? AND available_slots >= ?
+  AND ((booking_opens_at IS NULL AND early_access_opens_at IS NULL) OR booking_opens_at <= ?
+       OR (? AND early_access_opens_at <= ?))
+  AND (? OR allow_pay_at_door OR price = 0)
+RETURNING *
+"""
+INSERT_BOOKING_SQL = """
+INSERT INTO bookings (code, user_id, club_session_id, guest_count, slots, unit_price, amount,
+  payment_method, status, payment_status, payment_deadline, created_at, updated_at, confirmed_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+RETURNING *
+"""
+
+
+def _book_fast(actor, session_id, guests, slots, payment_method, settings, now):
+    """The booking, or None when the exact path must decide (nothing has changed then)."""
+    member = actor.is_member(now)
+    take = (slots, now, session_id, now, slots, now, member, now, payment_method != "cash")
+    try:
+        with db.atomic():
+            club_session = next(iter(ClubSession.raw(raw_sql(TAKE_SLOTS_SQL), *take)), None)
+            if club_session is None:
+                return None
+            amount = slots * club_session.price
+            # Free sessions and pay-at-the-door cash are confirmed at once; the rest wait for payment.
+            confirmed_now = amount == 0 or payment_method == "cash"
+            minutes = settings["payment_deadline_minutes"]
+            deadline = None if confirmed_now else now + timedelta(minutes=minutes)
+            values = (
+                new_code(),
+                actor.id,
+                session_id,
+                guests,
+                slots,
+                club_session.price,
+                amount,
+                payment_method,
+                "confirmed" if confirmed_now else "pending_payment",
+                "paid" if amount == 0 else "unpaid",
+                deadline,
+                now,
+                now,
+                now if confirmed_now else None,
+            )
+            booking = next(iter(Booking.raw(raw_sql(INSERT_BOOKING_SQL), *values)))
+            notifications.booking_created(booking, now)
+    except IntegrityError:
+        return None  # their active booking (a double click, a lapsed hold) or a code collision
+    booking.club_session = club_session
+    return booking
+
+
+def _check_can_book(club_session, actor, holds_live_booking, payment_method, now):
     """Every refusal that does not depend on the slot count, in the order a player should hear them."""
     _check_open(club_session, actor, now)
-    if existing is not None and not _is_overdue(existing, now):
+    if holds_live_booking:
         raise AlreadyBooked()
     if payment_method == "cash" and not club_session.allow_pay_at_door and club_session.price > 0:
         raise PaymentMethodUnavailable(
@@ -184,20 +248,30 @@ def _check_can_book(club_session, actor, existing, payment_method, now):
         )
 
 
+# The session, whether the player holds a live booking for it (active, and not a lapsed hold), and
+# whether any hold on it has lapsed (a slot the locked path could release): one read, no lock.
+SESSION_FOR_REFUSAL_SQL = """
+SELECT s.*,
+  EXISTS (SELECT 1 FROM bookings b WHERE b.user_id = ? AND b.club_session_id = s.id
+          AND (b.status = 'confirmed' OR (b.status = 'pending_payment'
+               AND (b.payment_deadline IS NULL OR b.payment_deadline > ?))))
+    AS holds_live_booking,
+  EXISTS (SELECT 1 FROM bookings b WHERE b.club_session_id = s.id
+          AND b.status = 'pending_payment' AND b.payment_deadline <= ?) AS has_lapsed_hold
+FROM club_sessions s WHERE s.id = ?
+"""
+
+
 def _refuse_if_clearly_full(actor, session_id, slots, payment_method, now):
-    """Without any lock: refuse when the session cannot have the slots (too few left and no overdue
-    booking to release). After a sell-out the crowd is answered by reads alone and never queues for
+    """Without any lock: refuse when the session cannot have the slots (too few left and no lapsed
+    hold to release). After a sell-out the crowd is answered by one read each and never queues for
     the session's write lock; anything uncertain is left to the locked transaction."""
-    club_session = ClubSession.get_or_none(ClubSession.id == session_id)
+    params = (actor.id, now, now, session_id)
+    club_session = next(iter(ClubSession.raw(raw_sql(SESSION_FOR_REFUSAL_SQL), *params)), None)
     if club_session is None or club_session.available_slots >= slots:
         return
-    _check_can_book(club_session, actor, _active_booking(actor.id, session_id), payment_method, now)
-    overdue = Booking.select(Booking.id).where(
-        (Booking.club_session == session_id)
-        & (Booking.status == "pending_payment")
-        & (Booking.payment_deadline <= now)
-    )
-    if not overdue.exists():
+    _check_can_book(club_session, actor, bool(club_session.holds_live_booking), payment_method, now)
+    if not club_session.has_lapsed_hold:
         raise _full(club_session.available_slots)
 
 
@@ -214,7 +288,8 @@ def _full(left):
 def _book_once(actor, session_id, guests, slots, payment_method, settings, now):
     club_session = _lock_session(session_id)
     existing = _active_booking(actor.id, session_id)
-    _check_can_book(club_session, actor, existing, payment_method, now)
+    holds_live_booking = existing is not None and not _is_overdue(existing, now)
+    _check_can_book(club_session, actor, holds_live_booking, payment_method, now)
     released = []
     if existing is not None:  # their own unpaid booking lapsed: release it, they may book again
         released = _release_overdue([session_id], now)

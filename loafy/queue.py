@@ -67,6 +67,38 @@ def enqueue(func_path, *args, queue_name="default", at=None):
     db.after_commit(send)
 
 
+def enqueue_coalesced(func_path, pending_key, queue_name="default", pending_seconds=60):
+    """Enqueue the argument-less `func_path` after commit unless one is already waiting.
+
+    One Redis SET NX when a job is pending, instead of a whole RQ enqueue: the job calls
+    `coalesced_job_started(pending_key)` before reading the database, so work committed before
+    that read is seen by it and work committed after sets the key again and enqueues another.
+    The key's expiry bounds the wait if a job is lost; the periodic sweeps catch up in any case.
+    """
+
+    def send():
+        if _state["inline"]:
+            _run_inline(func_path, ())
+            return
+        try:
+            if redis_connection().set(pending_key, 1, nx=True, ex=pending_seconds):
+                get_queue(queue_name).enqueue(func_path)
+        except RedisError as exc:
+            log.warning("could not enqueue %s (%s); the periodic sweep will catch up", func_path, exc)
+
+    db.after_commit(send)
+
+
+def coalesced_job_started(pending_key):
+    """Called first thing by a job enqueued with enqueue_coalesced."""
+    if _state["inline"]:
+        return
+    try:
+        redis_connection().delete(pending_key)
+    except RedisError as exc:
+        log.warning("could not clear %s (%s)", pending_key, exc)
+
+
 def _run_inline(func_path, args):
     """Tests and Redis-less runs: do the job right away, in-process; a failure is logged, not raised."""
     module_name, _, func_name = func_path.rpartition(".")

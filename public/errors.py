@@ -2,12 +2,14 @@
 
 import logging
 
-from flask import jsonify, render_template, request
+from flask import jsonify, make_response, render_template, request
+from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from loafy.errors import LoafyError
+from public.limits import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,13 @@ def init_app(app):
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
         return error_response(400, "csrf", "Your form expired or was sent from elsewhere. Please try again.")
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(exc):
+        response, status = error_response(429, CODES[429], MESSAGES[429])
+        response = make_response(response, status)
+        response.headers["Retry-After"] = str(retry_after_seconds())
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc):

@@ -3,11 +3,14 @@
 Storage: RATELIMIT_STORAGE_URI if set; else REDIS_URL in production and memory:// in development
 and testing. Limits are on by default except under LOAFY_ENV=testing, where a test turns them on
 with RATELIMIT_ENABLED=True (and may change the rates with the RATELIMIT_* keys below).
-A breach raises RateLimitExceeded (429), rendered by public/errors.py: JSON under /api, a page elsewhere.
+A breach raises RateLimitExceeded (429), rendered by public/errors.py (JSON under /api, a page
+elsewhere) with a Retry-After header.
 """
 
 import logging
+import time
 
+from flask import current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import current_user
@@ -46,6 +49,15 @@ def client_ip():
 KEY_FUNCS = {"user": user_or_ip, "ip": client_ip}
 
 
+def retry_after_seconds():
+    """Seconds until the breached limit's window resets (read from the limiter's storage on a 429 only)."""
+    limiter = current_app.extensions.get("loafy_limiter")
+    limit = limiter.current_limit if limiter is not None else None
+    if limit is None:
+        return 60
+    return max(1, int(limit.reset_at - time.time()))
+
+
 def storage_uri(config):
     if config.get("RATELIMIT_STORAGE_URI"):
         return config["RATELIMIT_STORAGE_URI"]
@@ -59,7 +71,9 @@ def init_app(app):
     config = app.config
     config.setdefault("RATELIMIT_ENABLED", config["LOAFY_ENV"] != "testing")
     config["RATELIMIT_STORAGE_URI"] = storage_uri(config)
-    config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # No X-RateLimit-* headers on every answer: they cost two Redis reads per limited request
+    # (a quarter of a booking's time in bench/rush.py). A 429 still says when to retry.
+    config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
     config.setdefault("RATELIMIT_KEY_PREFIX", "loafy-limits")
     # Redis down must not take booking down with it: count in memory until it is back.
     config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
