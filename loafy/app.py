@@ -5,7 +5,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from loafy import clock, mail, payments, queue
+from loafy import clock, mail, payments, queue, sold_out
 from loafy.config import load_config
 from loafy.db import db, make_database
 
@@ -37,6 +37,7 @@ def create_app(config=None):
     )
     clock.init_app(app)
     queue.init_app(app)
+    sold_out.forget_all()  # a hint never outlives its app (tests: one app per fresh database)
     mail.init_app(app)
     payments.init_app(app)
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from peewee import IntegrityError, fn
 
-from loafy import notifications, queue
+from loafy import notifications, queue, sold_out
 from loafy.clock import format_local
 from loafy.db import db, is_postgres, raw_sql
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
@@ -154,6 +154,8 @@ def book_session(actor, club_session, guest_count, payment_method, now):
     if payment_method not in settings["payment_methods"]:
         raise PaymentMethodUnavailable(field="payment_method")
     slots = 1 + guests
+    if sold_out.is_sold_out(session_id):  # the crowd after a sell-out: one read, no write attempt
+        _refuse_if_clearly_full(actor, session_id, slots, payment_method, now)
     booking = _book_fast(actor, session_id, guests, slots, payment_method, settings, now)
     if booking is not None:
         log.info("booked %s: %s slots of session %s by user %s", booking.code, slots, session_id, actor.id)
@@ -176,12 +178,28 @@ def book_session(actor, club_session, guest_count, payment_method, now):
     return booking
 
 
+def _new_booking_state(free, payment_method, settings, now):
+    """A new booking's status fields: free sessions and pay-at-the-door cash are confirmed at once;
+    the rest wait for payment until the deadline."""
+    confirmed_now = free or payment_method == "cash"
+    deadline = None if confirmed_now else now + timedelta(minutes=settings["payment_deadline_minutes"])
+    return {
+        "status": "confirmed" if confirmed_now else "pending_payment",
+        "payment_status": "paid" if free else "unpaid",
+        "payment_deadline": deadline,
+        "confirmed_at": now if confirmed_now else None,
+    }
+
+
 # The hot path, hand-written SQL (peewee's query building cost more than the database's work):
 # the common booking -- the session published, open to this player, not started, slots to spare,
 # no active booking of theirs -- is one conditional UPDATE (it takes the session's row lock, as
-# _lock_session would) and two INSERTs. When the UPDATE matches nothing, or an INSERT breaks the
-# one-active-booking index or a code's uniqueness, nothing is kept and the exact path below decides
-# and explains. The UPDATE's conditions are a subset of _check_can_book's, never looser.
+# _lock_session would) and the INSERTs of the booking and its notifications. On PostgreSQL that is
+# one statement (data-modifying CTEs), so the row lock is held for that statement only, never
+# across a round trip; on SQLite three statements in one transaction. When the UPDATE matches
+# nothing, or an INSERT breaks the one-active-booking index or a code's uniqueness, nothing is kept
+# and the exact path below decides and explains. The UPDATE's conditions are a subset of
+# _check_can_book's, never looser.
 TAKE_SLOTS_SQL = """
 UPDATE club_sessions SET available_slots = available_slots - ?, updated_at = ?
 WHERE id = ? AND status = 'published' AND starts_at > ? AND available_slots >= ?
@@ -190,49 +208,111 @@ WHERE id = ? AND status = 'published' AND starts_at > ? AND available_slots >= ?
   AND (? OR allow_pay_at_door OR price = 0)
 RETURNING *
 """
-INSERT_BOOKING_SQL = """
-INSERT INTO bookings (code, user_id, club_session_id, guest_count, slots, unit_price, amount,
-  payment_method, status, payment_status, payment_deadline, created_at, updated_at, confirmed_at)
+BOOKING_COLUMNS = """code, user_id, club_session_id, guest_count, slots, unit_price, amount, payment_method,
+  created_at, updated_at, status, payment_status, payment_deadline, confirmed_at"""
+INSERT_BOOKING_SQL = f"""
+INSERT INTO bookings ({BOOKING_COLUMNS})
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING *
-"""
+"""  # noqa: S608 - built from constants
+# The same on PostgreSQL in one statement. The price is known only inside it, so the booking's
+# status fields and its notifications come in two versions, free and paid, computed in Python
+# (_new_booking_state, notifications.for_new_booking); the statement keeps the one that applies.
+BOOK_IN_ONE_STATEMENT_SQL = f"""
+WITH s AS ({TAKE_SLOTS_SQL}),
+b AS (
+  INSERT INTO bookings ({BOOKING_COLUMNS})
+  SELECT ?, ?, s.id, ?, ?, s.price, ? * s.price, ?, ?, ?,
+    CASE WHEN s.price = 0 THEN ? ELSE ? END, CASE WHEN s.price = 0 THEN ? ELSE ? END,
+    CASE WHEN s.price = 0 THEN ?::timestamp ELSE ?::timestamp END,
+    CASE WHEN s.price = 0 THEN ?::timestamp ELSE ?::timestamp END
+  FROM s RETURNING id, user_id, unit_price
+),
+n AS (
+  INSERT INTO notifications (user_id, booking_id, kind, dedupe_key, subject, body, send_after,
+    created_at, attempts)
+  SELECT b.user_id, b.id, v.kind, v.kind || ':' || b.id, '', '', v.send_after, ?, 0
+  FROM b JOIN (VALUES {{rows}}) AS v (kind, send_after, free) ON v.free = (b.unit_price = 0)
+)
+SELECT b.id AS new_booking_id, s.* FROM b, s
+"""  # noqa: S608 - built from constants
 
 
 def _book_fast(actor, session_id, guests, slots, payment_method, settings, now):
     """The booking, or None when the exact path must decide (nothing has changed then)."""
-    member = actor.is_member(now)
-    take = (slots, now, session_id, now, slots, now, member, now, payment_method != "cash")
+    take = (slots, now, session_id, now, slots, now, actor.is_member(now), now, payment_method != "cash")
+    fields = {
+        "code": new_code(),
+        "user": actor.id,
+        "club_session": session_id,
+        "guest_count": guests,
+        "slots": slots,
+        "payment_method": payment_method,
+        "created_at": now,
+        "updated_at": now,
+    }
     try:
-        with db.atomic():
-            club_session = next(iter(ClubSession.raw(raw_sql(TAKE_SLOTS_SQL), *take)), None)
-            if club_session is None:
-                return None
-            amount = slots * club_session.price
-            # Free sessions and pay-at-the-door cash are confirmed at once; the rest wait for payment.
-            confirmed_now = amount == 0 or payment_method == "cash"
-            minutes = settings["payment_deadline_minutes"]
-            deadline = None if confirmed_now else now + timedelta(minutes=minutes)
-            values = (
-                new_code(),
-                actor.id,
-                session_id,
-                guests,
-                slots,
-                club_session.price,
-                amount,
-                payment_method,
-                "confirmed" if confirmed_now else "pending_payment",
-                "paid" if amount == 0 else "unpaid",
-                deadline,
-                now,
-                now,
-                now if confirmed_now else None,
-            )
-            booking = next(iter(Booking.raw(raw_sql(INSERT_BOOKING_SQL), *values)))
-            notifications.booking_created(booking, now)
+        if is_postgres():
+            booking = _book_in_one_statement(take, fields, settings, now)
+        else:
+            booking = _book_in_three_statements(take, fields, settings, now)
     except IntegrityError:
         return None  # their active booking (a double click, a lapsed hold) or a code collision
+    return booking
+
+
+def _book_in_three_statements(take, fields, settings, now):
+    with db.atomic():
+        club_session = next(iter(ClubSession.raw(raw_sql(TAKE_SLOTS_SQL), *take)), None)
+        if club_session is None:
+            return None
+        price = club_session.price
+        state = _new_booking_state(price == 0, fields["payment_method"], settings, now)
+        f = fields
+        values = (f["code"], f["user"], f["club_session"], f["guest_count"], f["slots"], price)
+        values += (f["slots"] * price, f["payment_method"], now, now)
+        values += (state["status"], state["payment_status"], state["payment_deadline"], state["confirmed_at"])
+        booking = next(iter(Booking.raw(raw_sql(INSERT_BOOKING_SQL), *values)))
+        notifications.booking_created(booking, now)
     booking.club_session = club_session
+    return booking
+
+
+def _book_in_one_statement(take, fields, settings, now):
+    free = _new_booking_state(True, fields["payment_method"], settings, now)
+    paid = _new_booking_state(False, fields["payment_method"], settings, now)
+    f = fields
+    params = list(take)
+    params += [f["code"], f["user"], f["guest_count"], f["slots"], f["slots"], f["payment_method"], now, now]
+    for key in ("status", "payment_status", "payment_deadline", "confirmed_at"):
+        params += [free[key], paid[key]]
+    params.append(now)
+    rows = []
+    for is_free, state in ((True, free), (False, paid)):
+        new = notifications.for_new_booking(state["status"], state["payment_deadline"], now)
+        for kind, send_after in new:
+            rows.append("(?, ?::timestamp, ?)")
+            params += [kind, send_after, is_free]
+    statement = raw_sql(BOOK_IN_ONE_STATEMENT_SQL.format(rows=", ".join(rows)))
+    # A statement of its own is its own transaction: no BEGIN/COMMIT round trips, and the session's
+    # row lock is released the moment it ends. Inside a caller's transaction it takes a savepoint.
+    if db.in_transaction():
+        with db.atomic():
+            club_session = next(iter(ClubSession.raw(statement, *params)), None)
+    else:
+        club_session = next(iter(ClubSession.raw(statement, *params)), None)
+    if club_session is None:
+        return None
+    state = free if club_session.price == 0 else paid
+    booking = Booking(
+        id=club_session.new_booking_id,
+        unit_price=club_session.price,
+        amount=f["slots"] * club_session.price,
+        **fields,
+        **state,
+    )
+    booking.club_session = club_session
+    notifications.new_booking_written()
     return booking
 
 
@@ -248,8 +328,9 @@ def _check_can_book(club_session, actor, holds_live_booking, payment_method, now
         )
 
 
-# The session, whether the player holds a live booking for it (active, and not a lapsed hold), and
-# whether any hold on it has lapsed (a slot the locked path could release): one read, no lock.
+# The session, whether the player holds a live booking for it (active, and not a lapsed hold),
+# whether any hold on it has lapsed (a slot the locked path could release) and when the next one
+# lapses: one read, no lock.
 SESSION_FOR_REFUSAL_SQL = """
 SELECT s.*,
   EXISTS (SELECT 1 FROM bookings b WHERE b.user_id = ? AND b.club_session_id = s.id
@@ -257,7 +338,9 @@ SELECT s.*,
                AND (b.payment_deadline IS NULL OR b.payment_deadline > ?))))
     AS holds_live_booking,
   EXISTS (SELECT 1 FROM bookings b WHERE b.club_session_id = s.id
-          AND b.status = 'pending_payment' AND b.payment_deadline <= ?) AS has_lapsed_hold
+          AND b.status = 'pending_payment' AND b.payment_deadline <= ?) AS has_lapsed_hold,
+  (SELECT min(b.payment_deadline) FROM bookings b WHERE b.club_session_id = s.id
+          AND b.status = 'pending_payment') AS next_deadline
 FROM club_sessions s WHERE s.id = ?
 """
 
@@ -272,6 +355,8 @@ def _refuse_if_clearly_full(actor, session_id, slots, payment_method, now):
         return
     _check_can_book(club_session, actor, bool(club_session.holds_live_booking), payment_method, now)
     if not club_session.has_lapsed_hold:
+        if club_session.available_slots == 0:
+            sold_out.remember(session_id, Booking.payment_deadline.python_value(club_session.next_deadline))
         raise _full(club_session.available_slots)
 
 
@@ -302,8 +387,6 @@ def _book_once(actor, session_id, guests, slots, payment_method, settings, now):
             raise _full(_available(session_id))
 
     amount = slots * club_session.price
-    # Free sessions and pay-at-the-door cash are confirmed at once; the rest wait for payment.
-    confirmed_now = amount == 0 or payment_method == "cash"
     booking = Booking.create(
         code=new_code(),
         user=actor.id,
@@ -313,14 +396,9 @@ def _book_once(actor, session_id, guests, slots, payment_method, settings, now):
         unit_price=club_session.price,
         amount=amount,
         payment_method=payment_method,
-        status="confirmed" if confirmed_now else "pending_payment",
-        payment_status="paid" if amount == 0 else "unpaid",
-        payment_deadline=None
-        if confirmed_now
-        else now + timedelta(minutes=settings["payment_deadline_minutes"]),
         created_at=now,
         updated_at=now,
-        confirmed_at=now if confirmed_now else None,
+        **_new_booking_state(amount == 0, payment_method, settings, now),
     )
     notifications.booking_created(booking, now)
     # Hand back the session read under the lock (callers show it), its count as it now stands.
@@ -411,6 +489,7 @@ def _release_overdue(session_ids, now):
         ClubSession.update(available_slots=ClubSession.available_slots + slots, updated_at=now).where(
             ClubSession.id == session_id
         ).execute()
+    sold_out.forget(returned)
     notifications.bookings_expired([(b.id, b.user_id) for b in overdue], now)
     for booking in overdue:
         if booking.stripe_payment_intent_id:  # its open PaymentIntent must be cancelled at Stripe
@@ -495,6 +574,7 @@ def cancel_booking(actor, booking, now, reason=""):
         ClubSession.update(available_slots=ClubSession.available_slots + booking.slots, updated_at=now).where(
             ClubSession.id == booking.club_session_id
         ).execute()
+        sold_out.forget([booking.club_session_id])
         notifications.booking_cancelled(booking, now, refund=refund)
         queue.enqueue(SETTLE_JOB, booking.id)  # refund it or cancel its open PaymentIntent
     log.info("cancelled %s by user %s%s", booking.code, actor.id, " (refund due)" if refund else "")

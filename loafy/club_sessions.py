@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 from peewee import IntegrityError
 
+from loafy import sold_out
 from loafy.clock import club_tz
 from loafy.db import db, is_postgres
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
@@ -198,6 +199,7 @@ def update_session(actor, club_session, data, now):
         try:
             with db.atomic():
                 ClubSession.update(updates).where(ClubSession.id == current.id).execute()
+            sold_out.forget([current.id])  # more capacity, or other rules: no longer known full
         except IntegrityError as exc:
             log.warning("session update rejected by the database: %s", exc)
             raise ValidationError("These session details are not consistent.")

@@ -1,6 +1,7 @@
 """The database handle, configured at run time from DATABASE_URL (SQLite or PostgreSQL)."""
 
 import logging
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -58,6 +59,35 @@ def _make_sqlite(parts, url):
     )
 
 
+class ClubPostgresqlDatabase(PooledPostgresqlDatabase):
+    """peewee's pool, pinging (`SELECT 1`) only connections idle for PING_AFTER_IDLE_SECONDS.
+
+    peewee pings every connection on checkout, a round trip on every request. A connection
+    checked in a moment ago needs none: a PostgreSQL restart takes longer than that, and a
+    connection that failed while the server was down is closed and never returns to the pool.
+    """
+
+    PING_AFTER_IDLE_SECONDS = 1.0
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._checked_in_at = {}
+
+    def _can_reuse(self, conn):
+        reusable = super()._can_reuse(conn)
+        if reusable:
+            self._checked_in_at[self.conn_key(conn)] = time.monotonic()
+        return reusable
+
+    def _is_closed(self, conn):
+        checked_in_at = self._checked_in_at.pop(self.conn_key(conn), float("-inf"))
+        if conn.closed:
+            return True
+        if time.monotonic() - checked_in_at < self.PING_AFTER_IDLE_SECONDS:
+            return False
+        return super()._is_closed(conn)
+
+
 def _make_postgres(parts, pool_size, pool_timeout):
     name = unquote(parts.path.lstrip("/"))
     if not name:
@@ -66,10 +96,10 @@ def _make_postgres(parts, pool_size, pool_timeout):
         port = parts.port
     except ValueError:
         raise ConfigError("DATABASE_URL is malformed: the port is not a number")
-    # On checkout the pool runs `SELECT 1` on an idle connection and drops it if that fails, so
-    # connections killed by a PostgreSQL restart are replaced, never handed to a request
-    # (peewee 4.5, pinned; tests/test_faults_postgres.py restarts the server under gunicorn to prove it).
-    return PooledPostgresqlDatabase(
+    # On checkout the pool runs `SELECT 1` on a connection idle for a second or more and drops it if
+    # that fails, so connections killed by a PostgreSQL restart are replaced, never handed to a
+    # request (peewee 4.5, pinned; tests/test_faults_postgres.py restarts the server under gunicorn).
+    return ClubPostgresqlDatabase(
         name,
         user=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,

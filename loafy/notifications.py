@@ -79,21 +79,32 @@ FLUSH_JOB = "jobs.tasks.flush_notifications"
 FLUSH_PENDING_KEY = "loafy:notifications:flush-pending"
 
 
-def booking_created(booking, now):
-    """A new booking's notifications: received (with the reminder 10 minutes before its deadline)
-    or, when it is confirmed at once, confirmed. The booking is new, so no earlier row can collide
-    with these. On the booking hot path: raw inserts, and a sender kick that costs one Redis
-    SET while a flush is already waiting (a rush enqueues a handful of jobs, not one per booking)."""
-    kinds = [("booking_confirmed", now)]
-    if booking.status == "pending_payment":
-        kinds = [
+def for_new_booking(status, payment_deadline, now):
+    """(kind, send_after) of a new booking's notifications: received, with the reminder 10 minutes
+    before its deadline, or, when it is confirmed at once, confirmed."""
+    if status == "pending_payment":
+        return [
             ("booking_received", now),
-            ("payment_reminder", max(now, booking.payment_deadline - REMINDER_BEFORE_DEADLINE)),
+            ("payment_reminder", max(now, payment_deadline - REMINDER_BEFORE_DEADLINE)),
         ]
+    return [("booking_confirmed", now)]
+
+
+def booking_created(booking, now):
+    """Write a new booking's notifications (one insert; the booking is new, so no earlier row can
+    collide with these) and have them sent after commit."""
     params = []
+    kinds = for_new_booking(booking.status, booking.payment_deadline, now)
     for kind, send_after in kinds:
         params += [booking.user_id, booking.id, kind, f"{kind}:{booking.id}", send_after, now]
     db.execute_sql(raw_sql(INSERT_SQL.format(rows=", ".join([INSERT_ROW] * len(kinds)))), params)
+    new_booking_written()
+
+
+def new_booking_written():
+    """Have the new booking's notifications sent after commit. On the booking hot path this costs
+    one Redis SET while a flush is already waiting: a rush enqueues a handful of jobs, not one per
+    booking."""
     queue.enqueue_coalesced(FLUSH_JOB, FLUSH_PENDING_KEY, queue_name="mail")
 
 

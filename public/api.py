@@ -11,7 +11,8 @@ from flask_login import current_user, logout_user
 from flask_wtf.csrf import generate_csrf
 from werkzeug.exceptions import BadRequest
 
-from loafy.bookings import book_session, cancel_booking, get_booking
+from loafy import sold_out
+from loafy.bookings import SessionFull, book_session, cancel_booking, get_booking
 from loafy.clock import to_local
 from loafy.club_sessions import (
     cancel_session,
@@ -28,6 +29,19 @@ from public.formatting import iso_utc
 from public.guards import role_required
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+@bp.before_request
+def answer_sold_out_at_once():
+    """The crowd that hits Book in the second after a sell-out is told "full" before the token
+    lookup and the rate limits: the answer is public, changes nothing, and costs no query (the
+    hint's rules are in loafy/sold_out.py)."""
+    if request.endpoint != "api.create_booking_view":
+        return
+    data = request.get_json(silent=True)
+    session_id = data.get("session_id") if isinstance(data, dict) else None
+    if type(session_id) is int and sold_out.is_sold_out(session_id):
+        raise SessionFull()
 
 
 # --- parsing -----------------------------------------------------------------------------------
