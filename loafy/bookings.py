@@ -14,7 +14,7 @@ from peewee import IntegrityError, fn
 
 from loafy import notifications, queue, sold_out
 from loafy.clock import format_local
-from loafy.db import db, is_postgres, raw_sql
+from loafy.db import db, is_postgres, prepared_sql, raw_sql
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, LedgerEntry, User
 from loafy.settings import get_settings
@@ -200,14 +200,16 @@ def _new_booking_state(free, payment_method, settings, now):
 # nothing, or an INSERT breaks the one-active-booking index or a code's uniqueness, nothing is kept
 # and the exact path below decides and explains. The UPDATE's conditions are a subset of
 # _check_can_book's, never looser.
-TAKE_SLOTS_SQL = """
+# Columns named, never `*`: a prepared statement's result must not change when a migration adds one.
+SESSION_COLUMNS = ", ".join(field.column_name for field in ClubSession._meta.sorted_fields)
+TAKE_SLOTS_SQL = f"""
 UPDATE club_sessions SET available_slots = available_slots - ?, updated_at = ?
 WHERE id = ? AND status = 'published' AND starts_at > ? AND available_slots >= ?
   AND ((booking_opens_at IS NULL AND early_access_opens_at IS NULL) OR booking_opens_at <= ?
        OR (? AND early_access_opens_at <= ?))
   AND (? OR allow_pay_at_door OR price = 0)
-RETURNING *
-"""
+RETURNING {SESSION_COLUMNS}
+"""  # noqa: S608 - built from constants
 BOOKING_COLUMNS = """code, user_id, club_session_id, guest_count, slots, unit_price, amount, payment_method,
   created_at, updated_at, status, payment_status, payment_deadline, confirmed_at"""
 INSERT_BOOKING_SQL = f"""
@@ -291,9 +293,11 @@ def _book_in_one_statement(take, fields, settings, now):
     for is_free, state in ((True, free), (False, paid)):
         new = notifications.for_new_booking(state["status"], state["payment_deadline"], now)
         for kind, send_after in new:
-            rows.append("(?, ?::timestamp, ?)")
+            rows.append("(?::text, ?::timestamp, ?::boolean)")
             params += [kind, send_after, is_free]
-    statement = raw_sql(BOOK_IN_ONE_STATEMENT_SQL.format(rows=", ".join(rows)))
+    # Two shapes (two or three candidate notifications), each prepared once per connection.
+    text = BOOK_IN_ONE_STATEMENT_SQL.format(rows=", ".join(rows))
+    statement = prepared_sql(f"loafy_book_{len(rows)}", text)
     # A statement of its own is its own transaction: no BEGIN/COMMIT round trips, and the session's
     # row lock is released the moment it ends. Inside a caller's transaction it takes a savepoint.
     if db.in_transaction():
@@ -331,8 +335,8 @@ def _check_can_book(club_session, actor, holds_live_booking, payment_method, now
 # The session, whether the player holds a live booking for it (active, and not a lapsed hold),
 # whether any hold on it has lapsed (a slot the locked path could release) and when the next one
 # lapses: one read, no lock.
-SESSION_FOR_REFUSAL_SQL = """
-SELECT s.*,
+SESSION_FOR_REFUSAL_SQL = f"""
+SELECT {", ".join("s." + column for column in SESSION_COLUMNS.split(", "))},
   EXISTS (SELECT 1 FROM bookings b WHERE b.user_id = ? AND b.club_session_id = s.id
           AND (b.status = 'confirmed' OR (b.status = 'pending_payment'
                AND (b.payment_deadline IS NULL OR b.payment_deadline > ?))))
@@ -342,7 +346,7 @@ SELECT s.*,
   (SELECT min(b.payment_deadline) FROM bookings b WHERE b.club_session_id = s.id
           AND b.status = 'pending_payment') AS next_deadline
 FROM club_sessions s WHERE s.id = ?
-"""
+"""  # noqa: S608 - built from constants
 
 
 def _refuse_if_clearly_full(actor, session_id, slots, payment_method, now):
@@ -350,7 +354,8 @@ def _refuse_if_clearly_full(actor, session_id, slots, payment_method, now):
     hold to release). After a sell-out the crowd is answered by one read each and never queues for
     the session's write lock; anything uncertain is left to the locked transaction."""
     params = (actor.id, now, now, session_id)
-    club_session = next(iter(ClubSession.raw(raw_sql(SESSION_FOR_REFUSAL_SQL), *params)), None)
+    statement = raw_sql(prepared_sql("loafy_session_for_refusal", SESSION_FOR_REFUSAL_SQL))
+    club_session = next(iter(ClubSession.raw(statement, *params)), None)
     if club_session is None or club_session.available_slots >= slots:
         return
     _check_can_book(club_session, actor, bool(club_session.holds_live_booking), payment_method, now)

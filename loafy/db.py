@@ -1,6 +1,7 @@
 """The database handle, configured at run time from DATABASE_URL (SQLite or PostgreSQL)."""
 
 import logging
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -116,6 +117,25 @@ def raw_sql(text):
     """Hand-written SQL kept in the portable `?` style, in the driver's placeholder style (psycopg2's
     `%s`). For the few hot statements where peewee's query building costs more than the database."""
     return text if db.param == "?" else text.replace("?", db.param)
+
+
+_prepared = set()  # (connection, backend pid, statement name) already PREPAREd
+
+
+def prepared_sql(name, text):
+    """SQL that runs `text` (portable `?` style) as a statement PostgreSQL prepares once per
+    connection, so it is planned once instead of on every call (planning the booking statement
+    cost more than running it); on SQLite, `text` itself. Prepared statements are per session and
+    survive a rolled-back transaction; a new connection (after a restart, say) prepares again."""
+    if not is_postgres():
+        return text
+    conn = db.connection()
+    key = (id(conn), conn.get_backend_pid(), name)
+    if key not in _prepared:
+        numbered = iter(range(1, text.count("?") + 1))
+        db.execute_sql(f"PREPARE {name} AS " + re.sub(r"\?", lambda _: f"${next(numbered)}", text))
+        _prepared.add(key)
+    return f"EXECUTE {name} ({', '.join(['%s'] * text.count('?'))})" if "?" in text else f"EXECUTE {name}"
 
 
 def is_postgres():
