@@ -136,17 +136,19 @@ def bookings_expired(rows, now):
     queue.enqueue("jobs.tasks.flush_notifications", queue_name="mail")
 
 
-def render(notification):
-    """(subject, body) for a notification, from the booking as it is now."""
-    booking = (
-        Booking.select(Booking, ClubSession, User)
-        .join(ClubSession)
-        .switch(Booking)
-        .join(User)
-        .where(Booking.id == notification.booking_id)
-        .get()
-    )
-    settings = get_settings()
+def render(notification, booking=None, settings=None):
+    """(subject, body) for a notification, from the booking as it is now (read here unless given,
+    with its session and player)."""
+    if booking is None:
+        booking = (
+            Booking.select(Booking, ClubSession, User)
+            .join(ClubSession)
+            .switch(Booking)
+            .join(User)
+            .where(Booking.id == notification.booking_id)
+            .get()
+        )
+    settings = settings or get_settings()
     base_url = mail_setting("BASE_URL").rstrip("/")
     context = {
         "booking": booking,
@@ -161,42 +163,69 @@ def render(notification):
     return SUBJECTS[notification.kind].format(code=booking.code), body
 
 
-def _still_relevant(notification):
-    if notification.kind == "payment_reminder":
-        return (
-            Booking.select()
-            .where((Booking.id == notification.booking_id) & (Booking.status == "pending_payment"))
-            .exists()
-        )
-    return True
-
-
-def send_notification(notification_id, now=None):
-    """Send one notification if it is due and unsent; safe to run twice or concurrently."""
-    now = now or utcnow()
-    claimed = (
-        Notification.update(claimed_at=now, attempts=Notification.attempts + 1)
-        .where(
-            (Notification.id == notification_id)
-            & Notification.sent_at.is_null()
-            & (Notification.send_after <= now)
-            & (Notification.attempts < MAX_ATTEMPTS)
-            & (Notification.claimed_at.is_null() | (Notification.claimed_at < now - CLAIM_TIMEOUT))
-        )
-        .execute()
+def _claimable(now):
+    return (
+        Notification.sent_at.is_null()
+        & (Notification.send_after <= now)
+        & (Notification.attempts < MAX_ATTEMPTS)
+        & (Notification.claimed_at.is_null() | (Notification.claimed_at < now - CLAIM_TIMEOUT))
     )
+
+
+def _send_claimable(condition, now, limit=None):
+    """Claim the due, unsent notifications matching `condition` (oldest first), then send each.
+
+    The claim is one UPDATE whose conditions are re-checked row by row, so two senders racing for
+    the same rows never both get one; what a sender claims is read back in one query with its
+    booking, session and player. Returns how many went out.
+    """
+    claimable = _claimable(now) if condition is None else _claimable(now) & condition
+    candidates = Notification.select(Notification.id).where(claimable)
+    candidates = candidates.order_by(Notification.send_after, Notification.id).limit(limit)
+    ids = [row.id for row in candidates]
+    if not ids:
+        return 0
+    claimed = [
+        row.id
+        for row in Notification.update(claimed_at=now, attempts=Notification.attempts + 1)
+        .where(Notification.id.in_(ids) & _claimable(now))
+        .returning(Notification.id)
+        .execute()
+    ]
     if not claimed:
-        return False
-    notification = Notification.get_by_id(notification_id)
-    user = User.get_by_id(notification.user_id)
-    if not _still_relevant(notification) or not user.email:
-        reason = "no longer relevant" if user.email else "no e-mail address"
+        return 0
+    rows = (
+        Notification.select(Notification, Booking, ClubSession, User)
+        .join(Booking)
+        .join(ClubSession)
+        .switch(Booking)
+        .join(User)
+        .where(Notification.id.in_(claimed))
+        .order_by(Notification.send_after, Notification.id)
+    )
+    rows = list(rows)
+    orphans = set(claimed) - {notification.id for notification in rows}
+    if orphans:  # its booking is gone (cannot happen while bookings are never deleted)
+        Notification.update(sent_at=now, last_error="skipped: no booking").where(
+            Notification.id.in_(orphans)
+        ).execute()
+    settings = get_settings()
+    return sum(1 for notification in rows if _deliver(notification, settings, now))
+
+
+def _deliver(notification, settings, now):
+    """Send one claimed notification and mark it sent (or skipped, or failed for a later retry)."""
+    booking = notification.booking
+    user = booking.user
+    stale_reminder = notification.kind == "payment_reminder" and booking.status != "pending_payment"
+    if stale_reminder or not user.email:
+        reason = "no e-mail address" if not stale_reminder else "no longer relevant"
         Notification.update(sent_at=now, last_error=f"skipped: {reason}").where(
-            Notification.id == notification_id
+            Notification.id == notification.id
         ).execute()
         return False
     try:
-        subject, body = render(notification)
+        subject, body = render(notification, booking, settings)
         send_email(
             user.email,
             subject,
@@ -204,39 +233,27 @@ def send_notification(notification_id, now=None):
             message_id=f"<loafy-{notification.dedupe_key.replace(':', '-')}@loafy.local>",
         )
     except Exception as exc:  # SMTP and templates can fail in many ways; the sweep retries
-        log.warning("sending notification %s failed: %s", notification_id, exc)
+        log.warning("sending notification %s failed: %s", notification.id, exc)
         Notification.update(claimed_at=None, last_error=str(exc)[:500]).where(
-            Notification.id == notification_id
+            Notification.id == notification.id
         ).execute()
         return False
     Notification.update(sent_at=now, to_email=user.email, subject=subject, body=body, last_error=None).where(
-        Notification.id == notification_id
+        Notification.id == notification.id
     ).execute()
     return True
 
 
+def send_notification(notification_id, now=None):
+    """Send one notification if it is due and unsent; safe to run twice or concurrently."""
+    return bool(_send_claimable(Notification.id == notification_id, now or utcnow(), limit=1))
+
+
 def send_due_for_booking(booking_id, now=None):
     """Send one booking's due, unsent notifications (the job enqueued after each change to it)."""
-    now = now or utcnow()
-    due = Notification.select(Notification.id).where(
-        (Notification.booking == booking_id)
-        & Notification.sent_at.is_null()
-        & (Notification.send_after <= now)
-    )
-    return sum(1 for row in list(due) if send_notification(row.id, now))
+    return _send_claimable(Notification.booking == booking_id, now or utcnow())
 
 
 def send_due(now=None, limit=500):
     """Send every due, unsent notification (oldest first); returns how many went out."""
-    now = now or utcnow()
-    due = (
-        Notification.select(Notification.id)
-        .where(
-            Notification.sent_at.is_null()
-            & (Notification.send_after <= now)
-            & (Notification.attempts < MAX_ATTEMPTS)
-        )
-        .order_by(Notification.send_after)
-        .limit(limit)
-    )
-    return sum(1 for row in list(due) if send_notification(row.id, now))
+    return _send_claimable(None, now or utcnow(), limit=limit)

@@ -1,6 +1,7 @@
 """The booking hot path (bench/rush.py): its fast write, the sold-out hint, the coalesced mail kick,
 and the pool's ping only after idleness. Each rule is checked against the exact path's answer."""
 
+import threading
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -175,3 +176,28 @@ def test_prepared_statements_survive_a_migration_that_adds_a_column(factory, now
     finally:
         db.execute_sql("ALTER TABLE club_sessions DROP COLUMN added_later")
         db.execute_sql("ALTER TABLE users DROP COLUMN added_later")
+
+
+def test_senders_racing_over_a_batch_send_each_mail_once(app, factory, now, sent, outbox):
+    club_session = factory.club_session(max_slots=30)
+    for i in range(12):  # inline jobs are on: clear what they sent, then make everything due again
+        book_session(factory.user(email=f"p{i}@example.com"), club_session, 0, "stripe", now)
+    sent.clear()
+    Notification.update(sent_at=None, claimed_at=None, attempts=0).execute()
+    later = now + timedelta(minutes=25)  # received and reminder mails are both due: 24 in all
+    counts = []
+
+    def sender():
+        with app.app_context(), db.connection_context():
+            counts.append(notifications.send_due(later, limit=10))
+            counts.append(notifications.send_due(later, limit=10))
+            counts.append(notifications.send_due(later, limit=10))
+
+    threads = [threading.Thread(target=sender) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(counts) == 24
+    assert len(sent) == len(set(sent)) == 24
+    assert Notification.select().where(Notification.sent_at.is_null()).count() == 0
