@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import drop_database, fresh_database, machine, percentile
 from loafy.app import create_app
+from loafy.bookings import book_in_one_statement_sql, take_slots_params
 from loafy.clock import utcnow
 from loafy.db import db
 from loafy.dev.devserver import free_port
@@ -59,6 +60,10 @@ def server_env(url, port):
 
 
 def seed(url, players, slots, spare_sessions):
+    # Player ids restart at 1 in every fresh database: forget an earlier run's rate-limit counters.
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
     app = create_app(
         {"LOAFY_ENV": "testing", "DATABASE_URL": url, "REDIS_URL": REDIS_URL, "JOBS_INLINE": "0"}
     )
@@ -122,23 +127,50 @@ def rss_mb(master_pid):
     return list(children(master_pid).values())
 
 
-PGBENCH_SCRIPT = """
-\\set sid random(1, {sessions})
-\\set uid random(1, {players})
-BEGIN;
-SELECT id, status, starts_at, booking_opens_at, early_access_opens_at FROM club_sessions WHERE id = :sid FOR UPDATE;
-SELECT id FROM bookings WHERE user_id = :uid AND club_session_id = :sid AND status IN ('pending_payment', 'confirmed') LIMIT 1;
-UPDATE club_sessions SET available_slots = available_slots - 1, updated_at = now() WHERE id = :sid AND available_slots >= 1;
-INSERT INTO bookings (code, user_id, club_session_id, guest_count, slots, unit_price, amount, payment_method, status, payment_status, payment_deadline, created_at, updated_at)
-  VALUES ('P' || nextval('bench_codes'), :uid, :sid, 0, 1, 100000, 100000, 'stripe', 'expired', 'unpaid', now(), now(), now());
-INSERT INTO notifications (user_id, booking_id, kind, dedupe_key, subject, body, send_after, created_at, attempts)
-  VALUES (:uid, currval('bookings_id_seq'), 'booking_received', 'pg' || nextval('bench_codes'), '', '', now(), now(), 0);
-COMMIT;
-"""
+SESSION_VAR, PLAYER_VAR = -1001, -1002  # stand-ins replaced by pgbench's :sid and :uid
+
+
+def pgbench_script(sessions, players):
+    """The app's own booking statement (loafy.bookings, prepared like the app's) for pgbench: a
+    card booking of one slot by a random player in a random session. It only differs in the status
+    it stores ('expired', so random pairs never trip the one-active-booking index) and in its code."""
+    now = utcnow()
+    take = take_slots_params(SESSION_VAR, 1, False, "stripe", now)
+    fields = {"code": "CODE", "user": PLAYER_VAR, "club_session": SESSION_VAR, "guest_count": 0}
+    fields.update({"slots": 1, "payment_method": "stripe", "created_at": now, "updated_at": now})
+    settings = {"payment_deadline_minutes": 30}
+    _name, text, params, _free, _paid = book_in_one_statement_sql(take, fields, settings, now)
+
+    def literal(value):
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if value == SESSION_VAR:
+            return ":sid"
+        if value == PLAYER_VAR:
+            return ":uid"
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, datetime):
+            return f"(LOCALTIMESTAMP + interval '{(value - now).total_seconds():.0f} seconds')"
+        if value == "CODE":
+            return "'P' || nextval('bench_codes')"
+        if value == "pending_payment":
+            return "'expired'"
+        return "'" + value.replace("'", "''") + "'"
+
+    pieces = text.split("?")
+    statement = pieces[0] + "".join(literal(v) + piece for v, piece in zip(params, pieces[1:], strict=True))
+    return (
+        f"\\set sid random(1, {sessions})\n\\set uid random(1, {players})\n"
+        + " ".join(statement.split())
+        + ";\n"
+    )
 
 
 def pgbench_tps(url, concurrency, seconds, sessions, players, tmp):
-    """The same booking transaction straight through pgbench: the database's own limit."""
+    """The same booking statement straight through pgbench (prepared): the database's own limit."""
     import psycopg2
 
     conn = psycopg2.connect(url)
@@ -146,9 +178,10 @@ def pgbench_tps(url, concurrency, seconds, sessions, players, tmp):
     conn.cursor().execute("CREATE SEQUENCE IF NOT EXISTS bench_codes")
     conn.close()
     script = Path(tmp) / "booking.sql"
-    script.write_text(PGBENCH_SCRIPT.format(sessions=sessions, players=players))
+    script.write_text(pgbench_script(sessions, players))
+    command = ["pgbench", "-n", "-M", "prepared", "-c", str(concurrency), "-j", "2"]
     out = subprocess.run(
-        ["pgbench", "-n", "-c", str(concurrency), "-j", "2", "-T", str(int(seconds)), "-f", str(script), url],
+        [*command, "-T", str(int(seconds)), "-f", str(script), url],
         capture_output=True,
         text=True,
         timeout=120,

@@ -240,9 +240,14 @@ SELECT b.id AS new_booking_id, s.* FROM b, s
 """  # noqa: S608 - built from constants
 
 
+def take_slots_params(session_id, slots, member, payment_method, now):
+    """TAKE_SLOTS_SQL's parameters, in order."""
+    return (slots, now, session_id, now, slots, now, member, now, payment_method != "cash")
+
+
 def _book_fast(actor, session_id, guests, slots, payment_method, settings, now):
     """The booking, or None when the exact path must decide (nothing has changed then)."""
-    take = (slots, now, session_id, now, slots, now, actor.is_member(now), now, payment_method != "cash")
+    take = take_slots_params(session_id, slots, actor.is_member(now), payment_method, now)
     fields = {
         "code": new_code(),
         "user": actor.id,
@@ -280,7 +285,9 @@ def _book_in_three_statements(take, fields, settings, now):
     return booking
 
 
-def _book_in_one_statement(take, fields, settings, now):
+def book_in_one_statement_sql(take, fields, settings, now):
+    """(name, text, params, free state, paid state) of the PostgreSQL booking statement (bench/rush.py
+    hands the same statement to pgbench)."""
     free = _new_booking_state(True, fields["payment_method"], settings, now)
     paid = _new_booking_state(False, fields["payment_method"], settings, now)
     f = fields
@@ -297,7 +304,12 @@ def _book_in_one_statement(take, fields, settings, now):
             params += [kind, send_after, is_free]
     # Two shapes (two or three candidate notifications), each prepared once per connection.
     text = BOOK_IN_ONE_STATEMENT_SQL.format(rows=", ".join(rows))
-    statement = prepared_sql(f"loafy_book_{len(rows)}", text)
+    return f"loafy_book_{len(rows)}", text, params, free, paid
+
+
+def _book_in_one_statement(take, fields, settings, now):
+    name, text, params, free, paid = book_in_one_statement_sql(take, fields, settings, now)
+    statement = prepared_sql(name, text)
     # A statement of its own is its own transaction: no BEGIN/COMMIT round trips, and the session's
     # row lock is released the moment it ends. Inside a caller's transaction it takes a savepoint.
     if db.in_transaction():
@@ -311,7 +323,7 @@ def _book_in_one_statement(take, fields, settings, now):
     booking = Booking(
         id=club_session.new_booking_id,
         unit_price=club_session.price,
-        amount=f["slots"] * club_session.price,
+        amount=fields["slots"] * club_session.price,
         **fields,
         **state,
     )
