@@ -10,7 +10,6 @@ order of loafy.bookings (session first).
 import logging
 from datetime import UTC, datetime
 
-import stripe
 from peewee import IntegrityError, fn
 
 from loafy import bookings
@@ -22,6 +21,9 @@ from loafy.errors import Conflict, LoafyError, NotFound, PermissionDenied, Unava
 from loafy.models import Booking, LedgerEntry, WebhookEvent
 
 log = logging.getLogger(__name__)
+
+# Each function that talks to Stripe imports the SDK itself: loaded at start-up, it and the HTTP
+# clients it pulls in cost every web worker 5-6 MB (bench/scale.py), and most requests never pay.
 
 CURRENCY = "vnd"
 MAX_AMOUNT = 99_999_999  # Stripe's cap for one VND charge
@@ -123,6 +125,8 @@ def stripe_js_url():
 
 
 def client():
+    import stripe
+
     if _state.get("client") is None:
         if not _state.get("secret_key"):
             raise PaymentsNotConfigured()
@@ -141,6 +145,8 @@ def _plain(obj):
 
 
 def _unreachable(exc):
+    import stripe
+
     return isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError))
 
 
@@ -179,6 +185,8 @@ def create_intent(actor, booking_id, now):
     Nothing in the database changes unless Stripe answered: if it is unreachable the player is
     told how long the spot stays held.
     """
+    import stripe
+
     if actor is None or not getattr(actor, "is_authenticated", True):
         raise PermissionDenied("Please sign in to pay.")
     booking = _own_booking(actor, booking_id)
@@ -249,6 +257,8 @@ def _reusable(intent, booking):
 
 def _store_intent(booking, previous, intent, now):
     """Point the booking at its new intent unless someone else changed it first."""
+    import stripe
+
     with db.atomic():
         changed = (
             Booking.update(stripe_payment_intent_id=intent["id"], updated_at=now)
@@ -297,6 +307,8 @@ def _record_intent(booking, intent, now):
 
 
 def _cancel_quietly(stripe_client, intent_id):
+    import stripe
+
     try:
         stripe_client.v1.payment_intents.cancel(intent_id)
         return True
@@ -314,6 +326,8 @@ def handle_webhook(payload, signature, now):
     Returns what happened ("duplicate", "ignored", or record_payment's outcome, "failed",
     "canceled", "synced"). Raises BadSignature/BadPayload (400) or Unavailable (503, Stripe retries).
     """
+    import stripe
+
     secret = _state.get("webhook_secret")
     if not secret:
         raise PaymentsNotConfigured("Stripe webhooks are not configured.")
@@ -368,6 +382,8 @@ def handle_webhook(payload, signature, now):
 
 def _fetch(call):
     """One Stripe read; None when Stripe says the object does not exist (a stale or foreign event)."""
+    import stripe
+
     try:
         return _plain(call(client()))
     except stripe.InvalidRequestError as exc:
@@ -552,6 +568,8 @@ def _refund_key(intent_id, charge, part):
 
 def refund_booking(actor, booking_id, now, amount=None):
     """An admin refunds a card payment, in full (default) or in part; returns the booking."""
+    import stripe
+
     if actor is None or not getattr(actor, "is_admin", False):
         raise PermissionDenied("Only an admin can refund a payment.")
     booking = bookings.get_booking(booking_id, actor)
@@ -628,6 +646,8 @@ def settle_booking(booking_id, now):
 
 def settle_due(now):
     """Catch-up sweep: every booking still owed money back, or expired/cancelled with an open intent."""
+    import stripe
+
     ids = [
         b.id
         for b in Booking.select(Booking.id).where(
@@ -648,6 +668,8 @@ def settle_due(now):
 
 def reconcile(since=None):
     """Compare the ledger with Stripe's PaymentIntents (created since `since`); list the differences."""
+    import stripe
+
     since_ts = int(since.replace(tzinfo=UTC).timestamp()) if since else None
     stripe_client = client()
     try:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from admin import bookings as admin_bookings
 from loafy import bookings, queue, staff
 from loafy.clock import club_tz
 from loafy.models import AuditLog, Booking, ClubSession, LedgerEntry, Setting, User
@@ -389,6 +390,23 @@ def test_bookings_list_filters_and_search(admin_client, factory, now):
     assert b.code in page and a.code not in page
     page = text(admin_client.get(f"/admin/bookings/?search={a.code}"))
     assert a.code in page and b.code not in page
+
+
+def test_bookings_list_counts_exactly_up_to_the_cap(admin_client, factory, now, monkeypatch):
+    monkeypatch.setattr(admin_bookings, "COUNT_CAP", 3)
+    first, second = factory.club_session(), factory.club_session()
+    for _ in range(3):
+        book(factory, first, now)
+    book(factory, second, now)
+    page = text(admin_client.get("/admin/bookings/"))
+    assert "(3+)" in page  # four bookings, more than the cap
+    page = text(admin_client.get(f"/admin/bookings/?flt0_session_equals={second.id}"))
+    assert "(1)" in page and "+)" not in page
+    page = text(admin_client.get(f"/admin/bookings/?flt0_session_equals={first.id}"))
+    assert "(3)" in page and "(3+)" not in page  # exactly the cap is still exact
+    monkeypatch.setattr(admin_bookings, "COUNT_CAP", 2)
+    page = text(admin_client.get(f"/admin/bookings/?flt0_session_equals={first.id}"))
+    assert "(2+)" in page  # a filtered list is capped the same way
 
 
 @pytest.mark.parametrize(
