@@ -33,7 +33,7 @@ from loafy.db import db
 from loafy.dev.devserver import free_port
 from loafy.dev.processes import children
 from loafy.migrations import upgrade
-from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, User
+from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, Notification, User
 from loafy.tokens import create_token
 
 BIN = Path(sys.executable).parent
@@ -96,6 +96,43 @@ def seed(url, players, slots, spare_sessions):
     db.close() if not db.is_closed() else None
     getattr(db.obj, "close_all", lambda: None)()
     return hot.id, spare, tokens
+
+
+WARM_UP_PLAYERS = 64
+
+
+def warm_up(base, url, tokens, sessions, concurrency, tmp):
+    """A little ordinary traffic first, by players outside the rush, and its e-mails sent: the
+    rush hits a server that has been running (database connections open, statements prepared,
+    code loaded), as a club's does at opening time, not one started a second before."""
+    requests = []
+    for i, token in enumerate(tokens):
+        requests.append({"path": "/api/sessions?per_page=20"})
+        requests.append(
+            {
+                "method": "POST",
+                "path": "/api/bookings",
+                "token": token,
+                "json": {
+                    "session_id": sessions[i % len(sessions)],
+                    "guest_count": 0,
+                    "payment_method": "stripe",
+                },
+                "forwarded_for": f"10.7.0.{i}",
+            }
+        )
+    run_load("steady", base, {"requests": requests, "concurrency": concurrency, "seconds": 10}, tmp)
+    app = create_app({"LOAFY_ENV": "testing", "DATABASE_URL": url, "JOBS_INLINE": "0"})
+    deadline = time.monotonic() + 30
+    with app.app_context(), db.connection_context():
+        while time.monotonic() < deadline:
+            unsent = Notification.select().where(
+                Notification.sent_at.is_null() & (Notification.send_after <= utcnow())
+            )
+            if not unsent.exists():
+                break
+            time.sleep(0.5)
+    getattr(db.obj, "close_all", lambda: None)()
 
 
 def wait_http(url, seconds=60):
@@ -206,7 +243,8 @@ def main():
         url, handle = fresh_database("postgres", tmp)
         children = []
         try:
-            hot, spare, tokens = seed(url, args.players, args.slots, spare_sessions)
+            hot, spare, tokens = seed(url, args.players + WARM_UP_PLAYERS, args.slots, spare_sessions)
+            tokens, warm_up_tokens = tokens[: args.players], tokens[args.players :]
             port = free_port()
             env = server_env(url, port)
             base = f"http://127.0.0.1:{port}"
@@ -233,6 +271,7 @@ def main():
                 )
             )
             wait_http(base + "/ping")
+            warm_up(base, url, warm_up_tokens, spare, args.concurrency, tmp)
 
             # The rush.
             plan = {

@@ -15,3 +15,11 @@ max_requests = 50_000
 max_requests_jitter = 5_000
 accesslog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_worker_init(worker):
+    """The app's import-time objects live as long as the worker: move them out of the collector's
+    reach, so a full collection scans only what requests create (shorter pauses, lower p99)."""
+    import gc
+
+    gc.freeze()

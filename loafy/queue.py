@@ -67,13 +67,14 @@ def enqueue(func_path, *args, queue_name="default", at=None):
     db.after_commit(send)
 
 
-def enqueue_coalesced(func_path, pending_key, queue_name="default", pending_seconds=60):
+def enqueue_coalesced(func_path, pending_key, queue_name="default", delay=None, pending_seconds=60):
     """Enqueue the argument-less `func_path` after commit unless one is already waiting.
 
     One Redis SET NX when a job is pending, instead of a whole RQ enqueue: the job calls
     `coalesced_job_started(pending_key)` before reading the database, so work committed before
     that read is seen by it and work committed after sets the key again and enqueues another.
     The key's expiry bounds the wait if a job is lost; the periodic sweeps catch up in any case.
+    With a `delay` (a timedelta) the job runs that much later, via the worker's scheduler.
     """
 
     def send():
@@ -82,7 +83,10 @@ def enqueue_coalesced(func_path, pending_key, queue_name="default", pending_seco
             return
         try:
             if redis_connection().set(pending_key, 1, nx=True, ex=pending_seconds):
-                get_queue(queue_name).enqueue(func_path)
+                if delay is None:
+                    get_queue(queue_name).enqueue(func_path)
+                else:
+                    get_queue(queue_name).enqueue_in(delay, func_path)
         except RedisError as exc:
             log.warning("could not enqueue %s (%s); the periodic sweep will catch up", func_path, exc)
 

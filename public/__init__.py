@@ -41,6 +41,7 @@ def init_app(app):
     csrf.init_app(app)
 
     app.before_request(_limit_streamed_body)
+    app.before_request(api.answer_sold_out_at_once)
     app.before_request(_open_db)
     app.before_request(_protect)
     app.teardown_request(_close_db)

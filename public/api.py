@@ -31,11 +31,11 @@ from public.guards import role_required
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
-@bp.before_request
 def answer_sold_out_at_once():
-    """The crowd that hits Book in the second after a sell-out is told "full" before the token
-    lookup and the rate limits: the answer is public, changes nothing, and costs no query (the
-    hint's rules are in loafy/sold_out.py)."""
+    """A before_request hook (registered first, in public/__init__.py): the crowd that hits Book in
+    the second after a sell-out is told "full" before the database connection, the token lookup
+    and the rate limits. The answer is public, changes nothing, and costs no query (the hint's
+    rules are in loafy/sold_out.py)."""
     if request.endpoint != "api.create_booking_view":
         return
     data = request.get_json(silent=True)

@@ -2,7 +2,7 @@
 and the pool's ping only after idleness. Each rule is checked against the exact path's answer."""
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -121,19 +121,24 @@ class TestCoalescedMailKick:
     def app_config(self, app_config, redis_url):
         return dict(app_config, REDIS_URL=redis_url, JOBS_INLINE="0")
 
-    def test_a_rush_of_bookings_enqueues_one_flush_until_it_starts(self, app, factory, now, redis_conn):
+    def test_a_rush_of_bookings_schedules_one_flush_until_it_starts(self, app, factory, now, redis_conn):
         redis_conn.delete(notifications.FLUSH_PENDING_KEY)
         mail = Queue("mail", connection=redis_conn)
         mail.empty()
+        scheduled = mail.scheduled_job_registry
+        for job_id in scheduled.get_job_ids():
+            scheduled.remove(job_id, delete_job=True)
         club_session = factory.club_session(max_slots=10)
         for _ in range(3):
             book_session(factory.user(email=None), club_session, 0, "stripe", now)
-        assert mail.count == 1  # three bookings, one waiting flush
-        job = mail.jobs[0]
+        assert (mail.count, scheduled.count) == (0, 1)  # three bookings, one flush, a moment later
+        job = mail.fetch_job(scheduled.get_job_ids()[0])
         assert job.func_name == notifications.FLUSH_JOB
-        job.perform()  # the flush starts: a booking from now on enqueues the next one
+        due = scheduled.get_scheduled_time(job)
+        assert 0 < (due - datetime.now(UTC)).total_seconds() <= 2
+        job.perform()  # the flush starts: a booking from now on schedules the next one
         book_session(factory.user(email=None), club_session, 0, "stripe", now)
-        assert mail.count == 2
+        assert scheduled.count == 2
 
 
 def test_a_connection_checked_in_a_moment_ago_is_not_pinged(app, monkeypatch):

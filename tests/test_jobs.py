@@ -24,10 +24,20 @@ def run_worker(redis_conn, *names):
     SimpleWorker(queues, connection=redis_conn).work(burst=True)
 
 
+def release_scheduled(queue):
+    """What the worker's scheduler does once the scheduled jobs are due."""
+    registry = queue.scheduled_job_registry
+    for job_id in registry.get_job_ids():
+        job = queue.fetch_job(job_id)
+        registry.remove(job)
+        queue.enqueue_job(job)
+
+
 def test_notifications_are_enqueued_after_commit_and_sent_by_a_worker(app, factory, now, redis_conn, outbox):
     booking = book_session(factory.user(email="an@example.com"), factory.club_session(), 1, "stripe", now)
     mail_queue = Queue("mail", connection=redis_conn)
-    assert mail_queue.count == 1  # booking received; the reminder waits for the every-minute sweep
+    assert mail_queue.scheduled_job_registry.count == 1  # a flush, two seconds after the booking
+    release_scheduled(mail_queue)
     reminder = Notification.get(
         (Notification.booking == booking.id) & (Notification.kind == "payment_reminder")
     )
@@ -47,6 +57,7 @@ def test_nothing_is_enqueued_when_the_transaction_rolls_back(app, factory, now, 
         raise RuntimeError("something after the booking failed")
     assert Booking.select().count() == 0
     assert Queue("mail", connection=redis_conn).count == 0
+    assert Queue("mail", connection=redis_conn).scheduled_job_registry.count == 0
     assert reload(club_session).available_slots == club_session.max_slots
 
 
