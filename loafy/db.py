@@ -2,12 +2,14 @@
 
 import logging
 import re
+import select
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from peewee import DatabaseProxy, OperationalError, SqliteDatabase
+import psycopg2
+from peewee import DatabaseProxy, OperationalError, SqliteDatabase, __exception_wrapper__
 from playhouse.pool import PooledPostgresqlDatabase
 
 from loafy.errors import ConfigError
@@ -61,11 +63,12 @@ def _make_sqlite(parts, url):
 
 
 class ClubPostgresqlDatabase(PooledPostgresqlDatabase):
-    """peewee's pool, pinging (`SELECT 1`) only connections idle for PING_AFTER_IDLE_SECONDS.
+    """peewee's pool, without its `SELECT 1` round trip on every checkout of a healthy connection.
 
-    peewee pings every connection on checkout, a round trip on every request. A connection
-    checked in a moment ago needs none: a PostgreSQL restart takes longer than that, and a
-    connection that failed while the server was down is closed and never returns to the pool.
+    peewee pings every connection it hands out. This pool skips the ping for a connection checked
+    in less than PING_AFTER_IDLE_SECONDS ago with nothing waiting on its socket: a server that
+    closes its connections (a restart, a terminated backend) leaves each socket readable, so those
+    are still pinged and replaced before a request gets them.
     """
 
     PING_AFTER_IDLE_SECONDS = 1.0
@@ -84,9 +87,20 @@ class ClubPostgresqlDatabase(PooledPostgresqlDatabase):
         checked_in_at = self._checked_in_at.pop(self.conn_key(conn), float("-inf"))
         if conn.closed:
             return True
-        if time.monotonic() - checked_in_at < self.PING_AFTER_IDLE_SECONDS:
+        recent = time.monotonic() - checked_in_at < self.PING_AFTER_IDLE_SECONDS
+        if recent and not _has_input(conn):
             return False
         return super()._is_closed(conn)
+
+
+def _has_input(conn):
+    """Whether the server sent anything to this idle connection (only a closing server does)."""
+    try:
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError, psycopg2.Error):
+        return True
 
 
 def _make_postgres(parts, pool_size, pool_timeout):
@@ -130,7 +144,8 @@ def prepared_sql(name, text):
     if not is_postgres():
         return text
     conn = db.connection()
-    key = (id(conn), conn.get_backend_pid(), name)
+    with __exception_wrapper__:  # a connection the server closed: peewee's InterfaceError, a 503
+        key = (id(conn), conn.get_backend_pid(), name)
     if key not in _prepared:
         numbered = iter(range(1, text.count("?") + 1))
         db.execute_sql(f"PREPARE {name} AS " + re.sub(r"\?", lambda _: f"${next(numbered)}", text))

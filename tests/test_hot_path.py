@@ -2,6 +2,7 @@
 and the pool's ping only after idleness. Each rule is checked against the exact path's answer."""
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -206,3 +207,20 @@ def test_senders_racing_over_a_batch_send_each_mail_once(app, factory, now, sent
     assert sum(counts) == 24
     assert len(sent) == len(set(sent)) == 24
     assert Notification.select().where(Notification.sent_at.is_null()).count() == 0
+
+
+def test_a_connection_the_server_closed_a_moment_ago_is_replaced_not_handed_out(app, database_url):
+    if not is_postgres():
+        pytest.skip("the PostgreSQL pool")
+    import psycopg2
+
+    db.close()
+    with db.connection_context():
+        pid = db.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
+    killer = psycopg2.connect(database_url)
+    killer.autocommit = True
+    killer.cursor().execute("SELECT pg_terminate_backend(%s)", (pid,))
+    killer.close()
+    time.sleep(0.1)  # the server's goodbye reaches the idle socket
+    with db.connection_context():  # checked in a moment ago, but the server closed it: replaced
+        assert db.execute_sql("SELECT pg_backend_pid()").fetchone()[0] != pid
