@@ -157,25 +157,25 @@ def book_session(actor, club_session, guest_count, payment_method, now):
     if sold_out.is_sold_out(session_id):  # the crowd after a sell-out: one read, no write attempt
         _refuse_if_clearly_full(actor, session_id, slots, payment_method, now)
     booking = _book_fast(actor, session_id, guests, slots, payment_method, settings, now)
-    if booking is not None:
-        log.info("booked %s: %s slots of session %s by user %s", booking.code, slots, session_id, actor.id)
-        return booking
-    _refuse_if_clearly_full(actor, session_id, slots, payment_method, now)
+    if booking is None:
+        _refuse_if_clearly_full(actor, session_id, slots, payment_method, now)
+        booking = _book_locked(actor, session_id, guests, slots, payment_method, settings, now)
+    log.info("booked %s: %s slots of session %s by user %s", booking.code, slots, session_id, actor.id)
+    return booking
 
+
+def _book_locked(actor, session_id, guests, slots, payment_method, settings, now):
+    """The exact path: every rule checked under the session's lock, refusals explained."""
     for _attempt in range(CODE_ATTEMPTS):
         try:
             with db.atomic():
-                booking = _book_once(actor, session_id, guests, slots, payment_method, settings, now)
-            break
+                return _book_once(actor, session_id, guests, slots, payment_method, settings, now)
         except IntegrityError:
             # Either the one-active-booking index (a double click racing itself) or a code collision.
             if _active_booking(actor.id, session_id) is not None:
                 raise AlreadyBooked()
             log.info("booking code collision for session %s; retrying", session_id)
-    else:
-        raise Conflict("We could not create your booking just now. Please try again.")
-    log.info("booked %s: %s slots of session %s by user %s", booking.code, slots, session_id, actor.id)
-    return booking
+    raise Conflict("We could not create your booking just now. Please try again.")
 
 
 def _new_booking_state(free, payment_method, settings, now):
