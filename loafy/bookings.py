@@ -502,9 +502,13 @@ def _release_overdue(session_ids, now):
     returned = {}
     for booking in overdue:
         returned[booking.club_session_id] = returned.get(booking.club_session_id, 0) + booking.slots
+    # One UPDATE per distinct number of returned slots, not one per session (the sweep's main cost).
+    sessions_by_slots = {}
     for session_id, slots in returned.items():
+        sessions_by_slots.setdefault(slots, []).append(session_id)
+    for slots, session_ids_returning in sessions_by_slots.items():
         ClubSession.update(available_slots=ClubSession.available_slots + slots, updated_at=now).where(
-            ClubSession.id == session_id
+            ClubSession.id.in_(session_ids_returning)
         ).execute()
     sold_out.forget(returned)
     notifications.bookings_expired([(b.id, b.user_id) for b in overdue], now)
