@@ -4,12 +4,13 @@ import logging
 import re
 import select
 import time
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import psycopg2
-from peewee import DatabaseProxy, OperationalError, SqliteDatabase, __exception_wrapper__
+from peewee import DatabaseProxy, OperationalError, SqliteDatabase
 from playhouse.pool import PooledPostgresqlDatabase
 
 from loafy.errors import ConfigError
@@ -133,7 +134,7 @@ def raw_sql(text):
     return text if db.param == "?" else text.replace("?", db.param)
 
 
-_prepared = set()  # (connection, backend pid, statement name) already PREPAREd
+_prepared = weakref.WeakKeyDictionary()  # connection -> names PREPAREd on it; gone with it
 
 
 def prepared_sql(name, text):
@@ -144,12 +145,11 @@ def prepared_sql(name, text):
     if not is_postgres():
         return text
     conn = db.connection()
-    with __exception_wrapper__:  # a connection the server closed: peewee's InterfaceError, a 503
-        key = (id(conn), conn.get_backend_pid(), name)
-    if key not in _prepared:
+    names = _prepared.setdefault(conn, set())
+    if name not in names:
         numbered = iter(range(1, text.count("?") + 1))
         db.execute_sql(f"PREPARE {name} AS " + re.sub(r"\?", lambda _: f"${next(numbered)}", text))
-        _prepared.add(key)
+        names.add(name)
     return f"EXECUTE {name} ({', '.join(['%s'] * text.count('?'))})" if "?" in text else f"EXECUTE {name}"
 
 
