@@ -107,8 +107,10 @@ def _session_id(value):
     return parse_id(value, "That session does not exist.")
 
 
-def _lock_session(session_id):
-    """Re-read the session inside the transaction, locking its row on PostgreSQL."""
+def lock_session(session_id):
+    """Re-read the session inside the caller's transaction, locking its row on PostgreSQL (SQLite's
+    BEGIN IMMEDIATE already serializes writers). Any service changing a session's slots or its
+    bookings' states takes this lock first (payments too), in the lock order above."""
     query = ClubSession.select().where(ClubSession.id == session_id)
     if is_postgres():
         query = query.for_update()
@@ -194,7 +196,7 @@ def _new_booking_state(free, payment_method, settings, now):
 # The hot path, hand-written SQL (peewee's query building cost more than the database's work):
 # the common booking -- the session published, open to this player, not started, slots to spare,
 # no active booking of theirs -- is one conditional UPDATE (it takes the session's row lock, as
-# _lock_session would) and the INSERTs of the booking and its notifications. On PostgreSQL that is
+# lock_session would) and the INSERTs of the booking and its notifications. On PostgreSQL that is
 # one statement (data-modifying CTEs), so the row lock is held for that statement only, never
 # across a round trip; on SQLite three statements in one transaction. When the UPDATE matches
 # nothing, or an INSERT breaks the one-active-booking index or a code's uniqueness, nothing is kept
@@ -388,7 +390,7 @@ def _full(left):
 
 
 def _book_once(actor, session_id, guests, slots, payment_method, settings, now):
-    club_session = _lock_session(session_id)
+    club_session = lock_session(session_id)
     existing = _active_booking(actor.id, session_id)
     holds_live_booking = existing is not None and not _is_overdue(existing, now)
     _check_can_book(club_session, actor, holds_live_booking, payment_method, now)
@@ -579,7 +581,7 @@ def cancel_booking(actor, booking, now, reason=""):
         booking.payment_status == "paid" and booking.amount > 0 and (is_staff or settings["refund_on_cancel"])
     )
     with db.atomic():
-        _lock_session(booking.club_session_id)
+        lock_session(booking.club_session_id)
         changed = (
             Booking.update(
                 status="cancelled",
@@ -612,7 +614,7 @@ def record_payment(booking_id, *, provider, provider_id, amount, now, actor=None
     if booking is None:
         raise NotFound("That booking does not exist.")
     with db.atomic():
-        club_session = _lock_session(booking.club_session_id)
+        club_session = lock_session(booking.club_session_id)
         booking = Booking.get_by_id(booking_id)
         try:
             with db.atomic():

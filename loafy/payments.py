@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from peewee import IntegrityError, fn
 
 from loafy import bookings
-from loafy.bookings import _lock_session as lock_session
+from loafy.bookings import lock_session
 from loafy.clock import format_local
 from loafy.clock import format_vnd as vnd
 from loafy.db import db
