@@ -368,7 +368,7 @@ def _refuse_if_clearly_full(actor, session_id, slots, payment_method, now):
     hold to release). After a sell-out the crowd is answered by one read each and never queues for
     the session's write lock; anything uncertain is left to the locked transaction."""
     params = (actor.id, now, now, session_id)
-    statement = raw_sql(prepared_sql("loafy_session_for_refusal", SESSION_FOR_REFUSAL_SQL))
+    statement = prepared_sql("loafy_session_for_refusal", SESSION_FOR_REFUSAL_SQL)
     club_session = next(iter(ClubSession.raw(statement, *params)), None)
     if club_session is None or club_session.available_slots >= slots:
         return

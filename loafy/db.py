@@ -112,9 +112,10 @@ def _make_postgres(parts, pool_size, pool_timeout):
         port = parts.port
     except ValueError:
         raise ConfigError("DATABASE_URL is malformed: the port is not a number")
-    # On checkout the pool runs `SELECT 1` on a connection idle for a second or more and drops it if
-    # that fails, so connections killed by a PostgreSQL restart are replaced, never handed to a
-    # request (peewee 4.5, pinned; tests/test_faults_postgres.py restarts the server under gunicorn).
+    # On checkout the pool runs `SELECT 1` on a connection idle for a second or more, or whose socket
+    # the server wrote to, and drops it if that fails: connections killed by a PostgreSQL restart are
+    # replaced, never handed to a request (ClubPostgresqlDatabase; peewee 4.5, pinned;
+    # tests/test_faults_postgres.py restarts the server under gunicorn).
     return ClubPostgresqlDatabase(
         name,
         user=unquote(parts.username) if parts.username else None,
@@ -140,10 +141,11 @@ _prepared = weakref.WeakKeyDictionary()  # connection -> names PREPAREd on it; g
 def prepared_sql(name, text):
     """SQL that runs `text` (portable `?` style) as a statement PostgreSQL prepares once per
     connection, so it is planned once instead of on every call (planning the booking statement
-    cost more than running it); on SQLite, `text` itself. Prepared statements are per session and
-    survive a rolled-back transaction; a new connection (after a restart, say) prepares again."""
+    cost more than running it); elsewhere, `text` in the driver's style (raw_sql). Prepared
+    statements are per session and survive a rolled-back transaction; a new connection (after a
+    restart, say) prepares again."""
     if not is_postgres():
-        return text
+        return raw_sql(text)
     conn = db.connection()
     names = _prepared.setdefault(conn, set())
     if name not in names:

@@ -51,7 +51,7 @@ def user_for_token(raw, now):
     """The active user a raw token belongs to, or None (unknown, revoked, malformed)."""
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
-    statement = raw_sql(prepared_sql("loafy_user_by_token_hash", ACTIVE_USER_BY_HASH_SQL))
+    statement = prepared_sql("loafy_user_by_token_hash", ACTIVE_USER_BY_HASH_SQL)
     user = next(iter(User.raw(statement, _hash(raw))), None)
     if user is None:
         return None
