@@ -8,6 +8,7 @@ from flask import Flask
 from loafy import clock, mail, payments, queue, sold_out
 from loafy.config import load_config
 from loafy.db import db, make_database
+from loafy.settings import forget_recent_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,6 +39,7 @@ def create_app(config=None):
     clock.init_app(app)
     queue.init_app(app)
     sold_out.forget_all()  # a hint never outlives its app (tests: one app per fresh database)
+    forget_recent_settings()  # nor does a copy of the settings
     mail.init_app(app)
     payments.init_app(app)
 

@@ -14,10 +14,10 @@ from peewee import IntegrityError, fn
 
 from loafy import notifications, queue, sold_out
 from loafy.clock import format_local
-from loafy.db import db, is_postgres, prepared_sql, raw_sql
+from loafy.db import db, fetch_one, is_postgres, prepared_sql, raw_sql
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, LedgerEntry, User
-from loafy.settings import get_settings
+from loafy.settings import get_settings, recent_settings
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,16 @@ class BookingNotActive(Conflict):
 
 
 def new_code():
-    return "LB-" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    """LB- and CODE_LENGTH letters, uniform over the alphabet, from one read of the system's
+    randomness (secrets.choice reads it once per letter): bytes past the last whole multiple of
+    the alphabet's size are skipped, so no letter is likelier than another."""
+    size = len(CODE_ALPHABET)
+    letters = []
+    while len(letters) < CODE_LENGTH:
+        letters += [
+            CODE_ALPHABET[b % size] for b in secrets.token_bytes(2 * CODE_LENGTH) if b < 256 - 256 % size
+        ]
+    return "LB-" + "".join(letters[:CODE_LENGTH])
 
 
 def parse_guest_count(value, max_guests):
@@ -151,7 +160,7 @@ def book_session(actor, club_session, guest_count, payment_method, now):
     if actor is None or not getattr(actor, "is_authenticated", True):
         raise PermissionDenied("Please sign in to book.")
     session_id = _session_id(club_session)
-    settings = get_settings()
+    settings = recent_settings()
     guests = parse_guest_count(guest_count, settings["max_guests"])
     if payment_method not in settings["payment_methods"]:
         raise PaymentMethodUnavailable(field="payment_method")
@@ -272,7 +281,7 @@ def _book_fast(actor, session_id, guests, slots, payment_method, settings, now):
 
 def _book_in_three_statements(take, fields, settings, now):
     with db.atomic():
-        club_session = next(iter(ClubSession.raw(raw_sql(TAKE_SLOTS_SQL), *take)), None)
+        club_session = fetch_one(ClubSession, raw_sql(TAKE_SLOTS_SQL), take)
         if club_session is None:
             return None
         price = club_session.price
@@ -281,7 +290,7 @@ def _book_in_three_statements(take, fields, settings, now):
         values = (f["code"], f["user"], f["club_session"], f["guest_count"], f["slots"], price)
         values += (f["slots"] * price, f["payment_method"], now, now)
         values += (state["status"], state["payment_status"], state["payment_deadline"], state["confirmed_at"])
-        booking = next(iter(Booking.raw(raw_sql(INSERT_BOOKING_SQL), *values)))
+        booking = fetch_one(Booking, raw_sql(INSERT_BOOKING_SQL), values)
         notifications.booking_created(booking, now)
     booking.club_session = club_session
     return booking
@@ -316,9 +325,9 @@ def _book_in_one_statement(take, fields, settings, now):
     # row lock is released the moment it ends. Inside a caller's transaction it takes a savepoint.
     if db.in_transaction():
         with db.atomic():
-            club_session = next(iter(ClubSession.raw(statement, *params)), None)
+            club_session = fetch_one(ClubSession, statement, params)
     else:
-        club_session = next(iter(ClubSession.raw(statement, *params)), None)
+        club_session = fetch_one(ClubSession, statement, params)
     if club_session is None:
         return None
     state = free if club_session.price == 0 else paid
@@ -369,7 +378,7 @@ def _refuse_if_clearly_full(actor, session_id, slots, payment_method, now):
     the session's write lock; anything uncertain is left to the locked transaction."""
     params = (actor.id, now, now, session_id)
     statement = prepared_sql("loafy_session_for_refusal", SESSION_FOR_REFUSAL_SQL)
-    club_session = next(iter(ClubSession.raw(statement, *params)), None)
+    club_session = fetch_one(ClubSession, statement, params)
     if club_session is None or club_session.available_slots >= slots:
         return
     _check_can_book(club_session, actor, bool(club_session.holds_live_booking), payment_method, now)

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 
 from loafy.db import db
 from loafy.errors import ValidationError
@@ -95,6 +96,25 @@ def get_settings():
     return values
 
 
+# The booking hot path's copy, per process: a change made in this process is seen at once, one made
+# in another within a second (every booking read the settings table before: a round trip each).
+SETTINGS_MAX_AGE_SECONDS = 1.0
+_recent = {"values": None, "read_at": float("-inf")}
+
+
+def recent_settings():
+    """get_settings(), read at most SETTINGS_MAX_AGE_SECONDS ago by this process."""
+    values, read_at = _recent["values"], _recent["read_at"]
+    if values is None or time.monotonic() - read_at >= SETTINGS_MAX_AGE_SECONDS:
+        values = get_settings()
+        _recent.update(values=values, read_at=time.monotonic())
+    return values
+
+
+def forget_recent_settings():
+    _recent.update(values=None, read_at=float("-inf"))
+
+
 def get_setting(key):
     default, _, _ = SETTINGS[key]
     row = Setting.get_or_none(Setting.key == key)
@@ -122,4 +142,5 @@ def update_settings(changes, now=None):
                 )
                 .execute()
             )
+    forget_recent_settings()
     return get_settings()

@@ -4,7 +4,7 @@ import hashlib
 import logging
 import secrets
 
-from loafy.db import db, prepared_sql, raw_sql
+from loafy.db import db, fetch_one, prepared_sql, raw_sql
 from loafy.errors import Conflict, NotFound
 from loafy.models import ApiToken, User
 
@@ -52,7 +52,7 @@ def user_for_token(raw, now):
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
     statement = prepared_sql("loafy_user_by_token_hash", ACTIVE_USER_BY_HASH_SQL)
-    user = next(iter(User.raw(statement, _hash(raw))), None)
+    user = fetch_one(User, statement, (_hash(raw),))
     if user is None:
         return None
     # Touch at most once a minute: a hot token must not turn every GET into a write.

@@ -1,8 +1,10 @@
 """The booking hot path (bench/rush.py): its fast write, the sold-out hint, the coalesced mail kick,
 and the pool's ping only after idleness. Each rule is checked against the exact path's answer."""
 
+import json
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -10,11 +12,21 @@ import pytest
 from rq import Queue
 
 from loafy import notifications, sold_out, tokens
-from loafy.bookings import AlreadyBooked, SessionFull, book_session, cancel_booking, expire_unpaid
+from loafy import settings as club_settings
+from loafy.bookings import (
+    CODE_ALPHABET,
+    CODE_LENGTH,
+    AlreadyBooked,
+    SessionFull,
+    book_session,
+    cancel_booking,
+    expire_unpaid,
+    new_code,
+)
 from loafy.checks import find_violations
 from loafy.club_sessions import update_session
 from loafy.db import db, is_postgres
-from loafy.models import Booking, Notification
+from loafy.models import Booking, Notification, Setting
 from tests.helpers import reload
 
 
@@ -224,3 +236,31 @@ def test_a_connection_the_server_closed_a_moment_ago_is_replaced_not_handed_out(
     time.sleep(0.1)  # the server's goodbye reaches the idle socket
     with db.connection_context():  # checked in a moment ago, but the server closed it: replaced
         assert db.execute_sql("SELECT pg_backend_pid()").fetchone()[0] != pid
+
+
+def test_booking_codes_use_every_letter_evenly():
+    codes = [new_code() for _ in range(20_000)]
+    assert all(len(code) == 3 + CODE_LENGTH and code.startswith("LB-") for code in codes)
+    counts = Counter(letter for code in codes for letter in code[3:])
+    assert set(counts) == set(CODE_ALPHABET)
+    mean = len(codes) * CODE_LENGTH / len(CODE_ALPHABET)
+    assert all(abs(count - mean) < 0.15 * mean for count in counts.values()), counts
+
+
+def test_bookings_see_a_settings_change_here_at_once_and_elsewhere_within_a_second(factory, now, monkeypatch):
+    clock = SimpleNamespace(now=1000.0)
+    monkeypatch.setattr(club_settings.time, "monotonic", lambda: clock.now)
+    club_settings.forget_recent_settings()
+    book_session(factory.user(), factory.club_session(), 0, "stripe", now)  # reads the settings
+    club_settings.update_settings({"payment_deadline_minutes": 45})  # this process: seen at once
+    booking = book_session(factory.user(), factory.club_session(), 0, "stripe", now)
+    assert booking.payment_deadline == now + timedelta(minutes=45)
+
+    # Another process's change (straight in the table): this process's copy is up to a second old.
+    Setting.update(value=json.dumps(20)).where(Setting.key == "payment_deadline_minutes").execute()
+    clock.now += 0.5
+    booking = book_session(factory.user(), factory.club_session(), 0, "stripe", now)
+    assert booking.payment_deadline == now + timedelta(minutes=45)
+    clock.now += 0.5
+    booking = book_session(factory.user(), factory.club_session(), 0, "stripe", now)
+    assert booking.payment_deadline == now + timedelta(minutes=20)
