@@ -3,13 +3,12 @@
 import logging
 
 from flask import jsonify, make_response, render_template, request
-from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from peewee import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from loafy.errors import LoafyError
-from public.limits import retry_after_seconds
+from public.limits import RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +62,11 @@ def init_app(app):
     def csrf_error(exc):
         return error_response(400, "csrf", "Your form expired or was sent from elsewhere. Please try again.")
 
-    @app.errorhandler(RateLimitExceeded)
+    @app.errorhandler(RateLimited)
     def rate_limited(exc):
         response, status = error_response(429, CODES[429], MESSAGES[429])
         response = make_response(response, status)
-        response.headers["Retry-After"] = str(retry_after_seconds())
+        response.headers["Retry-After"] = str(exc.retry_after)
         return response
 
     @app.errorhandler(HTTPException)

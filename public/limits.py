@@ -1,19 +1,25 @@
-"""Rate limits (Flask-Limiter) on booking creation and sign-in, shared by every web process via Redis.
+"""Rate limits on booking creation and sign-in, shared by every web process via Redis.
 
+Counted by the `limits` library (fixed windows, the counters Flask-Limiter keeps) from a small
+decorator: Flask-Limiter's own per-request machinery cost a fifth of a booking's time.
 Storage: RATELIMIT_STORAGE_URI if set; else REDIS_URL in production and memory:// in development
 and testing. Limits are on by default except under LOAFY_ENV=testing, where a test turns them on
 with RATELIMIT_ENABLED=True (and may change the rates with the RATELIMIT_* keys below).
-A breach raises RateLimitExceeded (429), rendered by public/errors.py (JSON under /api, a page
-elsewhere) with a Retry-After header.
+While the shared storage is unreachable, each process counts in its own memory: Redis down never
+takes booking down with it. A breach raises RateLimited (429), rendered by public/errors.py (JSON
+under /api, a page elsewhere) with a Retry-After header.
 """
 
+import functools
 import logging
 import time
 
-from flask import current_app
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+from flask import request
 from flask_login import current_user
+from limits import parse
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
+from werkzeug.exceptions import TooManyRequests
 
 from loafy.queue import DEFAULT_REDIS_URL
 
@@ -24,8 +30,8 @@ DEFAULT_RATES = {
     "RATELIMIT_BOOKING_PER_IP": "30 per minute",
     "RATELIMIT_LOGIN_PER_IP": "20 per minute",
 }
-# (endpoint, config key of its rate, key function name): applied after the blueprints exist.
-# Endpoints naming the same config key share one counter (the rate's key is the limit's scope).
+# (endpoint, config key of its rate, key function name): applied after the blueprints exist, in
+# this order. Endpoints naming the same config key share one counter (the rate's key is its scope).
 LIMITED = (
     ("api.create_booking_view", "RATELIMIT_BOOKING_PER_USER", "user"),
     ("api.create_booking_view", "RATELIMIT_BOOKING_PER_IP", "ip"),
@@ -35,27 +41,62 @@ LIMITED = (
 )
 
 
+class RateLimited(TooManyRequests):
+    """A breached limit; `retry_after` is the whole seconds until its window resets."""
+
+    def __init__(self, retry_after):
+        super().__init__()
+        self.retry_after = retry_after
+
+
+def client_address():
+    """The client's address (behind TRUSTED_PROXIES, the one the nearest trusted proxy saw)."""
+    return request.remote_addr or "127.0.0.1"
+
+
 def user_or_ip():
     """The signed-in user (by session or token), else the client address."""
     if current_user.is_authenticated:
         return f"user:{current_user.id}"
-    return f"anonymous:{get_remote_address()}"
+    return f"anonymous:{client_address()}"
 
 
 def client_ip():
-    return f"ip:{get_remote_address()}"
+    return f"ip:{client_address()}"
 
 
 KEY_FUNCS = {"user": user_or_ip, "ip": client_ip}
 
 
-def retry_after_seconds():
-    """Seconds until the breached limit's window resets (read from the limiter's storage on a 429 only)."""
-    limiter = current_app.extensions.get("loafy_limiter")
-    limit = limiter.current_limit if limiter is not None else None
-    if limit is None:
-        return 60
-    return max(1, int(limit.reset_at - time.time()))
+class Counters:
+    """The limits' counters: in the shared storage, or in this process's memory for a few seconds
+    after the shared storage failed (then the shared storage is tried again)."""
+
+    RETRY_SHARED_AFTER_SECONDS = 5.0
+
+    def __init__(self, uri, prefix):
+        options = {"socket_timeout": 2, "socket_connect_timeout": 2} if uri.startswith("redis") else {}
+        self.shared = FixedWindowRateLimiter(storage_from_string(uri, **options))
+        self.local = FixedWindowRateLimiter(MemoryStorage())
+        self.shared_errors = self.shared.storage.base_exceptions
+        self.prefix = prefix
+        self.shared_down_until = 0.0
+
+    def hit(self, item, *identifiers):
+        """Counts one request; None when it is allowed, else the seconds until the window resets."""
+        if time.monotonic() >= self.shared_down_until:
+            try:
+                return self._hit(self.shared, item, identifiers)
+            except self.shared_errors as exc:
+                log.warning("rate-limit storage unreachable (%s): counting in memory for now", exc)
+                self.shared_down_until = time.monotonic() + self.RETRY_SHARED_AFTER_SECONDS
+        return self._hit(self.local, item, identifiers)
+
+    def _hit(self, limiter, item, identifiers):
+        if limiter.hit(item, self.prefix, *identifiers):
+            return None
+        reset_at = limiter.get_window_stats(item, self.prefix, *identifiers).reset_time
+        return max(1, int(reset_at - time.time() + 0.999))
 
 
 def storage_uri(config):
@@ -66,31 +107,42 @@ def storage_uri(config):
     return "memory://"
 
 
+def limited(view, counters, checks):
+    """`view`, counting each request against `checks` [(rate item, scope, key function)] in order;
+    the first breached one answers 429 (later ones are not counted)."""
+
+    @functools.wraps(view)
+    def limited_view(*args, **kwargs):
+        for item, scope, key_func in checks:
+            retry_after = counters.hit(item, scope, key_func())
+            if retry_after is not None:
+                raise RateLimited(retry_after)
+        return view(*args, **kwargs)
+
+    return limited_view
+
+
 def init_app(app):
-    """One Limiter per app (create_app may run many times in one process); call after blueprints."""
+    """One set of counters per app (create_app may run many times in one process); call after the
+    blueprints. No X-RateLimit-* headers on every answer (two more Redis reads a request)."""
     config = app.config
     config.setdefault("RATELIMIT_ENABLED", config["LOAFY_ENV"] != "testing")
     config["RATELIMIT_STORAGE_URI"] = storage_uri(config)
-    # No X-RateLimit-* headers on every answer: they cost two Redis reads per limited request
-    # (a quarter of a booking's time in bench/rush.py). A 429 still says when to retry.
-    config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
     config.setdefault("RATELIMIT_KEY_PREFIX", "loafy-limits")
-    # Redis down must not take booking down with it: count in memory until it is back.
-    config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
-    config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     for key, rate in DEFAULT_RATES.items():
         config.setdefault(key, rate)
+    if not config["RATELIMIT_ENABLED"]:
+        return None
 
-    limiter = Limiter(key_func=get_remote_address, app=app)
-    app.extensions["loafy_limiter"] = limiter
+    counters = Counters(config["RATELIMIT_STORAGE_URI"], config["RATELIMIT_KEY_PREFIX"])
+    app.extensions["loafy_limits"] = counters
+    checks = {}
     for endpoint, rate_key, key_name in LIMITED:
-        view = app.view_functions.get(endpoint)
-        if view is None:
+        if endpoint not in app.view_functions:
             log.warning("rate limit for %s skipped: no such endpoint", endpoint)
             continue
-        rate = config[rate_key]
-        # A shared limit scoped by the rate's key: alternating the form and the API gives no extra budget.
-        app.view_functions[endpoint] = limiter.shared_limit(
-            lambda rate=rate: rate, scope=rate_key.lower(), key_func=KEY_FUNCS[key_name]
-        )(view)
-    return limiter
+        check = (parse(config[rate_key]), rate_key.lower(), KEY_FUNCS[key_name])
+        checks.setdefault(endpoint, []).append(check)
+    for endpoint, endpoint_checks in checks.items():
+        app.view_functions[endpoint] = limited(app.view_functions[endpoint], counters, endpoint_checks)
+    return counters

@@ -118,3 +118,33 @@ def test_limits_shared_through_real_redis(database_url, tmp_path, redis_url, red
     headers = bearer(factory.user())
     statuses = [book(app.test_client(), headers, 999_999).status_code for app in (first, second, first)]
     assert statuses == [404, 404, 429]
+
+
+def test_retry_after_is_the_rest_of_the_window(client, factory):
+    headers = bearer(factory.user())
+    for _ in range(3):
+        book(client, headers, 999_999)
+    response = book(client, headers, 999_999)
+    assert response.status_code == 429
+    assert 1 <= int(response.headers["Retry-After"]) <= 60  # "3 per minute": within this minute
+
+
+def test_limits_count_in_memory_while_redis_is_unreachable(database_url, tmp_path, factory, caplog):
+    """Redis down: bookings still go through, the limits still hold (per process), a warning says
+    why; booking never waits on the limits' storage."""
+    from loafy.app import create_app
+
+    config = _test_config(
+        database_url,
+        tmp_path,
+        RATELIMIT_ENABLED=True,
+        RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{closed_port()}/0",
+        RATELIMIT_BOOKING_PER_USER="2 per minute",
+    )
+    client = create_app(config).test_client()
+    sessions = [factory.club_session() for _ in range(3)]
+    headers = bearer(factory.user())
+    statuses = [book(client, headers, s.id).status_code for s in sessions]
+    assert statuses == [201, 201, 429]
+    assert Booking.select().count() == 2
+    assert "rate-limit storage unreachable" in caplog.text
