@@ -125,6 +125,9 @@ def _as_int(name, value, low, high):
     return number
 
 
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2099
+
+
 def _as_datetime(name, value):
     """Accept a datetime or ISO-8601 text; aware times are converted to naive UTC."""
     if value in (None, ""):
@@ -138,6 +141,9 @@ def _as_datetime(name, value):
         raise ValidationError(f"{name} must be a date and time.", field=name)
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        # A typo, not a session: and before 1900 the club's zone has no whole-minute offset.
+        raise ValidationError(f"{name} must be between {EARLIEST_YEAR} and {LATEST_YEAR}.", field=name)
     return value
 
 

@@ -65,6 +65,8 @@ def parse_id(value, message):
         number = int(raw)
     except (TypeError, ValueError):
         raise NotFound(message)
-    if not 0 < number < 2**63:
+    # Every table's id is a 32-bit SERIAL: a larger number names no row (and a prepared statement's
+    # integer parameter would refuse it with an error instead of finding nothing).
+    if not 0 < number < 2**31:
         raise NotFound(message)
     return number

@@ -220,6 +220,8 @@ def test_create_session_roles(client, auth, users, now, role, status):
         ({"title": "x" * 201}, "title"),
         ({"status": "open"}, "status"),
         ({"ends_at": "2026-11-20T00:00:00Z"}, "ends_at"),
+        ({"starts_at": "0726-06-15T06:57:38Z", "ends_at": "0726-06-15T08:57:38Z"}, "starts_at"),
+        ({"booking_opens_at": "2461-12-12T08:11:55Z"}, "booking_opens_at"),
     ],
 )
 def test_create_session_names_the_invalid_field(client, auth, now, change, field):
@@ -435,7 +437,7 @@ def test_create_booking_names_the_invalid_field(client, auth, club_session, payl
 
 
 def test_create_booking_for_an_unknown_session_is_404(client, auth):
-    for session_id in (999_999, 0, -5, 2**70):
+    for session_id in (999_999, 0, -5, 2**31, 2**40, 2**70):  # past 32 bits: no row, not an error
         response = client.post(
             "/api/bookings",
             json={"session_id": session_id, "payment_method": "stripe"},

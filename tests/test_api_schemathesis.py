@@ -87,6 +87,7 @@ def server(database_url, tmp_path_factory):
         "DB_POOL_SIZE": "8",
     }
     env.pop("REDIS_URL", None)
+    log = instance / "server.log"
     process = subprocess.Popen(
         [
             sys.executable,
@@ -103,7 +104,7 @@ def server(database_url, tmp_path_factory):
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log.open("ab"),  # a file, not a pipe nobody drains (a full pipe would stall the server)
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -115,7 +116,7 @@ def server(database_url, tmp_path_factory):
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            pytest.fail("the server did not start: " + process.stderr.read().decode()[-2000:])
+            pytest.fail("the server did not start: " + log.read_text(errors="replace")[-2000:])
         time.sleep(0.1)
     yield base, {"Authorization": f"Bearer {raw}"}
     process.terminate()
