@@ -224,12 +224,15 @@ def booking_detail(booking_id):
     settings = get_settings()
     cancel_until = _cancel_until(booking, settings)
     status = _shown_status(booking, now)
-    qr = segno.make(booking.code, error="m")
+    qr_svg = None
+    if status == "confirmed":  # the door checks in confirmed bookings only
+        qr = segno.make(booking.code, error="m")
+        qr_svg = qr.svg_inline(border=2, dark="#14202b", svgclass="qr-code", lineclass=None, omitsize=True)
     return render_template(
         "public/booking.html",
         booking=booking,
         status=status,
-        qr_svg=qr.svg_inline(border=2, dark="#14202b", svgclass="qr-code", lineclass=None, omitsize=True),
+        qr_svg=qr_svg,
         pay_url=_pay_url(booking, now),
         cancel_until=cancel_until,
         can_cancel=status in ACTIVE_BOOKING_STATUSES

@@ -310,13 +310,18 @@ def test_my_bookings_needs_sign_in(client):
     assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
 
 
-def test_booking_page_has_a_qr_code_and_details(client, factory, player, now):
+def test_booking_page_has_details_and_the_door_code_once_paid(client, factory, player, now):
     booking = book_session(player, factory.club_session(price=80_000), 2, "stripe", now)
     login(client, player)
     page = text(client.get(f"/bookings/{booking.id}", headers=EN))
-    assert "<svg" in page and "qr-code" in page
     assert booking.code in page and "240.000 ₫" in page
     assert "You + 2 guests" in page and "Pay within" in page
+    # No door QR while unpaid: the door checks in confirmed bookings only.
+    assert "qr-code" not in page and "Your door code appears here once you have paid." in page
+
+    Booking.update(status="confirmed", payment_status="paid").where(Booking.id == booking.id).execute()
+    page = text(client.get(f"/bookings/{booking.id}", headers=EN))
+    assert "<svg" in page and "qr-code" in page and "Show this code at the door" in page
 
 
 def test_someone_elses_booking_is_404(client, factory, player, now):
