@@ -159,6 +159,44 @@ def run_load(mode, base, plan, tmp):
     return json.loads(out.stdout)
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """User + system CPU of a process and of its children it has waited for, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # it exited while we looked
+    return sum(int(field) for field in fields[11:15]) / CLOCK_TICKS
+
+
+def command_lines():
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                yield int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+
+
+def cpu_by_part(web_pid, worker_pid):
+    """CPU seconds so far of each part of the stack: the web workers, PostgreSQL (every process of
+    the server), Redis and the RQ worker (with its work horses), and this process's waited-for
+    children (the load processes)."""
+    lines = dict(command_lines())
+    web = children(web_pid)
+    database = [pid for pid, line in lines.items() if line.startswith("postgres")]
+    redis = [pid for pid, line in lines.items() if line.startswith("redis-server")]
+    own = os.times()
+    return {
+        "web": sum(cpu_seconds(pid) for pid in web),
+        "database": sum(cpu_seconds(pid) for pid in database),
+        "jobs": sum(cpu_seconds(pid) for pid in [*redis, worker_pid]),
+        "load": own.children_user + own.children_system,
+    }
+
+
 def rss_mb(master_pid):
     """Resident memory of each gunicorn worker (children of the master), in MB."""
     return list(children(master_pid).values())
@@ -230,6 +268,24 @@ def pgbench_tps(url, concurrency, seconds, sessions, players, tmp):
     raise RuntimeError(out.stdout)
 
 
+def print_cpu_per_request(cpu_per_request):
+    """Where each request's CPU went, and the highest booking ratio these costs allow: the ratio
+    if a booking's web work cost no more than a whole /ping's, everything else as measured."""
+    parts = ("web", "database", "jobs", "load")
+    print("\nCPU per request, ms (from /proc over the same runs; jobs = Redis and the RQ worker)")
+    print(f"  {'endpoint':<34}" + "".join(f"{part:>10}" for part in parts) + f"{'total':>10}")
+    for name, cost in cpu_per_request.items():
+        total = sum(cost[part] for part in parts)
+        print(f"  {name:<34}" + "".join(f"{cost[part]:>10.2f}" for part in parts) + f"{total:>10.2f}")
+    ping, booking = cpu_per_request["GET /ping"], cpu_per_request["POST /api/bookings"]
+    ping_total = sum(ping[part] for part in parts)
+    rest = sum(booking[part] for part in parts if part != "web")
+    print(
+        f"  ceiling of the booking ratio with these database, jobs and load costs: "
+        f"{ping_total / (rest + ping['web']):.2f}"
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description="The rush and the throughput ratios, on the real stack.")
     parser.add_argument("--players", type=int, default=1000)
@@ -261,15 +317,14 @@ def main():
                 stderr=subprocess.DEVNULL,
             )
             children.append(web)
-            children.append(
-                subprocess.Popen(
-                    [str(BIN / "rq"), "worker", "--with-scheduler", "--url", REDIS_URL, "default", "mail"],
-                    env=env,
-                    cwd=ROOT,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
+            worker = subprocess.Popen(
+                [str(BIN / "rq"), "worker", "--with-scheduler", "--url", REDIS_URL, "default", "mail"],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
+            children.append(worker)
             wait_http(base + "/ping")
             warm_up(base, url, warm_up_tokens, spare, args.concurrency, tmp)
 
@@ -321,18 +376,24 @@ def main():
                 f"  loafy check           exit {check.returncode}: {check.stdout.strip().splitlines()[-1:]}"
             )
 
-            # Throughput ratios, same server, same settings.
-            def steady(requests):
+            # Throughput ratios, same server, same settings; and where each request's CPU goes.
+            cpu_per_request = {}
+
+            def steady(name, requests):
+                before = cpu_by_part(web.pid, worker.pid)
                 result = run_load(
                     "steady",
                     base,
                     {"requests": requests, "concurrency": args.concurrency, "seconds": args.seconds},
                     tmp,
                 )
+                after = cpu_by_part(web.pid, worker.pid)
+                count = max(1, result["count"])
+                cpu_per_request[name] = {part: (after[part] - before[part]) * 1000 / count for part in after}
                 return result["count"] / result["seconds"], result
 
-            trivial, _ = steady([{"path": "/ping"}] * 200_000)
-            listing, _ = steady([{"path": "/api/sessions?per_page=20"}] * 200_000)
+            trivial, _ = steady("GET /ping", [{"path": "/ping"}] * 200_000)
+            listing, _ = steady("GET /api/sessions", [{"path": "/api/sessions?per_page=20"}] * 200_000)
             pairs = [
                 {
                     "method": "POST",
@@ -344,7 +405,7 @@ def main():
                 for n, session_id in enumerate(spare)
                 for i, token in enumerate(tokens)
             ]
-            booking, booking_result = steady(pairs[::7] + pairs[1::7])
+            booking, booking_result = steady("POST /api/bookings", pairs[::7] + pairs[1::7])
             statuses = booking_result["statuses"]
             tps = pgbench_tps(url, args.concurrency, args.seconds, spare_sessions + 1, args.players, tmp)
             memory = rss_mb(web.pid)
@@ -358,6 +419,7 @@ def main():
             print(
                 f"  {'pgbench, same transaction':<34}{tps:>8.0f}   app booking / pgbench = {booking / tps:.2f}"
             )
+            print_cpu_per_request(cpu_per_request)
             print(f"\nweb workers' memory (RSS): {', '.join(f'{m:.0f} MB' for m in memory)}")
         finally:
             for child in children:
