@@ -111,6 +111,10 @@ def _protect():
 
 
 def _bearer_token(req):
+    """A personal token opens the JSON API only: pages and the staff area need the browser session
+    (a leaked token must not open the staff area), and ignore the header altogether."""
+    if not req.path.startswith("/api/"):
+        return None
     header = req.headers.get("Authorization", "")
     return header[7:].strip() if header.startswith("Bearer ") else None
 

@@ -285,7 +285,8 @@ def test_a_bearer_token_needs_no_csrf_token(app, factory, now):
 
 
 def test_a_bogus_bearer_header_does_not_unlock_the_cookie_session(app, factory, now):
-    """Skipping CSRF for "Bearer" requests is safe only if the cookie is then ignored."""
+    """Skipping CSRF for "Bearer" API requests is safe only if the cookie is then ignored; outside
+    the API the header means nothing, so the cookie session still needs its CSRF token."""
     w = csrf_world(factory, now)
     client = login(app.test_client(), w["admin"])
     before = snapshot()
@@ -301,7 +302,7 @@ def test_a_bogus_bearer_header_does_not_unlock_the_cookie_session(app, factory, 
             data={"id": w["player"].id, "role": "admin"},
             headers={"Authorization": header},
         )
-        assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+        assert response.status_code == 400 and "csrf" in response.get_data(as_text=True).lower()
     assert snapshot() == before
 
 
@@ -531,8 +532,14 @@ def test_every_booking_id_route_is_listed(app):
     assert found | {"payments.create_intent"} == set(BOOKING_ID_ROUTES)
 
 
-@pytest.mark.parametrize("auth", ["session", "token"])
-@pytest.mark.parametrize("endpoint", sorted(BOOKING_ID_ROUTES))
+API_BOOKING_ID_ROUTES = sorted(e for e, (_m, path) in BOOKING_ID_ROUTES.items() if path.startswith("/api/"))
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "auth"),
+    [(endpoint, "session") for endpoint in sorted(BOOKING_ID_ROUTES)]
+    + [(endpoint, "token") for endpoint in API_BOOKING_ID_ROUTES],  # tokens open the API only
+)
 def test_another_players_booking_is_404_everywhere(app, factory, now, endpoint, auth):
     owner, stranger = factory.user(name="Owner"), factory.user(name="Stranger")
     booking = book_session(owner, factory.club_session(), 1, "stripe", now)
@@ -557,6 +564,20 @@ def test_another_players_booking_is_404_everywhere(app, factory, now, endpoint, 
     owner_client = login(app.test_client(), owner)
     owner_headers = {**EN, "X-CSRFToken": csrf_token(owner_client), "Accept": "application/json"}
     assert ask_about_booking(owner_client, endpoint, booking.id, owner_headers).status_code in (200, 302)
+
+
+@pytest.mark.parametrize("endpoint", sorted(set(BOOKING_ID_ROUTES) - set(API_BOOKING_ID_ROUTES)))
+def test_a_token_opens_no_page_about_a_booking(app, factory, now, endpoint):
+    """Even the owner's own token: pages need the browser session, and send a token to sign in."""
+    owner = factory.user(name="Owner")
+    booking = book_session(owner, factory.club_session(), 1, "stripe", now)
+    headers = {**EN, **bearer(tokens.create_token(owner)[1])}
+    before = snapshot()
+    response = ask_about_booking(app.test_client(), endpoint, booking.id, headers)
+    assert response.status_code in (302, 401), (response.status_code, response.data[:300])
+    assert response.status_code == 401 or "/auth/login" in response.headers["Location"]
+    assert booking.code not in response.get_data(as_text=True)
+    assert snapshot() == before
 
 
 def test_another_players_bookings_are_not_listed(client, factory, now):

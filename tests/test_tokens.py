@@ -78,23 +78,33 @@ def test_a_token_request_ignores_the_session(client, player, factory):
     assert client.get("/api/auth/me", headers=bearer("lfy_wrong")).status_code == 401
 
 
-def test_token_requests_need_no_csrf(client, player):
-    """A bearer token cannot be attached by a cross-site form, so unsafe calls need no CSRF token."""
+def test_token_requests_need_no_csrf(client, player, factory):
+    """A bearer token cannot be attached by a cross-site form, so unsafe API calls need no CSRF token."""
+    _token, raw = tokens.create_token(player)
+    club_session = factory.club_session()
+    response = client.post(
+        "/api/bookings", json={"session_id": club_session.id, "payment_method": "stripe"}, headers=bearer(raw)
+    )
+    assert response.status_code == 201, response.data
+
+
+def test_a_token_opens_the_api_only(client, player):
+    """Pages and the staff area need the browser session: a leaked token must not open them."""
     token, raw = tokens.create_token(player)
+    assert client.get("/api/auth/me", headers=bearer(raw)).status_code == 200
+    for path in ("/bookings", "/profile", "/admin/"):
+        response = client.get(path, headers=bearer(raw))
+        assert response.status_code == 302 and "/auth/login" in response.headers["Location"], path
     response = client.post(f"/profile/tokens/{token.id}/revoke", headers=bearer(raw))
-    assert response.status_code == 302
-    assert ApiToken.get_by_id(token.id).revoked_at is not None
+    assert response.status_code == 302 and "/auth/login" in response.headers["Location"]
+    assert ApiToken.get_by_id(token.id).revoked_at is None
 
 
 def test_another_users_token_is_404_not_403(client, player, factory):
     stranger = factory.user()
     theirs, their_raw = tokens.create_token(stranger)
-    _mine, raw = tokens.create_token(player)
 
-    # With a token...
-    response = client.post(f"/profile/tokens/{theirs.id}/revoke", headers=bearer(raw))
-    assert response.status_code == 404
-    # ...and with the browser session: the same answer as for an id that does not exist.
+    # With the browser session (a token opens no page): the same answer as for an id that does not exist.
     login(client, player)
     for token_id in (theirs.id, 999_999):
         response = client.post(f"/profile/tokens/{token_id}/revoke", data={"csrf_token": csrf_token(client)})
