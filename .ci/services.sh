@@ -41,4 +41,10 @@ if [ ! -f .cache/axe/node_modules/axe-core/axe.min.js ]; then
   command -v npm >/dev/null || { echo "installing npm…"; apt_install npm; }
   npm install --silent --no-audit --no-fund --prefix .cache/axe axe-core@4 >/dev/null
 fi
-echo "services: PostgreSQL and Redis are up; Chromium at /usr/lib/chromium/chromium; axe-core ready"
+# aiosmtpd (a real SMTP server for the mail tests), kept out of the venv: its atpublic dependency
+# installs a top-level module named `public`, which would shadow this project's `public` package
+# for the `loafy` command. tests/test_mail_smtp.py imports it from here.
+if [ ! -d .cache/smtp/aiosmtpd ]; then
+  "${VENV:-.venv}/bin/pip" install --quiet --target .cache/smtp "aiosmtpd>=1.4,<2"
+fi
+echo "services: PostgreSQL and Redis are up; Chromium at /usr/lib/chromium/chromium; axe-core and aiosmtpd ready"

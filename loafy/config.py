@@ -34,6 +34,7 @@ DEFAULTS = {
     "APPLE_PRIVATE_KEY": None,
     "SMTP_HOST": None,
     "SMTP_PORT": "587",
+    "SMTP_STARTTLS": "1",  # 0 only for a relay on the same host: without it mail crosses in clear text
     "SMTP_USER": None,
     "SMTP_PASSWORD": None,
     "MAIL_FROM": "Loafy <no-reply@loafy.local>",
@@ -53,6 +54,8 @@ REQUIRED_IN_PRODUCTION = (
     "STRIPE_SECRET_KEY",
     "STRIPE_WEBHOOK_SECRET",
 )
+
+_FLAGS = dict.fromkeys(("1", "true", "yes", "on"), True) | dict.fromkeys(("0", "false", "no", "off"), False)
 
 _OIDC_VAR = re.compile(r"^OIDC_([A-Z0-9_]+?)_(ISSUER|CLIENT_ID|CLIENT_SECRET|LABEL)$")
 
@@ -92,6 +95,12 @@ def load_config(environ=None, overrides=None, instance_path="instance"):
             config[name] = int(config[name])
         except (TypeError, ValueError):
             raise ConfigError(f"{name} must be a whole number (got {config[name]!r})")
+
+    starttls = config["SMTP_STARTTLS"]
+    starttls = DEFAULTS["SMTP_STARTTLS"] if starttls is None else str(starttls).strip().lower()
+    if starttls not in _FLAGS:
+        raise ConfigError(f"SMTP_STARTTLS must be 1 or 0 (got {config['SMTP_STARTTLS']!r})")
+    config["SMTP_STARTTLS"] = _FLAGS[starttls]
 
     timeout = config["STRIPE_TIMEOUT_SECONDS"] or DEFAULTS["STRIPE_TIMEOUT_SECONDS"]
     try:

@@ -2,6 +2,9 @@
 
 import logging
 import smtplib
+import ssl
+import threading
+from contextlib import contextmanager
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -9,12 +12,16 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 _config = {}
+_batch = threading.local()  # the SMTP connection an open smtp_batch() shares, per thread
 
 
 def init_app(app):
     _config.clear()
     _config.update(
-        {k: app.config.get(k) for k in ("SMTP_HOST", "SMTP_PORT", "SMTP_USER", "SMTP_PASSWORD", "MAIL_FROM")}
+        {
+            k: app.config.get(k)
+            for k in ("SMTP_HOST", "SMTP_PORT", "SMTP_STARTTLS", "SMTP_USER", "SMTP_PASSWORD", "MAIL_FROM")
+        }
     )
     _config["MAIL_OUTBOX"] = app.config.get("MAIL_OUTBOX") or str(Path(app.instance_path) / "outbox")
     _config["BASE_URL"] = app.config.get("BASE_URL") or "http://127.0.0.1:5000"
@@ -37,11 +44,11 @@ def send_email(to, subject, body, message_id=None):
     message["Message-ID"] = message_id or make_msgid(domain="loafy.local")
     message.set_content(body)
     if _config.get("SMTP_HOST"):
-        with smtplib.SMTP(_config["SMTP_HOST"], _config["SMTP_PORT"], timeout=20) as smtp:
-            smtp.starttls()
-            if _config.get("SMTP_USER"):
-                smtp.login(_config["SMTP_USER"], _config["SMTP_PASSWORD"] or "")
-            smtp.send_message(message)
+        if getattr(_batch, "active", False):
+            _send_in_batch(message)
+        else:
+            with _connect() as smtp:
+                smtp.send_message(message)
         return None
     folder = outbox_path()
     folder.mkdir(parents=True, exist_ok=True)
@@ -50,3 +57,50 @@ def send_email(to, subject, body, message_id=None):
     path.write_bytes(bytes(message))
     log.info("mail to %s written to the outbox: %s", to, path)
     return path
+
+
+@contextmanager
+def smtp_batch():
+    """Share one SMTP connection among the send_email calls inside (in this thread): one connect,
+    STARTTLS and login for a whole batch instead of one per message. Opened on the first send,
+    closed at the end; nested batches share the outer one."""
+    if getattr(_batch, "active", False):
+        yield
+        return
+    _batch.active, _batch.smtp = True, None
+    try:
+        yield
+    finally:
+        smtp, _batch.active, _batch.smtp = _batch.smtp, False, None
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):  # the mail is already accepted: nothing is lost
+                smtp.close()
+
+
+def _send_in_batch(message):
+    if _batch.smtp is None:
+        _batch.smtp = _connect()
+    try:
+        _batch.smtp.send_message(message)
+    except BaseException:
+        # The connection may be broken or mid-command: drop it, the next message opens a fresh one.
+        smtp, _batch.smtp = _batch.smtp, None
+        smtp.close()
+        raise
+
+
+def _connect():
+    smtp = smtplib.SMTP(_config["SMTP_HOST"], _config["SMTP_PORT"], timeout=20)
+    try:
+        if _config.get("SMTP_STARTTLS") is not False:  # only an explicit "off" sends in clear text
+            # A context verifies the certificate and host name; starttls() without one does not.
+            # A server without STARTTLS raises SMTPNotSupportedError: never fall back to clear text.
+            smtp.starttls(context=ssl.create_default_context())
+        if _config.get("SMTP_USER"):
+            smtp.login(_config["SMTP_USER"], _config["SMTP_PASSWORD"] or "")
+    except BaseException:
+        smtp.close()
+        raise
+    return smtp

@@ -17,7 +17,7 @@ from peewee import IntegrityError
 from loafy import queue
 from loafy.clock import format_local, format_vnd
 from loafy.db import db, raw_sql
-from loafy.mail import mail_setting, send_email
+from loafy.mail import mail_setting, send_email, smtp_batch
 from loafy.models import Booking, ClubSession, Notification, User, utcnow
 from loafy.settings import get_settings
 
@@ -213,7 +213,8 @@ def _send_claimable(condition, now, limit=None):
             Notification.id.in_(orphans)
         ).execute()
     settings = get_settings()
-    return sum(1 for notification in rows if _deliver(notification, settings, now))
+    with smtp_batch():  # one SMTP connection for the whole claim, not one per message
+        return sum(1 for notification in rows if _deliver(notification, settings, now))
 
 
 def _deliver(notification, settings, now):
