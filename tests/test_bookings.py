@@ -363,6 +363,20 @@ def test_booking_received_mail_is_in_the_outbox_in_both_languages(factory, now, 
     assert reminder.sent_at is None
 
 
+def test_mail_headers_carry_vietnamese_names_and_a_date(factory, now, outbox, monkeypatch):
+    from loafy import mail
+
+    monkeypatch.setitem(mail._config, "MAIL_FROM", "CLB Cầu lông <no-reply@club.vn>")
+    player = factory.user(email="lan@example.com", name="Lan")
+    book_session(player, factory.club_session(title="Cầu lông tối thứ Năm"), 0, "stripe", now)
+    [message] = _mails(outbox)
+    assert message["From"].addresses[0].display_name == "CLB Cầu lông"
+    assert message["From"].addresses[0].addr_spec == "no-reply@club.vn"
+    assert message["Date"].datetime is not None  # mail clients sort by it
+    raw = sorted(outbox.glob("*.eml"))[0].read_bytes()
+    assert raw.isascii()  # every header and the body are encoded: safe on any mail route
+
+
 def test_reminder_is_sent_when_due_and_skipped_once_paid(factory, now, outbox):
     from loafy.notifications import send_due
 
