@@ -607,3 +607,22 @@ def test_edit_form_shows_club_time(admin_client, factory, now):
     assert 'value="2026-12-04T19:00"' in page
     assert admin_client.get("/admin/sessions/new/").status_code == 200
     assert admin_client.get(f"/admin/sessions/details/?id={club_session.id}").status_code == 200
+
+
+def test_detail_pages_offer_only_the_actions_that_apply(admin_client, factory, now):
+    """Each action is a POST form with the CSRF token; what does not apply is not offered."""
+    booking = book(factory, factory.club_session(), now, method="bank_transfer")
+    page = text(admin_client.get(f"/admin/bookings/details/?id={booking.id}"))
+    forms = re.findall(r'<form method="post" action="([^"]+)"', page)
+    assert {"/admin/bookings/mark-paid/", "/admin/bookings/cancel/"} <= set(forms)
+    assert "/admin/bookings/check-in/" not in forms and "/admin/bookings/refund/" not in forms
+    assert page.count('name="csrf_token"') >= len(forms)
+    assert "Mark paid (cash)" in page and "Mark paid (bank transfer)" in page
+    assert f'onsubmit="return confirm(&#34;Cancel {booking.code}?&#34;);"' in page
+
+    draft = factory.club_session(status="draft")
+    page = text(admin_client.get(f"/admin/sessions/details/?id={draft.id}"))
+    assert {"/admin/sessions/publish/", "/admin/sessions/cancel/"} <= set(
+        re.findall(r'<form method="post" action="([^"]+)"', page)
+    )
+    assert 'placeholder="Reason (sent to players)"' in page
