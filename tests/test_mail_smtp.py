@@ -96,12 +96,18 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def smtp_server():
+def serve(**options):
+    """A real SMTP server on a free loopback port; its handler records what it is sent."""
     handler = RecordingHandler()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), **options)
     controller.start()
     handler.port = controller.port
+    return handler, controller
+
+
+@pytest.fixture
+def smtp_server():
+    handler, controller = serve()
     yield handler
     controller.stop()
 
@@ -248,12 +254,7 @@ class TestStartTLSCertificate:
     def smtp_server(self, certificate):
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*certificate)
-        handler = RecordingHandler()
-        controller = Controller(
-            handler, hostname="127.0.0.1", port=free_port(), tls_context=context, require_starttls=True
-        )
-        controller.start()
-        handler.port = controller.port
+        handler, controller = serve(tls_context=context, require_starttls=True)
         yield handler
         controller.stop()
 
