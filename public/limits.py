@@ -78,7 +78,8 @@ class Counters:
         options = {"socket_timeout": 2, "socket_connect_timeout": 2} if uri.startswith("redis") else {}
         self.shared = FixedWindowRateLimiter(storage_from_string(uri, **options))
         self.local = FixedWindowRateLimiter(MemoryStorage())
-        self.shared_errors = self.shared.storage.base_exceptions
+        # Only a remote storage can be unreachable (memory's "base exception" is ValueError).
+        self.shared_errors = () if uri.startswith("memory") else self.shared.storage.base_exceptions
         self.prefix = prefix
         self.shared_down_until = 0.0
 
