@@ -31,10 +31,15 @@ MAX_SLOTS_LIMIT = 10_000
 MAX_PRICE = 99_999_999  # Stripe's cap for one VND charge
 
 
+def sees_drafts(viewer):
+    """Drafts are for staff only; anyone else (a visitor, a player, an API client) never sees one."""
+    return bool(viewer is not None and getattr(viewer, "is_authenticated", False) and viewer.is_staff)
+
+
 def get_session(session_id, viewer=None):
     """A session by id; drafts are visible to staff only (404 for anyone else)."""
     club_session = ClubSession.get_or_none(ClubSession.id == _as_id(session_id))
-    if club_session is None or (club_session.status == "draft" and not (viewer and viewer.is_staff)):
+    if club_session is None or (club_session.status == "draft" and not sees_drafts(viewer)):
         raise NotFound("That session does not exist.")
     return club_session
 
@@ -269,7 +274,7 @@ def list_sessions(viewer, *, starts_from=None, starts_to=None, status=None, page
     the club's local time; a date as `starts_to` includes that whole day); bad values are named.
     """
     query = ClubSession.select()
-    if not (viewer is not None and getattr(viewer, "is_staff", False)):
+    if not sees_drafts(viewer):
         query = query.where(ClubSession.status != "draft")
     if status not in (None, ""):
         if status not in SESSION_STATUSES:

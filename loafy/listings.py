@@ -11,6 +11,7 @@ from functools import reduce
 
 from peewee import JOIN, Case
 
+from loafy.club_sessions import sees_drafts
 from loafy.errors import NotFound, parse_id
 from loafy.models import SESSION_STATUSES, Booking, ClubSession
 
@@ -79,7 +80,7 @@ def list_sessions_page(viewer, filters, page, per_page, now):
     upcoming = filters.get("when") != "all"
     where = []
     status = filters.get("status")
-    if _signed_in(viewer) and viewer.is_staff and status in SESSION_STATUSES:
+    if sees_drafts(viewer) and status in SESSION_STATUSES:
         where.append(ClubSession.status == status)
     elif upcoming:
         where.append(ClubSession.status == "published")
@@ -109,9 +110,7 @@ def get_session_for_viewer(session_id, viewer, now):
     number = parse_id(session_id, "That session does not exist.")
     query, joined = _with_viewer_booking(ClubSession.select(ClubSession), viewer, now)
     club_session = query.where(ClubSession.id == number).first()
-    if club_session is None or (
-        club_session.status == "draft" and not (_signed_in(viewer) and viewer.is_staff)
-    ):
+    if club_session is None or (club_session.status == "draft" and not sees_drafts(viewer)):
         raise NotFound("That session does not exist.")
     return _attach_booking([club_session], joined)[0]
 

@@ -254,9 +254,14 @@ def cancel(booking_id):
     return redirect(url_for("pages.booking_detail", booking_id=booking.id))
 
 
-@bp.get("/lang/<code>")
+@bp.route("/lang/<code>", methods=["GET", "POST"])
 def set_language(code):
-    """The language switch: remembered in a cookie (and on the account when signed in), then back."""
+    """The language switch: remembered in a cookie, then back to the page.
+
+    Visitors follow a link (GET), which writes nothing to the database. Signed-in players submit a
+    form (POST, CSRF-checked) that also saves the choice on the account, for their e-mails and
+    other devices, so no cross-site link or image can change an account.
+    """
     if code not in SUPPORTED:
         abort(404)
     response = redirect(safe_next(request.args.get("next")) or url_for("pages.home"))
@@ -268,7 +273,7 @@ def set_language(code):
         httponly=True,
         secure=current_app.config.get("SESSION_COOKIE_SECURE", False),
     )
-    if current_user.is_authenticated and current_user.locale != code:
+    if request.method == "POST" and current_user.is_authenticated and current_user.locale != code:
         set_locale(current_user, code)
     return response
 

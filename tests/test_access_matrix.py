@@ -94,6 +94,7 @@ ROUTES = {
     ("pages.booking_detail", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
     ("pages.cancel", "POST"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
     ("pages.set_language", "GET"): everyone(302, args={"code": "en"}),
+    ("pages.set_language", "POST"): everyone(302, args={"code": "en"}),
     # staff area actions
     ("sessions.cancel", "POST"): ADMIN_ONLY,
     ("sessions.roster_csv", "GET"): R(LOGIN, 403, 403, OK, args={"session_id": "session"}),

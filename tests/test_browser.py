@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from loafy.bookings import book_session, expire_unpaid
-from loafy.models import Booking, ClubSession
+from loafy.models import Booking, ClubSession, User
 from tests.conftest import _test_config
 from tests.oidc_fixtures import new_subject, oidc_issuer, oidc_provider, set_claims  # noqa: F401
 from tests.stripe_fixtures import localstripe_url, served, stripe_live, wait_for  # noqa: F401
@@ -216,6 +216,17 @@ def test_language_switch(app, server, open_context, factory):
     expect(page.get_by_role("heading", level=1)).to_have_text("Upcoming sessions")
     page.get_by_role("link", name="Tiếng Việt").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Các buổi sắp tới")
+
+
+def test_signed_in_language_switch_is_saved_on_the_account(app, server, open_context, factory):
+    player = factory.user(name="Minh")
+    page = signed_in_page(open_context, app, player, locale="vi-VN")
+    page.goto("/bookings")
+    expect(page.locator("html")).to_have_attribute("lang", "vi")
+    page.get_by_role("button", name="English").click()
+    page.wait_for_url("**/bookings")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    assert User.get_by_id(player.id).locale == "en"  # for e-mails and the player's other devices
 
 
 def _pay_endpoint(app):

@@ -9,7 +9,7 @@ import pytest
 from loafy import settings as club_settings
 from loafy.bookings import book_session, expire_unpaid
 from loafy.models import Booking, ClubSession, User
-from tests.helpers import login, reload
+from tests.helpers import csrf_token, login, reload
 
 EN = {"Accept-Language": "en"}
 
@@ -423,11 +423,30 @@ def test_unknown_language_is_404(client):
 
 def test_the_choice_is_saved_on_the_account(app, client, factory, player):
     login(client, player)
-    client.get("/lang/en")
+    page = text(client.get("/"))
+    assert 'action="/lang/en?next=/"' in page and 'href="/lang/en' not in page  # a form, not a link
+    response = client.post("/lang/en", data={"csrf_token": csrf_token(client)})
+    assert response.status_code == 302
     assert User.get_by_id(player.id).locale == "en"
     other_browser = app.test_client()
     login(other_browser, player)
     assert "Upcoming sessions" in text(other_browser.get("/"))
+
+
+def test_a_link_never_changes_the_account(client, factory, player):
+    """A GET (a link or an image on another site) sets this browser's cookie only."""
+    login(client, player)
+    before = User.get_by_id(player.id).locale
+    response = client.get("/lang/en")
+    assert response.status_code == 302 and "lang=en" in response.headers["Set-Cookie"]
+    assert User.get_by_id(player.id).locale == before != "en"
+
+
+def test_the_saving_switch_needs_its_csrf_token(client, factory, player):
+    login(client, player)
+    before = User.get_by_id(player.id).locale
+    assert client.post("/lang/en").status_code == 400
+    assert User.get_by_id(player.id).locale == before
 
 
 def test_every_page_has_a_switch_to_the_other_language(client, factory):

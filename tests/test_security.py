@@ -139,7 +139,7 @@ def csrf_world(factory, now):
         "admin": admin,
         "player": player,
         "raw": raw,
-        "args": {"session_id": club_session.id, "booking_id": own.id, "token_id": token.id},
+        "args": {"session_id": club_session.id, "booking_id": own.id, "token_id": token.id, "code": "en"},
         "identity_id": spare.id,
         "session": club_session.id,
         "empty": empty.id,
