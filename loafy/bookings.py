@@ -101,7 +101,12 @@ def parse_guest_count(value, max_guests):
         value = int(value)
     if isinstance(value, str):
         text = value.strip()
-        if not (text.isdigit() or (text.startswith("-") and text[1:].isdigit())) or len(text) > 6:
+        # isdigit() alone admits "²" and other digits int() refuses.
+        if (
+            not text.isascii()
+            or not (text.isdigit() or (text.startswith("-") and text[1:].isdigit()))
+            or len(text) > 6
+        ):
             raise InvalidGuestCount(field="guest_count")
         value = int(text)
     if not isinstance(value, int) or value < 0:
@@ -139,12 +144,11 @@ def _check_open(club_session, actor, now):
     if club_session.starts_at <= now:
         raise SessionStarted()
     public, early = club_session.booking_opens_at, club_session.early_access_opens_at
+    if public is None:
+        return  # no public opening time: open to everyone (early access is a head start before it)
     member = actor.is_member(now)
-    if member and early is not None:
-        opens = early if public is None else min(early, public)
-    else:
-        opens = public
-    if opens is None or now >= opens:
+    opens = min(early, public) if early is not None and member else public
+    if now >= opens:
         return
     if early is not None and not member:
         if now >= early:
@@ -216,7 +220,7 @@ SESSION_COLUMNS = ", ".join(field.column_name for field in ClubSession._meta.sor
 TAKE_SLOTS_SQL = f"""
 UPDATE club_sessions SET available_slots = available_slots - ?, updated_at = ?
 WHERE id = ? AND status = 'published' AND starts_at > ? AND available_slots >= ?
-  AND ((booking_opens_at IS NULL AND early_access_opens_at IS NULL) OR booking_opens_at <= ?
+  AND (booking_opens_at IS NULL OR booking_opens_at <= ?
        OR (? AND early_access_opens_at <= ?))
   AND (? OR allow_pay_at_door OR price = 0)
 RETURNING {SESSION_COLUMNS}
@@ -586,11 +590,12 @@ def cancel_booking(actor, booking, now, reason=""):
                 f"Bookings can be cancelled up to {settings['cancellation_cutoff_hours']} hours before the "
                 f"session (until {format_local(cutoff)}). Please contact the club."
             )
-    refund = (
-        booking.payment_status == "paid" and booking.amount > 0 and (is_staff or settings["refund_on_cancel"])
-    )
     with db.atomic():
         lock_session(booking.club_session_id)
+        # Re-read under the lock: a payment recorded since the read above must be refunded.
+        booking = Booking.get_by_id(booking.id)
+        paid = booking.payment_status == "paid" and booking.amount > 0
+        refund = paid and (is_staff or settings["refund_on_cancel"])
         changed = (
             Booking.update(
                 status="cancelled",

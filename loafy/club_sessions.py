@@ -109,6 +109,11 @@ def _check_dates(fields):
     if starts and ends and ends <= starts:
         raise ValidationError("The session must end after it starts.", field="ends_at")
     early, public = fields.get("early_access_opens_at"), fields.get("booking_opens_at")
+    if early and not public:
+        raise ValidationError(
+            "Members' early access needs a public booking time to come before: set when everyone can book.",
+            field="booking_opens_at",
+        )
     if early and public and early > public:
         raise ValidationError(
             "Early access for members must open before public booking.",

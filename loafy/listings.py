@@ -164,12 +164,11 @@ def session_availability(club_session, viewer, now):
         return Availability("started")
     public, early = club_session.booking_opens_at, club_session.early_access_opens_at
     member = _signed_in(viewer) and viewer.is_member(now)
-    if early is not None and now < early and (public is None or now < public):
-        if public is None and not member:
-            pass  # no public opening: everyone may book already
-        else:
-            return Availability("members_opens", at=early)
-    elif public is not None and now < public:
+    if public is None:
+        pass  # no public opening time: open to everyone (early access is a head start before it)
+    elif early is not None and now < early and now < public:
+        return Availability("members_opens", at=early)
+    elif now < public:
         if early is None:
             return Availability("opens", at=public)
         if not member:

@@ -278,11 +278,15 @@ def _store_intent(booking, previous, intent, now):
     if changed:
         log.info("intent %s created for %s", intent["id"], booking.code)
         return intent
-    # Lost a race (another tab, or the booking expired meanwhile): ours must not stay open.
-    _cancel_quietly(client(), intent["id"])
+    # Lost a race: another tab, or the booking expired meanwhile.
     current = Booking.get_by_id(booking.id)
+    if intent["id"] != current.stripe_payment_intent_id:
+        _cancel_quietly(client(), intent["id"])  # ours must not stay open
+    # else: the other tab stored this very intent (the same idempotency key): keep it.
     if current.status != "pending_payment" or not current.stripe_payment_intent_id:
         raise NotPayable()
+    if intent["id"] == current.stripe_payment_intent_id:
+        return intent
     try:
         return _plain(client().v1.payment_intents.retrieve(current.stripe_payment_intent_id))
     except stripe.StripeError:
@@ -627,6 +631,9 @@ def settle_booking(booking_id, now):
         if intent and intent["status"] in CANCELABLE_STATUSES:
             if _cancel_quietly(client(), intent["id"]):
                 outcome = "intent_cancelled"
+                _note_intent_closed(intent_id)
+        elif intent and intent["status"] == "canceled":
+            _note_intent_closed(intent_id)
         elif intent and intent["status"] == "succeeded":
             # Paid at the last moment: record it now rather than waiting for the webhook (invariant 4).
             outcome = _apply(booking.id, intent, _refunds_of(_charge_of(intent)), now)
@@ -644,16 +651,30 @@ def settle_booking(booking_id, now):
     return outcome
 
 
+def _note_intent_closed(intent_id):
+    """Mark the intent's ledger row canceled, so the sweep stops asking Stripe about it."""
+    LedgerEntry.update(status="canceled").where(
+        (LedgerEntry.provider == "stripe")
+        & (LedgerEntry.kind == "intent")
+        & (LedgerEntry.provider_id == intent_id)
+    ).execute()
+
+
 def settle_due(now):
-    """Catch-up sweep: every booking still owed money back, or expired/cancelled with an open intent."""
+    """Catch-up sweep: every booking still owed money back, or expired/cancelled with an intent that
+    may still be open at Stripe (its settle job lost, say, while Redis was down)."""
     import stripe
 
-    ids = [
-        b.id
-        for b in Booking.select(Booking.id).where(
-            Booking.refund_due_at.is_null(False) & (Booking.payment_status != "refunded")
-        )
-    ]
+    stripe_rows = LedgerEntry.select(LedgerEntry.provider_id).where(LedgerEntry.provider == "stripe")
+    not_closed = stripe_rows.where((LedgerEntry.kind == "intent") & (LedgerEntry.status != "canceled"))
+    paid = stripe_rows.where(LedgerEntry.kind == "payment")
+    refund_due = Booking.refund_due_at.is_null(False) & (Booking.payment_status != "refunded")
+    open_intent = (
+        Booking.status.in_(("expired", "cancelled"))
+        & Booking.stripe_payment_intent_id.in_(not_closed)
+        & Booking.stripe_payment_intent_id.not_in(paid)
+    )
+    ids = [b.id for b in Booking.select(Booking.id).where(refund_due | open_intent).order_by(Booking.id)]
     done = {}
     for booking_id in ids:
         try:

@@ -33,7 +33,7 @@ def test_deadline_follows_the_setting(factory, now):
 
 
 @pytest.mark.parametrize(
-    "bad", [-1, 4, 10**12, "2.5", "abc", "", None, True, 1.5, [1], {"n": 1}, "-0x1", " 9999999 "]
+    "bad", [-1, 4, 10**12, "2.5", "abc", "", None, True, 1.5, [1], {"n": 1}, "-0x1", " 9999999 ", "²", "١"]
 )
 def test_bad_guest_counts_are_refused_clearly(factory, now, bad):
     club_session = factory.club_session()
@@ -130,6 +130,14 @@ def test_members_get_early_access(factory, now):
     # Once public booking opens, everyone can book.
     later = now + timedelta(hours=3)
     assert book_session(factory.user(), club_session, 0, "stripe", later).status == "pending_payment"
+
+
+def test_no_public_opening_time_means_open_to_everyone_members_included(factory, now):
+    """Rows from before the rule that early access needs a public time: nobody is locked out, and
+    a member is never behind a non-member."""
+    club_session = factory.club_session(booking_opens_at=None, early_access_opens_at=now + timedelta(hours=1))
+    assert book_session(factory.user(), club_session, 0, "stripe", now).status == "pending_payment"
+    assert book_session(factory.user(member=True), club_session, 0, "stripe", now).status == "pending_payment"
 
 
 def test_not_open_message_names_the_local_time(factory, now):
@@ -283,6 +291,22 @@ def test_cancelling_a_paid_booking_marks_it_refund_due(factory, now):
     kept = book_session(other, factory.club_session(), 0, "stripe", now)
     record_payment(kept.id, provider="stripe", provider_id="pi_2", amount=kept.amount, now=now)
     assert cancel_booking(other, kept, now).refund_due_at is None
+
+
+def test_a_payment_landing_while_the_player_cancels_is_refunded(factory, now, monkeypatch):
+    """The payment commits after cancel_booking's first read but before it takes the lock."""
+    player = factory.user()
+    booking = book_session(player, factory.club_session(), 0, "stripe", now)
+    real_get_settings = bookings.get_settings
+
+    def payment_arrives_meanwhile():
+        record_payment(booking.id, provider="stripe", provider_id="pi_race", amount=booking.amount, now=now)
+        return real_get_settings()
+
+    monkeypatch.setattr(bookings, "get_settings", payment_arrives_meanwhile)
+    cancelled = cancel_booking(player, booking, now)
+    assert (cancelled.status, cancelled.payment_status, cancelled.refund_due_at) == ("cancelled", "paid", now)
+    assert find_violations() == []
 
 
 # --- payments racing expiry (service level; Stripe comes with the payments work) -------------

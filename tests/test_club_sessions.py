@@ -66,6 +66,22 @@ def test_early_access_must_open_before_public_booking(factory, now):
         create_session(factory.user(role="admin"), data, now)
 
 
+def test_early_access_needs_a_public_booking_time(factory, now):
+    admin = factory.user(role="admin")
+    data = _data(now, early_access_opens_at=now.isoformat(), booking_opens_at=None)
+    with pytest.raises(ValidationError, match="public booking time") as error:
+        create_session(admin, data, now)
+    assert error.value.field == "booking_opens_at"
+    club_session = create_session(admin, _data(now), now)
+    early = {"early_access_opens_at": now.isoformat()}
+    update_session(
+        admin, club_session.id, {**early, "booking_opens_at": (now + timedelta(hours=1)).isoformat()}, now
+    )
+    with pytest.raises(ValidationError, match="public booking time"):
+        update_session(admin, club_session.id, {"booking_opens_at": None}, now)
+    assert reload(club_session).booking_opens_at == now + timedelta(hours=1)
+
+
 def test_players_cannot_create_sessions(factory, now):
     with pytest.raises(PermissionDenied):
         create_session(factory.user(), _data(now), now)

@@ -76,6 +76,20 @@ def test_cards_show_spots_full_and_member_opening(client, factory, now):
     assert re.search(r"Members first.*?Opens for members at 12:00, 24 Nov", page, re.S)
 
 
+def test_a_member_is_never_shown_a_later_opening_than_everyone_else(client, factory, now):
+    """Early access without a public time (allowed before that rule existed): open to everyone."""
+    factory.club_session(
+        title="Loose ends", booking_opens_at=None, early_access_opens_at=now + timedelta(hours=2)
+    )
+    member = factory.user(member=True)
+    for viewer in (None, member):
+        browser = client.application.test_client()
+        if viewer is not None:
+            login(browser, viewer)
+        page = text(browser.get("/sessions", headers=EN))
+        assert re.search(r"Loose ends.*?spots left", page, re.S) and "Opens for members" not in page
+
+
 def test_cards_show_the_players_own_booking(client, factory, player, now):
     mine = factory.club_session(title="Mine")
     factory.club_session(title="Not mine")

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import requests
 
-from loafy import clock, payments
+from loafy import bookings, clock, payments
 from loafy.bookings import book_session, cancel_booking, expire_unpaid
 from loafy.checks import find_violations
 from loafy.club_sessions import cancel_session
@@ -122,6 +122,29 @@ def test_reloading_the_page_reuses_the_intent(live, factory, now):
     assert first["client_secret"] == second["client_secret"]
     assert len(live.all_intents()) == 1
     assert ledger(booking, "intent") == [("intent", "stripe", first["payment_intent_id"], PRICE)]
+
+
+def test_two_tabs_creating_at_once_keep_one_open_intent(live, factory, now):
+    """Both tabs saw no intent and asked Stripe. With the same idempotency key Stripe gives both the
+    same intent: the tab that loses the store must keep it, not cancel it. With a different one,
+    the loser's own intent is cancelled and it pays the stored one."""
+    booking = book(factory, now)
+    stored = payments.create_intent(booking.user, booking.id, now)["payment_intent_id"]
+    stale = reload(booking)
+    stale.stripe_payment_intent_id = None  # what the other tab read before the store
+
+    def fetch(intent_id):
+        return payments._plain(payments.client().v1.payment_intents.retrieve(intent_id))
+
+    same = payments._store_intent(stale, None, fetch(stored), now)
+    assert same["id"] == stored and live.intent(stored)["status"] == "requires_payment_method"
+
+    params = {"amount": PRICE, "currency": "vnd", "payment_method_types": ["card"]}
+    own = payments._plain(payments.client().v1.payment_intents.create(params=params))
+    kept = payments._store_intent(stale, None, own, now)
+    assert kept["id"] == stored and live.intent(stored)["status"] == "requires_payment_method"
+    assert live.intent(own["id"])["status"] == "canceled"
+    assert reload(booking).stripe_payment_intent_id == stored
 
 
 def test_intent_refusals_are_clear_and_change_nothing(live, factory, now, client):
@@ -413,6 +436,21 @@ def test_expiry_and_cancellation_cancel_the_open_intent(live, factory, now):
     assert live.intent(cancelling_intent)["status"] == "canceled"
     assert reload(expiring).status == "expired" and reload(cancelling).status == "cancelled"
     assert LedgerEntry.select().where(LedgerEntry.kind != "intent").count() == 0
+
+
+def test_the_sweep_cancels_an_intent_whose_settle_job_was_lost(live, factory, now, monkeypatch):
+    booking = book(factory, now)
+    intent_id = payments.create_intent(booking.user, booking.id, now)["payment_intent_id"]
+    with monkeypatch.context() as lost:
+        lost.setattr(bookings.queue, "enqueue", lambda *args, **kwargs: None)  # Redis down at expiry
+        expire_unpaid(now + timedelta(minutes=31))
+    assert live.intent(intent_id)["status"] == "requires_payment_method"
+    assert payments.settle_due(now) == {booking.id: "intent_cancelled"}
+    assert live.intent(intent_id)["status"] == "canceled"
+    assert payments.settle_due(now) == {}  # closed: not asked about again
+    paid = paid_booking(live, factory, now)
+    assert payments.settle_due(now) == {}  # a confirmed booking's intent is none of the sweep's business
+    assert reload(paid).status == "confirmed"
 
 
 # --- refunds -------------------------------------------------------------------------------------
