@@ -14,6 +14,7 @@ from peewee import IntegrityError, fn
 
 from loafy import notifications, queue, sold_out
 from loafy.clock import format_local
+from loafy.club_sessions import can_handle_session
 from loafy.db import db, fetch_one, is_postgres, prepared_sql, raw_sql
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, LedgerEntry, User
@@ -558,7 +559,8 @@ def expire_unpaid(now, sessions_per_transaction=200):
 
 
 def get_booking(booking_id, viewer):
-    """The owner's or staff's view of a booking; 404 for anyone else (no hint that it exists)."""
+    """A booking for its player, an admin, or the organizer of its session; 404 for anyone else
+    (no hint that it exists: ids are sequential, and the page shows the door's QR code)."""
     number = parse_id(booking_id, "That booking does not exist.")
     booking = (
         Booking.select(Booking, ClubSession, User)
@@ -568,7 +570,8 @@ def get_booking(booking_id, viewer):
         .where(Booking.id == number)
         .first()
     )
-    if booking is None or viewer is None or not (viewer.is_staff or booking.user_id == viewer.id):
+    owner = booking is not None and booking.user_id == getattr(viewer, "id", None)
+    if booking is None or not (owner or can_handle_session(viewer, booking.club_session)):
         raise NotFound("That booking does not exist.")
     return booking
 

@@ -36,6 +36,13 @@ def sees_drafts(viewer):
     return bool(viewer is not None and getattr(viewer, "is_authenticated", False) and viewer.is_staff)
 
 
+def can_handle_session(actor, club_session):
+    """Admins handle every session; organizers the sessions they created (and their bookings)."""
+    if actor is None or not getattr(actor, "is_authenticated", False) or not actor.is_staff:
+        return False
+    return actor.is_admin or club_session.created_by_id == actor.id
+
+
 def get_session(session_id, viewer=None):
     """A session by id; drafts are visible to staff only (404 for anyone else)."""
     club_session = ClubSession.get_or_none(ClubSession.id == _as_id(session_id))

@@ -7,6 +7,7 @@ Organizers act on their own sessions (and those sessions' bookings); admins on e
 import logging
 
 from loafy import accounts, audit, bookings, club_sessions, settings
+from loafy.club_sessions import can_handle_session
 from loafy.db import db
 from loafy.errors import Conflict, NotFound, PermissionDenied, Unavailable, ValidationError
 from loafy.models import Booking, ClubSession, User
@@ -37,13 +38,6 @@ def _require_staff(actor):
 def _require_admin(actor, message="Only an admin can do that."):
     if actor is None or not actor.is_admin:
         raise PermissionDenied(message)
-
-
-def can_handle_session(actor, club_session):
-    """Admins handle every session; organizers the sessions they created."""
-    if actor is None or not actor.is_staff:
-        return False
-    return actor.is_admin or club_session.created_by_id == actor.id
 
 
 def _booking_for(actor, booking_id):

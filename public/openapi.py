@@ -371,8 +371,8 @@ PATHS = {
     },
     "/api/bookings/{booking_id}": {
         "get": _op(
-            "One booking (owner or staff; 404 for anyone else)",
-            "owner, staff",
+            "One booking (its player, an admin, or the organizer of its session; 404 for anyone else)",
+            "owner, admin, the session's organizer",
             _ref("Booking"),
             [401, 404],
             params=[BOOKING_ID],

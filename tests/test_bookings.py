@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from loafy import bookings
-from loafy.bookings import book_session, cancel_booking, expire_unpaid, record_payment
+from loafy.bookings import book_session, cancel_booking, expire_unpaid, get_booking, record_payment
 from loafy.checks import find_violations
 from loafy.errors import NotFound, PermissionDenied
 from loafy.models import Booking, ClubSession, Notification
@@ -272,12 +272,24 @@ def test_owner_cannot_cancel_after_the_cutoff_but_an_admin_can(factory, now):
 
 
 def test_other_players_cannot_see_or_cancel_a_booking(factory, now):
-    booking = book_session(factory.user(), factory.club_session(), 0, "stripe", now)
+    organizer = factory.user(role="organizer")
+    booking = book_session(factory.user(), factory.club_session(created_by=organizer), 0, "stripe", now)
     with pytest.raises(NotFound):
         cancel_booking(factory.user(), booking, now)
-    with pytest.raises(PermissionDenied):
-        cancel_booking(factory.user(role="organizer"), booking, now)
+    with pytest.raises(PermissionDenied):  # the session's organizer sees it, but only admins cancel
+        cancel_booking(organizer, booking, now)
     assert reload(booking).status == "pending_payment"
+
+
+def test_organizers_see_the_bookings_of_their_own_sessions_only(factory, now):
+    """Ids are sequential and the booking's page shows the door's QR code: any other viewer gets 404."""
+    runs_it, other_organizer = factory.user(role="organizer"), factory.user(role="organizer")
+    booking = book_session(factory.user(), factory.club_session(created_by=runs_it), 0, "stripe", now)
+    assert get_booking(booking.id, runs_it).id == booking.id
+    assert get_booking(booking.id, factory.user(role="admin")).id == booking.id
+    for stranger in (other_organizer, factory.user(), None):
+        with pytest.raises(NotFound):
+            get_booking(booking.id, stranger)
 
 
 def test_cancelling_a_paid_booking_marks_it_refund_due(factory, now):

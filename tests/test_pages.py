@@ -348,10 +348,15 @@ def test_someone_elses_booking_is_404(client, factory, player, now):
 
 
 def test_staff_can_view_a_players_booking(client, factory, now):
-    booking = book_session(factory.user(name="Minh"), factory.club_session(), 0, "stripe", now)
-    login(client, factory.user(role="organizer"))
+    organizer = factory.user(role="organizer")
+    booking = book_session(
+        factory.user(name="Minh"), factory.club_session(created_by=organizer), 0, "stripe", now
+    )
+    login(client, organizer)
     page = text(client.get(f"/bookings/{booking.id}", headers=EN))
     assert "Minh" in page and booking.code in page
+    login(client, factory.user(role="organizer"))  # another organizer's session: no door code for them
+    assert client.get(f"/bookings/{booking.id}", headers=EN).status_code == 404
 
 
 def test_an_overdue_booking_shows_as_expired_and_frees_the_spot(client, factory, player, now):
