@@ -9,6 +9,7 @@ from flask_admin.model.filters import BaseDateFilter
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
+from loafy.club_sessions import EARLIEST_YEAR, LATEST_YEAR
 from loafy.clock import club_tz, utcnow
 from loafy.models import STAFF_ROLES
 from public.guards import deny, has_role
@@ -103,6 +104,10 @@ class StaffModelView(StaffOnly, ModelView):
 
 class LocalDateFilter(BasePeeweeFilter, BaseDateFilter):
     """Rows whose time falls on the given day in the club's time zone (times are stored UTC)."""
+
+    def validate(self, value):
+        # Flask-Admin ignores a filter that fails here; a year far out would overflow the zone maths.
+        return super().validate(value) and EARLIEST_YEAR <= self.clean(value).year <= LATEST_YEAR
 
     def apply(self, query, value):
         start = datetime(value.year, value.month, value.day, tzinfo=club_tz()).astimezone(UTC)

@@ -156,11 +156,15 @@ def _as_datetime(name, value):
             raise ValidationError(f"{name} must be an ISO-8601 date and time.", field=name)
     if not isinstance(value, datetime):
         raise ValidationError(f"{name} must be a date and time.", field=name)
+    out_of_range = ValidationError(f"{name} must be between {EARLIEST_YEAR} and {LATEST_YEAR}.", field=name)
     if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
+        try:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # year 1 or 9999, pushed past datetime's range by its offset
+            raise out_of_range
     if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
         # A typo, not a session: and before 1900 the club's zone has no whole-minute offset.
-        raise ValidationError(f"{name} must be between {EARLIEST_YEAR} and {LATEST_YEAR}.", field=name)
+        raise out_of_range
     return value
 
 

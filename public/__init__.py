@@ -1,6 +1,7 @@
 """The player-facing web: pages, sign-in, JSON API, webhooks, error pages."""
 
 from flask import g, redirect, request, url_for
+from flask.json.provider import DefaultJSONProvider
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -20,6 +21,17 @@ CSRF_EXEMPT_ENDPOINTS = {"payments.stripe_webhook", "auth.apple_form_post"}
 NO_DB_CHECKOUT_ENDPOINTS = {"ops.ping", "pages.healthz"}
 
 
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON, where a body nested deeper than Python's stack ("[[[[...") is bad JSON like any
+    other (a 400, or None from get_json(silent=True)), not a RecursionError and a 500."""
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply")
+
+
 def init_app(app):
     from public import api, auth, errors, formatting, hardening, i18n, limits, pages, payments, profile
 
@@ -31,6 +43,7 @@ def init_app(app):
     app.config["REMEMBER_COOKIE_SAMESITE"] = "Lax"
     app.config["REMEMBER_COOKIE_SECURE"] = app.config["SESSION_COOKIE_SECURE"]
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.json = JSONProvider(app)
 
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

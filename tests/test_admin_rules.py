@@ -113,6 +113,11 @@ def test_create_session_converts_club_time_to_utc_and_audits(admin_client, admin
             "Early access for members must open before public booking.",
         ),
         ({"starts_at": "not a date"}, "Not a valid datetime value."),
+        ({"starts_at": "0001-01-01T00:00"}, "starts_at must be between 2000 and 2099."),
+        (
+            {"early_access_opens_at": "2026-11-29T08:00", "booking_opens_at": ""},
+            "Members&#39; early access needs a public booking time",
+        ),
     ],
 )
 def test_create_session_validation_messages(admin_client, changes, message):
@@ -418,6 +423,9 @@ def test_bookings_list_counts_exactly_up_to_the_cap(admin_client, factory, now, 
         "/admin/bookings/?flt0_session_equals=abc",
         "/admin/bookings/?flt0_session_equals=99999999999999999999",
         "/admin/bookings/?flt4_session_date_on_club_date=2026-13-45",
+        "/admin/sessions/?flt0_date_on_club_date=0001-01-01",
+        "/admin/bookings/?flt0_booked_on_club_date=0001-01-01",
+        "/admin/bookings/export.csv?flt0_booked_on_club_date=9999-12-31",
         "/admin/bookings/?page=-3&sort=99",
         "/admin/bookings/?sort=1",
         "/admin/bookings/?page=99999999999999999999999",

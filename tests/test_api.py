@@ -241,6 +241,16 @@ def test_malformed_or_non_object_json_is_400(client, auth, body):
         error_of(response, 400, "bad_request")
 
 
+@pytest.mark.parametrize("role", ["anonymous", "player"])
+def test_json_nested_deeper_than_the_stack_is_a_clear_4xx(client, auth, role):
+    """"[[[[..." overflows Python's recursion limit; it is bad JSON, answered before any 500."""
+    deep = b"[" * 100_000
+    for path in ("/api/bookings", "/api/sessions", "/api/payments/stripe/intent"):
+        response = client.post(path, data=deep, headers={**auth[role], "Content-Type": "application/json"})
+        assert response.status_code in (400, 401, 403, 422), (path, response.status_code)
+        assert response.get_json()["error"]["message"]
+
+
 def test_over_large_body_is_json_413(client, auth, club_session):
     huge = json.dumps({"session_id": club_session.id, "payment_method": "cash", "pad": "x" * (1024 * 1024)})
     for method, path in (

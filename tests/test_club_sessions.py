@@ -48,6 +48,8 @@ def test_offset_times_are_stored_as_utc(factory, now):
         ({"price": 100_000_000}, "price"),
         ({"starts_at": "tomorrow"}, "starts_at"),
         ({"ends_at": "2020-01-01T00:00:00Z"}, "ends_at"),
+        ({"starts_at": "0001-01-01T00:00:00+07:00"}, "starts_at"),  # out of datetime's range in UTC
+        ({"ends_at": "9999-12-31T23:00:00-10:00"}, "ends_at"),
         ({"status": "open"}, "status"),
     ],
 )
