@@ -243,7 +243,7 @@ def test_malformed_or_non_object_json_is_400(client, auth, body):
 
 @pytest.mark.parametrize("role", ["anonymous", "player"])
 def test_json_nested_deeper_than_the_stack_is_a_clear_4xx(client, auth, role):
-    """"[[[[..." overflows Python's recursion limit; it is bad JSON, answered before any 500."""
+    """ "[[[[..." overflows Python's recursion limit; it is bad JSON, answered before any 500."""
     deep = b"[" * 100_000
     for path in ("/api/bookings", "/api/sessions", "/api/payments/stripe/intent"):
         response = client.post(path, data=deep, headers={**auth[role], "Content-Type": "application/json"})
