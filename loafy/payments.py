@@ -174,7 +174,7 @@ def check_payable(booking, now):
             raise NotPayable("This booking is already confirmed.", code="already_confirmed")
         raise NotPayable()
     if booking.amount <= 0:
-        raise NotPayable("This booking has nothing to pay.")
+        raise NotPayable("This booking has nothing to pay.", code="nothing_to_pay")
     if booking.amount > MAX_AMOUNT:
         raise AmountTooLarge()
 

@@ -15,12 +15,14 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from loafy import accounts
 from loafy.errors import LoafyError
 from loafy.models import utcnow
 from public import providers as provider_specs
+from public.i18n import error_text
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,9 @@ def login_with(provider):
         # Down, slow, or answering garbage to discovery: Authlib, requests and json each raise
         # their own types, and none of them may become a 500.
         log.warning("sign-in provider %s unusable: %r", provider, exc)
-        return _login_failed(f"{spec.label} is not answering right now. Please try again in a minute.")
+        return _login_failed(
+            _("%(provider)s is not answering right now. Please try again in a minute.", provider=spec.label)
+        )
 
 
 @bp.post("/callback/apple")
@@ -106,8 +110,14 @@ def callback(provider):
     error = request.args.get("error")
     if error:
         if error in ("access_denied", "user_cancelled_authorize"):
-            return _login_failed("You cancelled signing in. Nothing was changed.")
-        return _login_failed(f"{spec.label} could not sign you in ({error[:60]}). Please try again.")
+            return _login_failed(_("You cancelled signing in. Nothing was changed."))
+        return _login_failed(
+            _(
+                "%(provider)s could not sign you in (%(error)s). Please try again.",
+                provider=spec.label,
+                error=error[:60],
+            )
+        )
     client = current_app.extensions["loafy_oauth"].create_client(provider)
     if provider == "apple":
         client.client_secret = provider_specs.apple_client_secret(current_app.config)
@@ -119,8 +129,11 @@ def callback(provider):
         # and our own parsing each raise their own types, and none may become a 500.
         log.warning("sign-in callback from %s failed: %r", provider, exc)
         return _login_failed(
-            f"We could not confirm your sign-in with {spec.label}. The link may have expired "
-            "or been used already. Please try again."
+            _(
+                "We could not confirm your sign-in with %(provider)s. The link may have expired "
+                "or been used already. Please try again.",
+                provider=spec.label,
+            )
         )
     try:
         user = accounts.sign_in(
@@ -133,7 +146,7 @@ def callback(provider):
             now=utcnow(),
         )
     except LoafyError as exc:
-        return _login_failed(exc.message)
+        return _login_failed(error_text(exc))
     next_url = session.pop("login_next", None)
     session.clear()  # a fresh session on sign-in: nothing from before survives (no fixation)
     login_user(user)
@@ -154,5 +167,5 @@ def logout():
         return render_template("public/logout.html")
     logout_user()
     session.clear()
-    flash("You are signed out.", "info")
+    flash(_("You are signed out."), "info")
     return redirect(url_for("pages.home"))

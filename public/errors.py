@@ -50,7 +50,7 @@ def error_response(status, code, message, field=None):
         if field:
             body["error"]["field"] = field
         return jsonify(body), status
-    return render_template("public/error.html", status=status, message=message), status
+    return render_template("public/error.html", status=status, message=message, code=code), status
 
 
 def init_app(app):

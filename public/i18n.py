@@ -12,6 +12,9 @@ from flask_babel import Babel, get_locale, gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from loafy.clock import format_vnd
+from loafy.payments import MAX_AMOUNT as MAX_CARD_AMOUNT
+
 SUPPORTED = ("vi", "en")
 DEFAULT = "vi"
 COOKIE = "lang"
@@ -39,7 +42,44 @@ ERROR_MESSAGES = {
     "invalid": _l("Some of the details are not valid."),
     "conflict": _l("That cannot be done right now."),
     "unavailable": _l("The service is temporarily unavailable. Please try again in a minute."),
+    # payments
+    "payments_not_configured": _l(
+        "Card payments are not set up for this club yet. Please choose another payment method."
+    ),
+    "payment_unavailable": _l(
+        "Payment is temporarily unavailable; your spot is still held. Please try again in a minute."
+    ),
+    "payment_provider_error": _l(
+        "The payment provider refused the request. Nothing was charged; please try again later."
+    ),
+    "amount_too_large": _l(
+        "This booking costs more than %(most)s, the most a card can be charged at once. "
+        "Please book fewer guests or pay by bank transfer.",
+        most=format_vnd(MAX_CARD_AMOUNT),
+    ),
+    "not_payable": _l("This booking is no longer waiting for payment."),
+    "nothing_to_pay": _l("This booking has nothing to pay."),
+    "already_confirmed": _l("This booking is already confirmed."),
+    "not_card_payment": _l("This booking is not paid by card."),
+    "already_paid": _l("Your payment went through; we are confirming your booking."),
+    # sign-in and profile
+    "sign_in_conflict": _l("We could not sign you in just now. Please try again."),
+    "last_identity": _l("This is your only way to sign in: link another account before removing it."),
+    "too_many_tokens": _l("You have too many tokens. Revoke one you no longer use first."),
 }
+# The refusals the pay page's script may meet when it asks for a PaymentIntent.
+PAY_ERROR_CODES = (
+    "payments_not_configured",
+    "payment_unavailable",
+    "payment_provider_error",
+    "amount_too_large",
+    "not_payable",
+    "nothing_to_pay",
+    "already_confirmed",
+    "not_card_payment",
+    "already_paid",
+    "not_found",
+)
 
 # The error pages' messages (public/errors.py speaks English), by the English text, else by status.
 PAGE_MESSAGES = {
@@ -131,13 +171,22 @@ def error_text(exc, **context):
     return str(message) if message is not None else exc.message
 
 
-def page_message(status, message):
-    """The error page's sentence in the reader's language."""
+def messages_for(codes):
+    """Refusal texts by code for a page's script, in the reader's language; in English the
+    server's own (more specific) message is shown, so nothing is sent."""
+    if current_locale() == "en":
+        return {}
+    return {code: str(ERROR_MESSAGES[code]) for code in codes}
+
+
+def page_message(status, message, code=None):
+    """The error page's sentence in the reader's language: by its English text, else by the
+    refusal's code."""
     if current_locale() == "en":
         return message or str(STATUS_MESSAGES.get(status, ""))
     if not message:
         return str(STATUS_MESSAGES.get(status, STATUS_MESSAGES[500]))
-    known = PAGE_MESSAGES.get(message)
+    known = PAGE_MESSAGES.get(message) or ERROR_MESSAGES.get(code)
     return str(known) if known is not None else message  # a message we have no words for stays English
 
 

@@ -10,6 +10,7 @@ from loafy.bookings import get_booking
 from loafy.errors import LoafyError, NotFound, ValidationError
 from loafy.models import utcnow
 from loafy.settings import get_settings
+from public.i18n import PAY_ERROR_CODES, error_text, messages_for
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +54,14 @@ def pay(booking_id):
         try:
             payments.check_payable(booking, now)
         except LoafyError as exc:
-            problem = exc.message
+            problem = error_text(exc)
     settings = get_settings()
     return render_template(
         "public/pay.html",
         booking=booking,
         club_session=booking.club_session,
         problem=problem,
+        script_errors=messages_for(PAY_ERROR_CODES),
         settings=settings,
         publishable_key=payments.publishable_key(),
         stripe_js_url=payments.stripe_js_url(),

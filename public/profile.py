@@ -1,6 +1,7 @@
 """The profile page: who you are, how you sign in, and your personal API tokens."""
 
 from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from loafy import accounts, tokens
@@ -35,7 +36,8 @@ def show():
 def unlink_identity(identity_id):
     identity = accounts.unlink_identity(current_user, identity_id)
     label = providers().get(identity.provider)
-    flash(f"{label.label if label else identity.provider} can no longer be used to sign in.", "info")
+    name = label.label if label else identity.provider
+    flash(_("%(provider)s can no longer be used to sign in.", provider=name), "info")
     return redirect(url_for("profile.show"))
 
 
@@ -51,5 +53,5 @@ def create_token():
 @role_required()
 def revoke_token(token_id):
     token = tokens.revoke_token(current_user, token_id, utcnow())
-    flash(f"The token “{token.name}” no longer works.", "info")
+    flash(_("The token “%(name)s” no longer works.", name=token.name), "info")
     return redirect(url_for("profile.show"))

@@ -9,6 +9,12 @@ def login(client, user):
     return client
 
 
+def english(client):
+    """Have every request of this test client ask for English (the default language is Vietnamese)."""
+    client.environ_base["HTTP_ACCEPT_LANGUAGE"] = "en"
+    return client
+
+
 def csrf_token(client):
     """A CSRF token for the client's session, read from /api/auth/me."""
     response = client.get("/api/auth/me")

@@ -11,7 +11,7 @@ import requests
 
 from loafy.models import Identity, User
 from tests.conftest import _test_config
-from tests.helpers import csrf_token, login
+from tests.helpers import csrf_token, english, login
 from tests.oidc_fixtures import (
     authorize,
     closed_port,
@@ -52,6 +52,11 @@ def app_config(database_url, tmp_path, oidc_issuer, junk_base):  # noqa: F811
     for name, kind in JUNK_KINDS.items():
         providers[name] = oidc_provider(f"{junk_base}/{kind}", label="Junk SSO")
     return _test_config(database_url, tmp_path, OIDC_PROVIDERS=providers)
+
+
+@pytest.fixture
+def client(client):
+    return english(client)  # the messages below are asserted in English; Vietnamese in test_pages
 
 
 def assert_failed_sign_in(client, response, message):
@@ -193,6 +198,13 @@ def test_denied_consent(client, oidc_issuer):  # noqa: F811
     assert_failed_sign_in(client, response, "You cancelled signing in")
 
 
+def test_sign_in_messages_are_in_vietnamese_by_default(app):
+    browser = app.test_client()  # no English asked for
+    response = browser.get("/auth/callback/dev?error=access_denied")
+    assert any("Bạn đã huỷ đăng nhập" in m for m in flashed(browser))
+    assert response.headers["Location"].endswith("/auth/login")
+
+
 @pytest.mark.parametrize("forged_state", ["forged", "", None])
 def test_state_mismatch(client, oidc_issuer, forged_state, caplog):  # noqa: F811
     subject = new_subject()
@@ -213,7 +225,7 @@ def test_callback_forged_in_another_browser(client, app, oidc_issuer):  # noqa: 
     subject = new_subject()
     set_claims(oidc_issuer, subject, email="d@example.com", email_verified=True)
     callback = authorize(start_login(client), subject)
-    attacker = app.test_client()
+    attacker = english(app.test_client())
     response = attacker.get(local_path(callback))
     assert_failed_sign_in(attacker, response, "We could not confirm your sign-in")
 
@@ -264,7 +276,7 @@ def test_provider_goes_down_before_the_callback(client, app_config, oidc_issuer)
         issuer = f"http://localhost:{server.server_port}"
         config = {**app_config, "OIDC_PROVIDERS": {"brief": oidc_provider(issuer, label="Brief SSO")}}
         brief_app = create_app(config)
-        browser = brief_app.test_client()
+        browser = english(brief_app.test_client())
         subject = new_subject()
         set_claims(issuer, subject, email="g@example.com", email_verified=True)
         callback = authorize(start_login(browser, "brief"), subject)

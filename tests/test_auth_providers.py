@@ -15,6 +15,7 @@ from loafy.errors import ConfigError
 from loafy.models import Identity, User
 from public import providers
 from tests.conftest import _test_config
+from tests.helpers import english
 from tests.oidc_fixtures import (
     authorize,
     flashed,
@@ -203,7 +204,7 @@ def stand_ins(oidc_issuer, monkeypatch):  # noqa: F811
 @pytest.fixture
 def stand_in_client(stand_ins, database_url, tmp_path):
     app = create_app(_test_config(database_url, tmp_path, **FACEBOOK, **APPLE))
-    return app.test_client()
+    return english(app.test_client())
 
 
 def test_facebook_sign_in_through_graph_me(app, stand_in_client, stand_ins):

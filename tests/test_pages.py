@@ -1,12 +1,16 @@
 """The public pages over HTTP (Flask test client): lists, filters, the booking form, my bookings,
 cancelling, languages and error pages. Services are tested elsewhere; these check the wiring."""
 
+import html
+import json
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from loafy import settings as club_settings
+from loafy import tokens
 from loafy.bookings import book_session, expire_unpaid
 from loafy.models import Booking, ClubSession, User
 from tests.helpers import csrf_token, login, reload
@@ -508,6 +512,46 @@ def test_csrf_error_page_is_translated(client, factory, player):
     login(client, player)
     response = book(client, club_session, token=False, headers={"Accept-Language": "vi"})
     assert response.status_code == 400 and "Biểu mẫu đã hết hạn" in text(response)
+
+
+def test_every_flash_in_the_web_layer_is_translated():
+    """A flash of a plain string would reach Vietnamese readers in English: each goes through
+    gettext (`_`, `ngettext`) or `error_text`, never a literal or a service's English message."""
+    untranslated = [
+        f"{path.name}:{number}: {line.strip()}"
+        for path in sorted(Path("public").glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\b(flash|_login_failed)\(\s*(f?[\"']|exc\.message)", line)
+    ]
+    assert not untranslated, untranslated
+
+
+def test_profile_and_sign_out_messages_are_in_vietnamese(client, player):
+    login(client, player)
+    token = tokens.create_token(player, "điện thoại")[0]
+    page = text(
+        client.post(
+            f"/profile/tokens/{token.id}/revoke",
+            data={"csrf_token": csrf_token(client)},
+            follow_redirects=True,
+        )
+    )
+    assert "Mã “điện thoại” không còn dùng được nữa." in page
+    page = text(client.post("/auth/logout", data={"csrf_token": csrf_token(client)}, follow_redirects=True))
+    assert "Bạn đã đăng xuất." in page and "signed out" not in page
+
+
+def test_the_pay_page_speaks_vietnamese(client, factory, player, now):
+    booking = book_session(player, factory.club_session(price=150_000), 0, "stripe", now)
+    Booking.update(payment_deadline=now - timedelta(minutes=1)).where(Booking.id == booking.id).execute()
+    login(client, player)
+    page = text(client.get(f"/bookings/{booking.id}/pay"))
+    assert "Đặt chỗ này không còn chờ thanh toán." in page  # the refusal, by its code
+    assert "Thứ Năm, 26/11" in page and "Thu " not in page  # the session's day, in Vietnamese
+    errors = json.loads(html.unescape(re.search(r'data-errors="([^"]*)"', page).group(1)))
+    assert errors["payment_unavailable"].startswith("Thanh toán tạm thời")
+    english = text(client.get(f"/bookings/{booking.id}/pay", headers=EN))
+    assert "no longer waiting for payment" in english and 'data-errors="{}"' in english
 
 
 def test_every_vietnamese_message_is_translated():

@@ -7,12 +7,17 @@ import pytest
 from loafy import accounts
 from loafy.errors import Conflict, NotFound
 from loafy.models import ApiToken, Identity
-from tests.helpers import csrf_token, login
+from tests.helpers import csrf_token, english, login
 from tests.oidc_fixtures import fresh_user_per_request  # noqa: F401 - an autouse fixture
 
 
 def identity(user, provider, subject=None, **fields):
     return Identity.create(user=user, provider=provider, subject=subject or f"{provider}-{user.id}", **fields)
+
+
+@pytest.fixture
+def client(client):
+    return english(client)  # messages asserted in English; test_pages checks the Vietnamese ones
 
 
 @pytest.fixture

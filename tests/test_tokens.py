@@ -109,7 +109,9 @@ def test_another_users_token_is_404_not_403(client, player, factory):
     for token_id in (theirs.id, 999_999):
         response = client.post(f"/profile/tokens/{token_id}/revoke", data={"csrf_token": csrf_token(client)})
         assert response.status_code == 404
-        assert "No such token." in response.get_data(as_text=True)
+        assert "Chúng tôi không tìm thấy mục này." in response.get_data(
+            as_text=True
+        )  # not_found, in Vietnamese
     assert ApiToken.get_by_id(theirs.id).revoked_at is None
     assert client.get("/api/auth/me", headers=bearer(their_raw)).status_code == 200
 
