@@ -23,7 +23,9 @@ from loafy.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 5
+# A failed send waits longer each time (2, 4, 8 ... 256 minutes): an SMTP outage of up to about
+# eight hours delays e-mails but loses none. Then the row is given up, loudly.
+MAX_ATTEMPTS = 9
 CLAIM_TIMEOUT = timedelta(minutes=5)
 REMINDER_BEFORE_DEADLINE = timedelta(minutes=10)
 
@@ -86,10 +88,10 @@ def for_new_booking(status, payment_deadline, now):
     """(kind, send_after) of a new booking's notifications: received, with the reminder 10 minutes
     before its deadline, or, when it is confirmed at once, confirmed."""
     if status == "pending_payment":
-        return [
-            ("booking_received", now),
-            ("payment_reminder", max(now, payment_deadline - REMINDER_BEFORE_DEADLINE)),
-        ]
+        remind_at = payment_deadline - REMINDER_BEFORE_DEADLINE
+        if remind_at <= now:  # a deadline of 10 minutes or less: "10 minutes left" would be wrong
+            return [("booking_received", now)]
+        return [("booking_received", now), ("payment_reminder", remind_at)]
     return [("booking_confirmed", now)]
 
 
@@ -221,9 +223,11 @@ def _deliver(notification, settings, now):
     """Send one claimed notification and mark it sent (or skipped, or failed for a later retry)."""
     booking = notification.booking
     user = booking.user
-    stale_reminder = notification.kind == "payment_reminder" and booking.status != "pending_payment"
-    if stale_reminder or not user.email:
-        reason = "no e-mail address" if not stale_reminder else "no longer relevant"
+    # "Please pay" mails that wait past the payment (a backlog, Redis down) are no longer true.
+    asks_to_pay = notification.kind in ("booking_received", "payment_reminder")
+    stale = asks_to_pay and booking.status != "pending_payment"
+    if stale or not user.email:
+        reason = "no e-mail address" if not stale else "no longer relevant"
         Notification.update(sent_at=now, last_error=f"skipped: {reason}").where(
             Notification.id == notification.id
         ).execute()
@@ -237,10 +241,14 @@ def _deliver(notification, settings, now):
             message_id=f"<loafy-{notification.dedupe_key.replace(':', '-')}@loafy.local>",
         )
     except Exception as exc:  # SMTP and templates can fail in many ways; the sweep retries
-        log.warning("sending notification %s failed: %s", notification.id, exc)
-        Notification.update(claimed_at=None, last_error=str(exc)[:500]).where(
-            Notification.id == notification.id
-        ).execute()
+        attempts = notification.attempts  # the claim counted this one
+        if attempts >= MAX_ATTEMPTS:
+            log.error("gave up notification %s after %d attempts: %s", notification.id, attempts, exc)
+        else:
+            log.warning("sending notification %s failed (attempt %d): %s", notification.id, attempts, exc)
+        Notification.update(
+            claimed_at=None, last_error=str(exc)[:500], send_after=now + timedelta(minutes=2**attempts)
+        ).where(Notification.id == notification.id).execute()
         return False
     Notification.update(sent_at=now, to_email=user.email, subject=subject, body=body, last_error=None).where(
         Notification.id == notification.id

@@ -427,6 +427,52 @@ def test_reminder_is_sent_when_due_and_skipped_once_paid(factory, now, outbox):
     assert send_due(now + timedelta(minutes=21)) == 0  # nothing sent twice
 
 
+def test_an_smtp_outage_delays_mail_with_growing_waits_and_loses_none(factory, now, outbox, monkeypatch):
+    from loafy import notifications
+
+    def down(*args, **kwargs):
+        raise ConnectionRefusedError("SMTP down")
+
+    real = notifications.send_email
+    monkeypatch.setattr(notifications, "send_email", down)
+    booking = book_session(factory.user(), factory.club_session(price=0), 0, "stripe", now)
+    row = Notification.get(Notification.booking == booking.id)
+    waits, at = [], now
+    for _ in range(4):  # each failure pushes the next try further out: 2, 4, 8, 16 minutes
+        assert notifications.send_due(at) == 0
+        row = reload(row)
+        waits.append(row.send_after - at)
+        at = row.send_after
+    assert waits == [timedelta(minutes=m) for m in (2, 4, 8, 16)] and row.sent_at is None
+    monkeypatch.setattr(notifications, "send_email", real)  # an hour later, SMTP is back
+    assert notifications.send_due(at) == 1 and reload(row).sent_at == at
+
+
+def test_a_please_pay_mail_that_waited_past_the_payment_is_not_sent(factory, now, outbox, monkeypatch):
+    from loafy import notifications
+    from loafy.notifications import send_due
+
+    with monkeypatch.context() as redis_down:  # the "received" mail is held up
+        redis_down.setattr(notifications.queue, "enqueue_coalesced", lambda *args, **kwargs: None)
+        booking = book_session(factory.user(), factory.club_session(), 0, "stripe", now)
+    assert _mails(outbox) == []
+    record_payment(booking.id, provider="stripe", provider_id="pi_w", amount=booking.amount, now=now)
+    send_due(now + timedelta(seconds=30))
+    subjects = [m["Subject"] for m in _mails(outbox)]
+    assert any("confirmed" in s for s in subjects) and not any("received" in s for s in subjects)
+    received = Notification.get(
+        (Notification.kind == "booking_received") & (Notification.booking == booking.id)
+    )
+    assert received.last_error == "skipped: no longer relevant"
+
+
+def test_no_10_minute_reminder_when_the_deadline_is_that_close(factory, now, outbox):
+    update_settings({"payment_deadline_minutes": 5})
+    booking = book_session(factory.user(), factory.club_session(), 0, "stripe", now)
+    kinds = [n.kind for n in Notification.select().where(Notification.booking == booking.id)]
+    assert kinds == ["booking_received"]
+
+
 def test_expiry_and_cancellation_mails(factory, now, outbox):
     from loafy.notifications import send_due
 
