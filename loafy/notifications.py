@@ -164,6 +164,10 @@ def render(notification, booking=None, settings=None):
         "booking_url": f"{base_url}/bookings/{booking.id}",
         "pay_url": f"{base_url}/bookings/{booking.id}/pay",
     }
+    if notification.kind == "booking_cancelled":
+        from loafy.payments import paid_total  # payments imports bookings, which imports this
+
+        context["paid"] = paid_total(booking.id)  # the ledger's, not the price: a cash booking may be unpaid
     body = _templates.get_template(f"{notification.kind}.txt").render(**context)
     return SUBJECTS[notification.kind].format(code=booking.code), body
 

@@ -469,6 +469,11 @@ def _totals(booking_id):
     return int(total("payment")), int(total("refund", LedgerEntry.status.in_(COUNTED_REFUND_STATUSES)))
 
 
+def paid_total(booking_id):
+    """Everything paid for a booking, by every provider (refunds not deducted)."""
+    return _totals(booking_id)[0]
+
+
 def owed_back(booking):
     """Money to return: all of it for a cancelled/expired booking, the excess for a confirmed one."""
     paid, refunded = _totals(booking.id)

@@ -473,6 +473,24 @@ def test_no_10_minute_reminder_when_the_deadline_is_that_close(factory, now, out
     assert kinds == ["booking_received"]
 
 
+def test_the_cancellation_mail_says_the_club_cancelled_and_what_comes_back(factory, now, outbox):
+    from loafy.club_sessions import cancel_session
+    from loafy.notifications import send_due
+
+    club_session = factory.club_session(price=100_000)
+    paid = book_session(factory.user(), club_session, 1, "stripe", now)
+    record_payment(paid.id, provider="stripe", provider_id="pi_c", amount=paid.amount, now=now)
+    unpaid = book_session(factory.user(), club_session, 0, "bank_transfer", now)
+    cancel_session(factory.user(role="admin"), club_session, now)
+    send_due(now)
+    bodies = {m["Subject"]: m.get_content() for m in _mails(outbox) if "cancelled" in m["Subject"]}
+    [paid_mail] = [b for s, b in bodies.items() if paid.code in s]
+    [unpaid_mail] = [b for s, b in bodies.items() if unpaid.code in s]
+    assert "The club has cancelled this session." in paid_mail and "Câu lạc bộ đã huỷ buổi này." in paid_mail
+    assert "The 200.000 ₫ you paid will be refunded in full." in paid_mail
+    assert "The club has cancelled this session." in unpaid_mail and "refunded" not in unpaid_mail
+
+
 def test_expiry_and_cancellation_mails(factory, now, outbox):
     from loafy.notifications import send_due
 
