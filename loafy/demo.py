@@ -71,6 +71,9 @@ def seed_demo(now, timezone="Asia/Ho_Chi_Minh"):
         users = {}
         for _sub, email, name, role, member in DEMO_ACCOUNTS:
             user = find_user_by_email(email) or create_user(email, name, role=role, now=now)
+            if user.role_id != role:  # signed in with Dev sign-in before the demo existed: a player
+                User.update(role=role).where(User.id == user.id).execute()
+                user = User.get_by_id(user.id)
             if member:
                 User.update(membership_until=now + timedelta(days=365)).where(User.id == user.id).execute()
             users[role] = user

@@ -16,6 +16,8 @@ max_requests_jitter = 5_000
 # No access log of our own (gunicorn's default): the platform's router logs every request, and
 # formatting and writing a line under a lock cost 40 us of each request's CPU. To have one anyway:
 # GUNICORN_CMD_ARGS="--access-logfile -".
+# Its lines carry the path without the query string: sign-in callbacks carry one-time codes there.
+access_log_format = ACCESS_LOG_FORMAT = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 

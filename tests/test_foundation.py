@@ -11,7 +11,7 @@ from loafy.config import load_config
 from loafy.db import db, make_database
 from loafy.errors import ConfigError
 from loafy.migrations import current_version, upgrade
-from loafy.models import Booking, ClubSession, LedgerEntry
+from loafy.models import Booking, ClubSession, LedgerEntry, User
 from tests.helpers import login, reload
 
 PRODUCTION_ENV = {
@@ -206,6 +206,14 @@ def test_seed_demo_adds_a_week_once(app, now):
     assert min(starts) > now and max(starts) < now + timedelta(days=8)
     assert "not added" in runner.invoke(args=["seed-demo"]).output
     assert ClubSession.select().count() == count
+
+
+def test_seed_demo_gives_an_existing_demo_account_its_demo_role(app, factory):
+    """Signed in with Dev sign-in as "organizer" before the demo existed: a player by then."""
+    early = factory.user(email="organizer@loafy.local", role="player")
+    result = app.test_cli_runner().invoke(args=["seed-demo"])
+    assert result.exit_code == 0 and "demo data added" in result.output, result.output
+    assert User.get_by_id(early.id).role_id == "organizer"
 
 
 def test_user_commands_and_token(app):

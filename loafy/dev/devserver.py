@@ -20,6 +20,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from loafy.demo import DEMO_ACCOUNTS
+from loafy.gunicorn_conf import ACCESS_LOG_FORMAT
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -154,6 +155,8 @@ def run_dev(port=5000, demo=True):
                     "4",
                     "--access-logfile",
                     "-",
+                    "--access-logformat",
+                    ACCESS_LOG_FORMAT,  # no query strings: sign-in callbacks carry one-time codes
                     "loafy.wsgi:app",
                 ],
                 env=env,
