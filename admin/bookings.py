@@ -12,6 +12,7 @@ from peewee import JOIN, ModelSelect
 from admin import exports
 from admin.base import IdEqualFilter, LocalDateFilter, StaffModelView, actor, back, flash_error, now, parse_id
 from loafy import staff
+from loafy.clock import to_local
 from loafy.errors import LoafyError
 from loafy.models import (
     BOOKING_STATUSES,
@@ -250,7 +251,7 @@ class BookingView(StaffModelView):
             None, sort_column, args.sort_desc, args.search, args.filters, execute=False, page_size=0
         )
         return exports.csv_response(
-            f"bookings-{now():%Y%m%d-%H%M}.csv",
+            f"bookings-{to_local(now()):%Y%m%d-%H%M}.csv",  # club time, like every time staff see
             exports.BOOKING_HEADER,
             (exports.booking_row(b) for b in query.iterator()),
         )

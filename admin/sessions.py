@@ -27,6 +27,7 @@ from admin.base import (
     utc_to_local,
 )
 from loafy import staff
+from loafy.clock import to_local
 from loafy.club_sessions import EDITABLE_FIELDS, MAX_PRICE, MAX_SLOTS_LIMIT, can_edit
 from loafy.errors import LoafyError
 from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, Booking, ClubSession, User
@@ -77,11 +78,19 @@ class SessionForm(StaffForm):
     allow_pay_at_door = BooleanField("Allow cash at the door")
 
 
-def form_to_data(form):
-    """The form as the services' input: club times become aware times."""
+def form_to_data(form, stored=None):
+    """The form as the services' input: club times become aware times.
+
+    The form shows whole minutes: a time sent back as the edited row (`stored`) showed it keeps its
+    seconds, so saving another field neither moves it nor audits a change nobody made.
+    """
     data = {name: form[name].data for name in SESSION_FIELDS}
     for name in TIME_FIELDS:
-        data[name] = local_to_utc(data.get(name))
+        kept = getattr(stored, name, None)
+        if kept is not None and data.get(name) == utc_to_local(kept).replace(second=0, microsecond=0):
+            data[name] = kept  # naive UTC, as stored
+        else:
+            data[name] = local_to_utc(data.get(name))
     return data
 
 
@@ -183,7 +192,7 @@ class ClubSessionView(StaffModelView):
 
     def update_model(self, form, model):
         try:
-            staff.update_session(actor(), model.id, form_to_data(form), now())
+            staff.update_session(actor(), model.id, form_to_data(form, stored=model), now())
         except LoafyError as exc:
             flash_error(exc)
             return False
@@ -217,9 +226,14 @@ class ClubSessionView(StaffModelView):
         if session_id is None:
             flash("That session does not exist.", "error")
             return redirect(self.get_url(".index_view"))
+        current = self.get_one(session_id)
+        already = current is not None and current.status == "published"  # a second click, a stale page
         try:
             staff.update_session(actor(), session_id, {"status": "published"}, now())
-            flash("The session is published.", "success")
+            if already:
+                flash("The session is already published.", "info")
+            else:
+                flash("The session is published.", "success")
         except LoafyError as exc:
             flash_error(exc)
         return back(self.get_url(".details_view", id=session_id))
@@ -255,7 +269,8 @@ class ClubSessionView(StaffModelView):
             .where((Booking.club_session == club_session.id) & Booking.status.in_(ACTIVE_BOOKING_STATUSES))
             .order_by(User.name, Booking.id)
         )
-        filename = f"roster-{club_session.id}-{club_session.starts_at:%Y%m%d}.csv"
+        # Named by the club's date: a 06:00 session in Ho Chi Minh City starts the day before in UTC.
+        filename = f"roster-{club_session.id}-{to_local(club_session.starts_at):%Y%m%d}.csv"
         return exports.csv_response(filename, exports.ROSTER_HEADER, (exports.roster_row(b) for b in rows))
 
     # Details-page helpers ------------------------------------------------------------------

@@ -57,7 +57,8 @@ def create_session(actor, data, now):
         raise PermissionDenied("Only organizers and admins can create sessions.")
     fields = validate_session_fields(data, partial=False)
     fields.setdefault("status", "draft")
-    fields.setdefault("booking_opens_at", now)
+    # Whole minutes: the staff form edits minutes only and would otherwise rewrite the seconds.
+    fields.setdefault("booking_opens_at", now.replace(second=0, microsecond=0))
     _check_dates(fields)
     try:
         with db.atomic():
@@ -91,7 +92,9 @@ def validate_session_fields(data, partial):
 
 def _clean(name, value):
     if name in ("title", "description", "location"):
-        text = "" if value is None else str(value).strip()
+        if value is not None and not isinstance(value, str):  # str() would store "['a', 'b']"
+            raise ValidationError(f"{name.capitalize()} must be text.", field=name)
+        text = "" if value is None else value.strip()
         limit = {"title": 200, "location": 300, "description": 5000}[name]
         if len(text) > limit:
             raise ValidationError(f"{name.capitalize()} must be at most {limit} characters.", field=name)
@@ -105,9 +108,15 @@ def _clean(name, value):
     if name == "status":
         if value not in SESSION_STATUSES:
             raise ValidationError(f"Status must be one of: {', '.join(SESSION_STATUSES)}.", field=name)
+        if value == "cancelled":
+            raise ValidationError(  # cancelling is its own action: bookings are cancelled and refunded
+                "A session is cancelled with the cancel action, not by setting its status.", field=name
+            )
         return value
     if name == "allow_pay_at_door":
-        return bool(value)
+        if not isinstance(value, bool):  # bool("false") is True
+            raise ValidationError(f"{name} must be true or false.", field=name)
+        return value
     raise AssertionError(name)
 
 
@@ -195,16 +204,19 @@ def update_session(actor, club_session, data, now):
     """Change a session's details. Capacity changes move available_slots by the same amount, in
     the same transaction, and are refused below what is already booked."""
     fields = validate_session_fields(data, partial=True)
-    if fields.get("status") == "cancelled":
-        raise ValidationError(
-            "Use cancel to cancel a session: its bookings must be refunded.", field="status"
-        )
     with db.atomic():
         current = _lock(getattr(club_session, "id", club_session))
         if not can_edit(actor, current):
             raise PermissionDenied("You cannot edit this session.")
         if current.status == "cancelled":
             raise Conflict("This session was cancelled and cannot be edited.", code="cancelled")
+        if fields.get("status") == "draft" and current.status != "draft" and _has_active_bookings(current.id):
+            # Players hold (and may have paid for) spots in it: a draft is hidden and unbookable.
+            raise Conflict(
+                "This session has bookings: it cannot go back to draft. Cancel it instead.",
+                code="has_bookings",
+                field="status",
+            )
         merged = {name: getattr(current, name) for name in EDITABLE_FIELDS}
         merged.update(fields)
         _check_dates(merged)
@@ -231,6 +243,14 @@ def update_session(actor, club_session, data, now):
             log.warning("session update rejected by the database: %s", exc)
             raise ValidationError("These session details are not consistent.")
     return ClubSession.get_by_id(current.id)
+
+
+def _has_active_bookings(session_id):
+    return (
+        Booking.select()
+        .where((Booking.club_session == session_id) & Booking.status.in_(ACTIVE_BOOKING_STATUSES))
+        .exists()
+    )
 
 
 def cancel_session(actor, club_session, now, reason=""):

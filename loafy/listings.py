@@ -115,11 +115,15 @@ def get_session_for_viewer(session_id, viewer, now):
     return _attach_booking([club_session], joined)[0]
 
 
-def list_bookings_page(user, page, per_page, now):
-    """The user's bookings and sessions: upcoming soonest first, then the past newest first. 2 queries."""
+def list_bookings_page(user, page, per_page, now, clamp=True):
+    """The user's bookings and sessions: upcoming soonest first, then the past newest first. 2 queries.
+
+    A page past the end shows the last page (`clamp`, for the HTML pager) or is empty.
+    """
     condition = Booking.user == user.id
     total = Booking.select().where(condition).count()
-    page = _clamp_page(page, total, per_page)
+    if clamp:
+        page = _clamp_page(page, total, per_page)
     ahead = ClubSession.starts_at > now
     rows = list(
         Booking.select(Booking, ClubSession)

@@ -35,6 +35,7 @@ SUBJECTS = {
     "booking_confirmed": "Đã xác nhận {code} / Booking confirmed",
     "booking_expired": "Đặt chỗ {code} đã hết hạn / Booking expired",
     "booking_cancelled": "Đã huỷ {code} / Booking cancelled",
+    "payment_refunded": "Đã hoàn tiền {code} / Refund made",
 }
 
 _templates = Environment(
@@ -113,6 +114,11 @@ def new_booking_written():
     queue.enqueue_coalesced(FLUSH_JOB, FLUSH_PENDING_KEY, queue_name="mail", delay=NEW_BOOKING_MAIL_DELAY)
 
 
+def refund_recorded(booking, refund_id, now):
+    """A refund reached the ledger (one e-mail per refund: a booking may have several)."""
+    return _create("payment_refunded", booking, now, extra_key=f":{refund_id}")
+
+
 def booking_confirmed(booking, now):
     return _create("booking_confirmed", booking, now)
 
@@ -164,10 +170,11 @@ def render(notification, booking=None, settings=None):
         "booking_url": f"{base_url}/bookings/{booking.id}",
         "pay_url": f"{base_url}/bookings/{booking.id}/pay",
     }
-    if notification.kind == "booking_cancelled":
-        from loafy.payments import paid_total  # payments imports bookings, which imports this
+    if notification.kind in ("booking_cancelled", "payment_refunded"):
+        from loafy.payments import ledger_totals  # payments imports bookings, which imports this
 
-        context["paid"] = paid_total(booking.id)  # the ledger's, not the price: a cash booking may be unpaid
+        # The ledger's figures, not the price: a cash booking may be unpaid, a refund partial.
+        context["paid"], context["refunded"] = ledger_totals(booking.id)
     body = _templates.get_template(f"{notification.kind}.txt").render(**context)
     return SUBJECTS[notification.kind].format(code=booking.code), body
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from peewee import IntegrityError, fn
 
-from loafy import bookings
+from loafy import bookings, notifications
 from loafy.bookings import lock_session
 from loafy.clock import format_local
 from loafy.clock import format_vnd as vnd
@@ -469,9 +469,9 @@ def _totals(booking_id):
     return int(total("payment")), int(total("refund", LedgerEntry.status.in_(COUNTED_REFUND_STATUSES)))
 
 
-def paid_total(booking_id):
-    """Everything paid for a booking, by every provider (refunds not deducted)."""
-    return _totals(booking_id)[0]
+def ledger_totals(booking_id):
+    """(paid, refunded) for a booking, by every provider: what its e-mails quote."""
+    return _totals(booking_id)
 
 
 def owed_back(booking):
@@ -507,6 +507,7 @@ def _record_refunds(booking_id, items, actor, now):
                         recorded_by=actor.id if actor else None,
                         created_at=now,
                     )
+                notifications.refund_recorded(booking, refund["id"], now)
                 new += 1
             except IntegrityError:
                 pass

@@ -78,7 +78,8 @@ def update_session(actor, session_id, data, now):
             for name in club_sessions.EDITABLE_FIELDS
             if getattr(before, name) != getattr(after, name)
         }
-        audit.record(actor, "session.update", "session", session_id, changes, now)
+        if changes:  # publishing a published session, or saving an untouched form, is not an event
+            audit.record(actor, "session.update", "session", session_id, changes, now)
     return after
 
 
@@ -184,6 +185,15 @@ def cancel_booking(actor, booking_id, now, reason=""):
     return cancelled
 
 
+def cancel_booking_as(actor, booking_id, now, reason=""):
+    """Cancel a booking for whoever asks (the API): an admin cancelling another player's booking is a
+    staff action, audited as in the staff area; anyone cancelling their own is the player's action."""
+    booking = bookings.get_booking(booking_id, actor)  # 404 for those who may not see it
+    if actor.is_admin and booking.user_id != actor.id:
+        return cancel_booking(actor, booking.id, now, reason=reason)
+    return bookings.cancel_booking(actor, booking.id, now, reason=reason)
+
+
 def refund_booking(actor, booking_id, now, amount=None):
     """Refund a paid booking (admins) through the payments service."""
     _require_admin(actor, "Only an admin can refund a booking.")
@@ -232,6 +242,8 @@ def set_membership(actor, user_id, until, now):
     """Set (or clear, with None) a player's membership end, a naive-UTC time."""
     _require_admin(actor, "Only an admin can change memberships.")
     user = _user(user_id)
+    if user.membership_until == until:
+        return user  # nothing changes: no audit row
     with db.atomic():
         User.update(membership_until=until).where(User.id == user.id).execute()
         audit.record(

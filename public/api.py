@@ -11,17 +11,10 @@ from flask_login import current_user, logout_user
 from flask_wtf.csrf import generate_csrf
 from werkzeug.exceptions import BadRequest
 
-from loafy import sold_out
-from loafy.bookings import SessionFull, book_session, cancel_booking, get_booking
+from loafy import sold_out, staff
+from loafy.bookings import SessionFull, book_session, get_booking
 from loafy.clock import to_local
-from loafy.club_sessions import (
-    cancel_session,
-    clean_page,
-    create_session,
-    get_session,
-    list_sessions,
-    update_session,
-)
+from loafy.club_sessions import clean_page, get_session, list_sessions
 from loafy.errors import ValidationError
 from loafy.listings import list_bookings_page
 from loafy.models import utcnow
@@ -200,7 +193,7 @@ def get_session_view(session_id):
 @bp.post("/sessions")
 @role_required("organizer", "admin")
 def create_session_view():
-    club_session = create_session(current_user, json_body(), utcnow())
+    club_session = staff.create_session(current_user, json_body(), utcnow())
     response = jsonify(session_json(club_session))
     response.headers["Location"] = url_for("api.get_session_view", session_id=club_session.id)
     return response, 201
@@ -209,16 +202,16 @@ def create_session_view():
 @bp.put("/sessions/<int:session_id>")
 @role_required("admin")
 def update_session_view(session_id):
-    return jsonify(session_json(update_session(current_user, session_id, json_body(), utcnow())))
+    club_session = staff.update_session(current_user, session_id, json_body(), utcnow())
+    return jsonify(session_json(club_session))
 
 
 @bp.delete("/sessions/<int:session_id>")
 @role_required("admin")
 def cancel_session_view(session_id):
     """Cancels (never erases) the session: its bookings are cancelled and paid ones refunded."""
-    return jsonify(
-        session_json(cancel_session(current_user, session_id, utcnow(), reason="cancelled via API"))
-    )
+    club_session = staff.cancel_session(current_user, session_id, utcnow(), reason="cancelled via API")
+    return jsonify(session_json(club_session))
 
 
 # --- bookings -----------------------------------------------------------------------------------
@@ -228,7 +221,8 @@ def cancel_session_view(session_id):
 @role_required()
 def list_bookings_view():
     page, per_page = clean_page(request.args.get("page"), request.args.get("per_page"))
-    result = list_bookings_page(current_user, page, per_page, utcnow())
+    # Unlike the HTML page, a page past the end is empty: clients page until `items` runs out.
+    result = list_bookings_page(current_user, page, per_page, utcnow(), clamp=False)
     return jsonify(page_json(result, booking_json))
 
 
@@ -257,9 +251,9 @@ def create_booking_view():
 @bp.delete("/bookings/<int:booking_id>")
 @role_required()
 def cancel_booking_view(booking_id):
-    return jsonify(
-        booking_json(cancel_booking(current_user, booking_id, utcnow(), reason="cancelled via API"))
-    )
+    """The owner cancels their booking; an admin cancelling someone else's is audited (loafy.staff)."""
+    booking = staff.cancel_booking_as(current_user, booking_id, utcnow(), reason="cancelled via API")
+    return jsonify(booking_json(booking))
 
 
 # --- the description ----------------------------------------------------------------------------

@@ -73,7 +73,11 @@ def init_app(app):
     def http_error(exc):
         status = exc.code or 500
         message = MESSAGES.get(status, exc.description)
-        return error_response(status, CODES.get(status, "error"), message)
+        response = make_response(*error_response(status, CODES.get(status, "error"), message))
+        allowed = getattr(exc, "valid_methods", None)  # a 405 must say what is allowed (RFC 9110)
+        if allowed:
+            response.headers["Allow"] = ", ".join(allowed)
+        return response
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)

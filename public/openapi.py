@@ -341,6 +341,8 @@ PATHS = {
             [400, 401, 403, 404, 409, 413, 422],
             params=[SESSION_ID],
             body=_ref("SessionInput"),
+            description="409 codes: capacity_below_booked, has_bookings (status `draft` while it has "
+            "active bookings: cancel it instead), cancelled.",
         ),
         "delete": _op(
             "Cancel a session: its bookings are cancelled and paid ones refunded",
@@ -357,6 +359,7 @@ PATHS = {
             _ref("BookingPage"),
             [401, 422],
             params=PAGE_PARAMS,
+            description="A page past the end is empty (`page` is the one asked for).",
         ),
         "post": _op(
             "Book a session for me and up to 3 guests",

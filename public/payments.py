@@ -10,6 +10,7 @@ from loafy.bookings import get_booking
 from loafy.errors import LoafyError, NotFound, ValidationError
 from loafy.models import utcnow
 from loafy.settings import get_settings
+from public.api import json_body
 from public.i18n import PAY_ERROR_CODES, error_text, messages_for
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,8 @@ def _own_booking(booking_id):
 @bp.post("/api/payments/stripe/intent")
 @login_required
 def create_intent():
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict) or "booking_id" not in data:
+    data = json_body()  # malformed or not an object: 400, like every other endpoint
+    if "booking_id" not in data:
         raise ValidationError('Send JSON like {"booking_id": 12}.', field="booking_id")
     return jsonify(payments.create_intent(current_user, data["booking_id"], utcnow()))
 

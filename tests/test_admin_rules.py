@@ -212,6 +212,63 @@ def test_cancel_session_cancels_bookings_and_marks_paid_ones_refund_due(
     assert json.loads(row.details) == {"reason": "Mưa lớn", "slots_released": 3}
 
 
+def test_editing_the_title_keeps_stored_seconds_and_audits_only_the_title(admin_client, factory, now):
+    """The form has minutes only: times it shows unchanged keep their seconds."""
+    club_session = factory.club_session(
+        starts_at=now + timedelta(days=2, seconds=15),
+        booking_opens_at=now - timedelta(hours=1) + timedelta(seconds=37, microseconds=5),
+    )
+    post(admin_client, f"/admin/sessions/edit/?id={club_session.id}", session_form(club_session, title="Mới"))
+    after = reload(club_session)
+    assert after.title == "Mới"
+    assert after.starts_at == club_session.starts_at
+    assert after.booking_opens_at == club_session.booking_opens_at
+    [row] = audit_rows("session.update")
+    assert json.loads(row.details) == {"title": [club_session.title, "Mới"]}
+    # A time the form does change is taken as sent.
+    post(
+        admin_client,
+        f"/admin/sessions/edit/?id={club_session.id}",
+        session_form(after, booking_opens_at="2026-11-24T11:00"),
+    )
+    assert reload(club_session).booking_opens_at == datetime(2026, 11, 24, 4, 0)
+
+
+def test_saving_or_publishing_without_a_change_writes_no_audit_row(admin_client, factory):
+    draft = factory.club_session(status="draft")
+    post(admin_client, f"/admin/sessions/edit/?id={draft.id}", session_form(draft))
+    assert not audit_rows("session.update")
+    response = post(admin_client, "/admin/sessions/publish/", {"id": draft.id})
+    assert "The session is published." in text(response)
+    response = post(admin_client, "/admin/sessions/publish/", {"id": draft.id})  # a second click
+    assert "The session is already published." in text(response)
+    assert "The session is published." not in text(response)
+    [row] = audit_rows("session.update")
+    assert json.loads(row.details) == {"status": ["draft", "published"]}
+
+
+def test_a_session_with_bookings_cannot_go_back_to_draft(admin_client, factory, now):
+    club_session = factory.club_session()
+    booking = book(factory, club_session, now)
+    edit, form = f"/admin/sessions/edit/?id={club_session.id}", session_form(club_session, status="draft")
+    response = post(admin_client, edit, form)
+    assert "This session has bookings: it cannot go back to draft." in text(response)
+    assert reload(club_session).status == "published" and not audit_rows("session.update")
+    bookings.cancel_booking(booking.user, booking.id, now)
+    post(admin_client, edit, form)
+    assert reload(club_session).status == "draft"
+
+
+def test_the_edit_form_sends_real_booleans_and_text(admin_client, factory):
+    club_session = factory.club_session()
+    form = session_form(club_session, title="  Cầu lông  ", allow_pay_at_door="y")
+    post(admin_client, f"/admin/sessions/edit/?id={club_session.id}", form)
+    after = reload(club_session)
+    assert (after.title, after.allow_pay_at_door) == ("Cầu lông", True)
+    post(admin_client, f"/admin/sessions/edit/?id={club_session.id}", session_form(after))  # box unticked
+    assert reload(club_session).allow_pay_at_door is False
+
+
 def test_organizer_cannot_cancel_a_session(client, factory, now):
     organizer = factory.user(role="organizer")
     club_session = factory.club_session(created_by=organizer)
@@ -478,6 +535,8 @@ def test_bookings_csv_keeps_vietnamese_and_neutralises_formulas(admin_client, fa
     assert by_code[nice.code][1] == "Nguyễn Thị Hương" and by_code[nice.code][3] == "Cầu lông Đà Nẵng"
     assert by_code[evil.code][1] == '\'=HYPERLINK("http://x","y")'
     assert other.code not in by_code
+    # Named by the club's clock: 03:00 UTC is 10:00 in Ho Chi Minh City.
+    assert 'filename="bookings-20261124-1000.csv"' in response.headers["Content-Disposition"]
 
 
 def test_roster_csv(admin_client, factory, now):
@@ -488,6 +547,12 @@ def test_roster_csv(admin_client, factory, now):
     rows = read_csv(admin_client.get(f"/admin/sessions/{club_session.id}/roster.csv"))
     assert [r[0] for r in rows[1:]] == [kept.code]
     assert rows[1][1] == "'@Phạm Minh" and rows[1][4] == "2"
+
+
+def test_roster_csv_is_named_by_the_club_date_of_the_session(admin_client, factory):
+    late = factory.club_session(starts_at=datetime(2026, 12, 4, 18, 0))  # 01:00 on the 5th in club time
+    response = admin_client.get(f"/admin/sessions/{late.id}/roster.csv")
+    assert f'filename="roster-{late.id}-20261205.csv"' in response.headers["Content-Disposition"]
 
 
 # Players, settings, jobs, audit, dashboard ---------------------------------------------------
@@ -510,6 +575,8 @@ def test_membership_until_is_the_end_of_that_day_in_club_time(admin_client, fact
     post(admin_client, "/admin/players/membership/", {"id": player.id, "until": "2026-12-31"})
     assert reload(player).membership_until == datetime(2026, 12, 31, 17, 0)  # 2027-01-01 00:00 at UTC+7
     assert len(audit_rows("user.set_membership")) == 1
+    post(admin_client, "/admin/players/membership/", {"id": player.id, "until": "2026-12-31"})
+    assert len(audit_rows("user.set_membership")) == 1  # the same day again changes nothing
     response = post(admin_client, "/admin/players/membership/", {"id": player.id, "until": "31/12/2026"})
     assert "last day as YYYY-MM-DD, or leave it empty" in text(response)
     post(admin_client, "/admin/players/membership/", {"id": player.id, "until": ""})

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from loafy import tokens
-from loafy.models import Booking, ClubSession, User
+from loafy.models import AuditLog, Booking, ClubSession, User
 from tests.helpers import csrf_token, login, reload
 from tests.oidc_fixtures import fresh_user_per_request  # noqa: F401 - an autouse fixture
 
@@ -222,6 +222,13 @@ def test_create_session_roles(client, auth, users, now, role, status):
         ({"ends_at": "2026-11-20T00:00:00Z"}, "ends_at"),
         ({"starts_at": "0726-06-15T06:57:38Z", "ends_at": "0726-06-15T08:57:38Z"}, "starts_at"),
         ({"booking_opens_at": "2461-12-12T08:11:55Z"}, "booking_opens_at"),
+        ({"status": "cancelled"}, "status"),  # cancelling is its own action (DELETE)
+        ({"allow_pay_at_door": "false"}, "allow_pay_at_door"),  # bool("false") would be True
+        ({"allow_pay_at_door": 1}, "allow_pay_at_door"),
+        ({"allow_pay_at_door": None}, "allow_pay_at_door"),
+        ({"title": ["a", "b"]}, "title"),  # str() would store "['a', 'b']"
+        ({"location": 12}, "location"),
+        ({"description": {"text": "x"}}, "description"),
     ],
 )
 def test_create_session_names_the_invalid_field(client, auth, now, change, field):
@@ -337,6 +344,78 @@ def test_delete_session_cancels_its_bookings(client, auth, club_session, factory
     assert reload(club_session).available_slots == 6
     error_of(client.delete(f"/api/sessions/{club_session.id}", headers=auth["admin"]), 409, "cancelled")
     error_of(client.delete("/api/sessions/999999", headers=auth["admin"]), 404)
+
+
+def audit_rows(action=None):
+    query = AuditLog.select().order_by(AuditLog.id)
+    if action:
+        query = query.where(AuditLog.action == action)
+    return list(query)
+
+
+def test_staff_changes_through_the_api_are_audited(client, auth, users, club_session, now):
+    created = client.post("/api/sessions", json=session_payload(now), headers=auth["organizer"])
+    assert created.status_code == 201
+    [row] = audit_rows("session.create")
+    assert (row.actor_id, row.object_id) == (users["organizer"].id, str(created.get_json()["id"]))
+    assert json.loads(row.details)["title"] == "Pickleball sáng"
+
+    response = client.put(f"/api/sessions/{club_session.id}", json={"price": 150_000}, headers=auth["admin"])
+    assert response.status_code == 200
+    [row] = audit_rows("session.update")
+    assert (row.actor_id, json.loads(row.details)) == (users["admin"].id, {"price": [120_000, 150_000]})
+
+    assert client.delete(f"/api/sessions/{club_session.id}", headers=auth["admin"]).status_code == 200
+    [row] = audit_rows("session.cancel")
+    assert row.actor_id == users["admin"].id and row.object_id == str(club_session.id)
+    assert json.loads(row.details) == {"reason": "cancelled via API", "slots_released": 0}
+    # Refusals leave no trace.
+    error_of(client.delete(f"/api/sessions/{club_session.id}", headers=auth["admin"]), 409, "cancelled")
+    error_of(client.put(f"/api/sessions/{club_session.id}", json={"price": 1}, headers=auth["admin"]), 409)
+    assert len(audit_rows()) == 3
+
+
+def test_an_unchanged_session_writes_no_audit_row(client, auth, club_session):
+    for _ in range(2):
+        response = client.put(
+            f"/api/sessions/{club_session.id}", json={"status": "published"}, headers=auth["admin"]
+        )
+        assert response.status_code == 200 and response.get_json()["status"] == "published"
+    assert audit_rows() == []
+
+
+def test_sessions_with_active_bookings_cannot_go_back_to_draft(client, auth, club_session, factory):
+    headers = bearer(factory.user())
+    booking_id = client.post(
+        "/api/bookings", json={"session_id": club_session.id, "payment_method": "stripe"}, headers=headers
+    ).get_json()["id"]
+    put = client.put(f"/api/sessions/{club_session.id}", json={"status": "draft"}, headers=auth["admin"])
+    error = error_of(put, 409, "has_bookings")
+    assert error["field"] == "status" and "cannot go back to draft" in error["message"]
+    assert reload(club_session).status == "published" and audit_rows("session.update") == []
+
+    assert client.delete(f"/api/bookings/{booking_id}", headers=headers).status_code == 200
+    put = client.put(f"/api/sessions/{club_session.id}", json={"status": "draft"}, headers=auth["admin"])
+    assert put.status_code == 200 and reload(club_session).status == "draft"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"status": "cancelled"}, "status"),
+        ({"allow_pay_at_door": "false"}, "allow_pay_at_door"),
+        ({"title": ["a", "b"]}, "title"),
+    ],
+)
+def test_update_session_refuses_wrong_types(client, auth, club_session, change, field):
+    response = client.put(f"/api/sessions/{club_session.id}", json=change, headers=auth["admin"])
+    assert error_of(response, 422)["field"] == field
+    row = reload(club_session)
+    assert (row.title, row.allow_pay_at_door, row.status) == ("Cầu lông tối thứ Ba", False, "published")
+    response = client.put(
+        f"/api/sessions/{club_session.id}", json={"allow_pay_at_door": True}, headers=auth["admin"]
+    )
+    assert response.get_json()["allow_pay_at_door"] is True
 
 
 # --- bookings -------------------------------------------------------------------------------------
@@ -473,6 +552,9 @@ def test_my_bookings_are_mine_only_and_paginated(client, auth, users, factory, n
     everything = client.get("/api/bookings?per_page=100", headers=auth["player"]).get_json()["items"]
     assert {b["user_id"] for b in everything} == {users["player"].id}
     assert client.get("/api/bookings", headers=auth["organizer"]).get_json()["total"] == 0
+    # Past the end: empty, at the page asked for (like /api/sessions), not page 1 again.
+    past = client.get("/api/bookings?per_page=2&page=7", headers=auth["player"]).get_json()
+    assert (past["items"], past["page"], past["total"]) == ([], 7, 3)
     error_of(client.get("/api/bookings"), 401, "unauthorized")
     assert (
         error_of(client.get("/api/bookings?per_page=500", headers=auth["player"]), 422)["field"] == "per_page"
@@ -536,6 +618,30 @@ def test_cancel_booking_owner_or_admin(client, auth, users, club_session, factor
         assert reload(club_session).available_slots == 3
 
 
+def test_an_admin_cancelling_a_players_booking_is_audited_but_not_an_owner_cancelling_theirs(
+    client, auth, users, club_session, factory
+):
+    def booking_for(headers):
+        payload = {"session_id": club_session.id, "payment_method": "stripe"}
+        return client.post("/api/bookings", json=payload, headers=headers).get_json()["id"]
+
+    owner = bearer(factory.user())
+    own = booking_for(owner)
+    assert client.delete(f"/api/bookings/{own}", headers=owner).status_code == 200
+    admins_own = booking_for(auth["admin"])
+    assert client.delete(f"/api/bookings/{admins_own}", headers=auth["admin"]).status_code == 200
+    assert audit_rows() == []
+
+    theirs = booking_for(owner)
+    response = client.delete(f"/api/bookings/{theirs}", headers=auth["admin"])
+    assert response.status_code == 200 and response.get_json()["status"] == "cancelled"
+    [row] = audit_rows()
+    assert (row.action, row.actor_id, row.object_id) == ("booking.cancel", users["admin"].id, str(theirs))
+    assert json.loads(row.details)["reason"] == "cancelled via API"
+    error_of(client.delete(f"/api/bookings/{theirs}", headers=auth["admin"]), 409, "not_active")
+    assert len(audit_rows()) == 1
+
+
 def test_owner_cancels_then_cannot_cancel_twice(client, club_session, factory, now):
     owner = factory.user()
     headers = bearer(owner)
@@ -565,6 +671,26 @@ def test_owner_cannot_cancel_after_the_cutoff(client, factory, now):
 def test_unknown_api_paths_and_methods_answer_json(client, auth):
     error_of(client.get("/api/nothing-here"), 404, "not_found")
     error_of(client.patch("/api/sessions", headers=auth["admin"]), 405, "method_not_allowed")
+
+
+def test_405_names_the_allowed_methods(client, auth):
+    response = client.patch("/api/sessions", headers=auth["admin"])
+    assert response.status_code == 405
+    assert {m.strip() for m in response.headers["Allow"].split(",")} >= {"GET", "POST"}
+    page = client.put("/sessions")  # an HTML page answers the same way
+    assert page.status_code == 405 and "GET" in page.headers["Allow"]
+
+
+def test_malformed_json_for_a_payment_intent_is_400(client, auth):
+    for body in (b"{", b"[1]", b"null"):
+        response = client.post(
+            "/api/payments/stripe/intent",
+            data=body,
+            headers={**auth["player"], "Content-Type": "application/json"},
+        )
+        error_of(response, 400, "bad_request")
+    response = client.post("/api/payments/stripe/intent", json={}, headers=auth["player"])
+    assert error_of(response, 422)["field"] == "booking_id"
 
 
 def test_a_disabled_users_token_is_401(client, factory, club_session):

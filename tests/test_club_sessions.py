@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from loafy.bookings import book_session, record_payment
+from loafy.bookings import book_session, cancel_booking, record_payment
 from loafy.checks import find_violations
 from loafy.club_sessions import cancel_session, create_session, delete_session, get_session, update_session
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
@@ -51,6 +51,9 @@ def test_offset_times_are_stored_as_utc(factory, now):
         ({"starts_at": "0001-01-01T00:00:00+07:00"}, "starts_at"),  # out of datetime's range in UTC
         ({"ends_at": "9999-12-31T23:00:00-10:00"}, "ends_at"),
         ({"status": "open"}, "status"),
+        ({"status": "cancelled"}, "status"),
+        ({"allow_pay_at_door": "false"}, "allow_pay_at_door"),
+        ({"title": ["a", "b"]}, "title"),
     ],
 )
 def test_invalid_sessions_are_refused_naming_the_field(factory, now, overrides, field):
@@ -58,6 +61,11 @@ def test_invalid_sessions_are_refused_naming_the_field(factory, now, overrides, 
         create_session(factory.user(role="admin"), _data(now, **overrides), now)
     assert error.value.field == field
     assert ClubSession.select().count() == 0
+
+
+def test_public_booking_opens_by_default_at_the_start_of_the_current_minute(factory, now):
+    club_session = create_session(factory.user(role="admin"), _data(now), now + timedelta(seconds=42.5))
+    assert reload(club_session).booking_opens_at == now
 
 
 def test_early_access_must_open_before_public_booking(factory, now):
@@ -145,3 +153,15 @@ def test_delete_only_without_bookings(factory, now):
     book_session(factory.user(), booked, 0, "stripe", now)
     with pytest.raises(Conflict, match="cancel it instead"):
         delete_session(admin, booked)
+
+
+def test_a_session_with_active_bookings_cannot_go_back_to_draft(factory, now):
+    admin = factory.user(role="admin")
+    club_session = factory.club_session()
+    booking = book_session(factory.user(), club_session, 0, "stripe", now)
+    with pytest.raises(Conflict, match="cannot go back to draft") as error:
+        update_session(admin, club_session, {"status": "draft", "title": "Renamed"}, now)
+    assert (error.value.code, error.value.field) == ("has_bookings", "status")
+    assert (reload(club_session).status, reload(club_session).title) == ("published", club_session.title)
+    cancel_booking(booking.user, booking.id, now)
+    assert update_session(admin, club_session, {"status": "draft"}, now).status == "draft"

@@ -157,14 +157,15 @@ def test_intent_refusals_are_clear_and_change_nothing(live, factory, now, client
         assert response.status_code == 404, (booking_id, response.data)
         assert response.get_json()["error"]["code"] == "not_found"
     token = csrf_token(client)
-    for raw in (b"{not json", b"[]", b'"x"', b"{}"):
+    # Not a JSON object: 400, as on every endpoint; an object without booking_id: 422 naming it.
+    for raw, status in ((b"{not json", 400), (b"[]", 400), (b'"x"', 400), (b"{}", 422)):
         response = client.post(
             "/api/payments/stripe/intent",
             data=raw,
             content_type="application/json",
             headers={"X-CSRFToken": token},
         )
-        assert response.status_code == 422, response.data
+        assert response.status_code == status, (raw, response.data)
     # A bank-transfer booking has no card intent.
     transfer = book(factory, now, player=other, method="bank_transfer")
     response = post_intent(client, transfer.id)
@@ -505,6 +506,43 @@ def test_staff_refund_partial_then_rest(live, factory, now):
     assert live.charge(row.stripe_payment_intent_id)["amount_refunded"] == PRICE
     with pytest.raises(payments.NothingToRefund):
         payments.refund_booking(admin, booking.id, now)
+
+
+def _refund_mails(outbox, booking):
+    import email
+    from email import policy
+
+    mails = [
+        email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in sorted(outbox.glob("*.eml"))
+    ]
+    return [m.get_content() for m in mails if "Refund made" in m["Subject"] and booking.code in m["Subject"]]
+
+
+def test_each_refund_is_emailed_with_what_came_back(live, factory, now, outbox):
+    booking = paid_booking(live, factory, now)
+    admin = factory.user(role="admin")
+    payments.refund_booking(admin, booking.id, now, amount=50_000)
+    [first] = _refund_mails(outbox, booking)
+    assert "50.000 ₫ of the 150.000 ₫ you paid" in first and "Your booking stays confirmed." in first
+    assert "tổng số đã hoàn là 50.000 ₫" in first
+    payments.refund_booking(admin, booking.id, now)
+    assert len(_refund_mails(outbox, booking)) == 2  # one per refund, the last with the whole sum
+    assert any("150.000 ₫ of the 150.000 ₫" in body for body in _refund_mails(outbox, booking))
+
+
+def test_a_late_payment_refunded_for_a_full_session_is_explained(live, factory, now, outbox):
+    booking = book(factory, now, max_slots=1)
+    intent_id = payments.create_intent(booking.user, booking.id, now)["payment_intent_id"]
+    live.dispatcher.hold = True
+    live.pay(intent_id)
+    live.wait_held()
+    later = now + timedelta(minutes=31)
+    clock.freeze(later)
+    book_session(factory.user(), booking.club_session_id, 0, "bank_transfer", later)
+    assert reload(booking).payment_status == "refunded"
+    [mail] = _refund_mails(outbox, booking)
+    assert "Your payment arrived after the booking had expired and the session was full." in mail
+    live.dispatcher.hold = False
 
 
 def test_whole_session_cancellation_refunds_every_paid_booking(live, factory, now):
