@@ -6,10 +6,10 @@ Organizers act on their own sessions (and those sessions' bookings); admins on e
 
 import logging
 
-from loafy import accounts, audit, bookings, club_sessions, settings
+from loafy import accounts, audit, bookings, club_sessions, payments, settings
 from loafy.club_sessions import can_handle_session
 from loafy.db import db
-from loafy.errors import Conflict, NotFound, PermissionDenied, Unavailable, ValidationError
+from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from loafy.models import Booking, ClubSession, User
 
 log = logging.getLogger(__name__)
@@ -116,13 +116,17 @@ def mark_paid(actor, booking_id, method, now):
     if method not in STAFF_PAYMENT_METHODS:
         raise ValidationError("Choose cash or bank transfer.", field="method")
     booking = _booking_for(actor, booking_id)
-    if booking.status == "cancelled":
-        raise Conflict("This booking was cancelled: it cannot be marked paid.", code="cancelled")
-    if booking.payment_status == "paid":
-        raise Conflict("This booking is already paid.", code="already_paid")
-    if booking.payment_status == "refunded":
-        raise Conflict("This booking was refunded.", code="refunded")
     with db.atomic():
+        # Checked under the session's lock: two staff marking the same booking at once (one cash,
+        # one transfer) must not both record a payment.
+        bookings.lock_session(booking.club_session_id)
+        booking = Booking.get_by_id(booking.id)
+        if booking.status == "cancelled":
+            raise Conflict("This booking was cancelled: it cannot be marked paid.", code="cancelled")
+        if booking.payment_status == "paid":
+            raise Conflict("This booking is already paid.", code="already_paid")
+        if booking.payment_status == "refunded":
+            raise Conflict("This booking was refunded.", code="refunded")
         outcome = bookings.record_payment(
             booking.id,
             provider=method,
@@ -198,21 +202,17 @@ def refund_booking(actor, booking_id, now, amount=None):
     """Refund a paid booking (admins) through the payments service."""
     _require_admin(actor, "Only an admin can refund a booking.")
     booking = _booking_for(actor, booking_id)
-    try:
-        from loafy import payments
-    except ImportError:
-        payments = None
-    refund = getattr(payments, "refund_booking", None)
-    if refund is None:
-        raise Unavailable("Refunds are not available yet (loafy.payments.refund_booking is missing).")
     with db.atomic():
-        result = refund(actor, booking.id, now, amount=amount)
+        _paid, before = payments.ledger_totals(booking.id)
+        result = payments.refund_booking(actor, booking.id, now, amount=amount)
+        _paid, after = payments.ledger_totals(booking.id)
+        # What the ledger gained, not what was asked: "the rest" is whatever Stripe still held.
         audit.record(
             actor,
             "booking.refund",
             "booking",
             booking.id,
-            {"code": booking.code, "amount": booking.amount if amount is None else amount},
+            {"code": booking.code, "amount": after - before},
             now,
         )
     return result

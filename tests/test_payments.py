@@ -530,6 +530,18 @@ def test_each_refund_is_emailed_with_what_came_back(live, factory, now, outbox):
     assert any("150.000 ₫ of the 150.000 ₫" in body for body in _refund_mails(outbox, booking))
 
 
+def test_the_staff_refund_audit_records_what_came_back(live, factory, now):
+    from loafy import staff
+    from loafy.models import AuditLog
+
+    booking = paid_booking(live, factory, now)
+    admin = factory.user(role="admin")
+    staff.refund_booking(admin, booking.id, now, amount=50_000)
+    staff.refund_booking(admin, booking.id, now)  # "the rest": 100,000, not the price
+    amounts = [json.loads(row.details)["amount"] for row in AuditLog.select().order_by(AuditLog.id)]
+    assert amounts == [50_000, PRICE - 50_000]
+
+
 def test_a_late_payment_refunded_for_a_full_session_is_explained(live, factory, now, outbox):
     booking = book(factory, now, max_slots=1)
     intent_id = payments.create_intent(booking.user, booking.id, now)["payment_intent_id"]
