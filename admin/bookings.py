@@ -12,7 +12,7 @@ from peewee import JOIN, ModelSelect
 from admin import exports
 from admin.base import IdEqualFilter, LocalDateFilter, StaffModelView, actor, back, flash_error, now, parse_id
 from loafy import staff
-from loafy.clock import to_local
+from loafy.clock import format_vnd, to_local
 from loafy.errors import LoafyError
 from loafy.models import (
     BOOKING_STATUSES,
@@ -182,6 +182,10 @@ class BookingView(StaffModelView):
             "check_in": booking.status == "confirmed" and booking.checked_in_at is None,
             "cancel": user.is_admin and active,
             "refund": user.is_admin and booking.payment_status == "paid" and booking.amount > 0,
+            # Owed back, and not a card payment (those go back through Stripe, by the sweep or Refund).
+            "manual_refund": user.is_admin
+            and booking.refund_due_at is not None
+            and booking.stripe_payment_intent_id is None,
         }
 
     # Actions ---------------------------------------------------------------------------------
@@ -236,6 +240,15 @@ class BookingView(StaffModelView):
         return self._act(
             lambda booking_id: staff.refund_booking(actor(), booking_id, now()),
             lambda _result: "The refund was sent.",
+            admin_only=True,
+        )
+
+    @expose("/manual-refund/", methods=("POST",))
+    def manual_refund(self):
+        method = request.form.get("method", "")
+        return self._act(
+            lambda booking_id: staff.record_manual_refund(actor(), booking_id, method, now()),
+            lambda amount: f"Recorded: {format_vnd(amount)} given back.",
             admin_only=True,
         )
 

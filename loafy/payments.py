@@ -511,17 +511,71 @@ def _record_refunds(booking_id, items, actor, now):
                 new += 1
             except IntegrityError:
                 pass
-        booking = Booking.get_by_id(booking_id)
-        paid, refunded = _totals(booking_id)
-        updates = {}
-        if paid > 0 and refunded >= paid and booking.payment_status != "refunded":
-            updates[Booking.payment_status] = "refunded"
-        if booking.refund_due_at is not None and owed_back(booking) == 0:
-            updates[Booking.refund_due_at] = None
-        if updates:
-            updates[Booking.updated_at] = now
-            Booking.update(updates).where(Booking.id == booking_id).execute()
+        _follow_ledger(booking_id, now)
     return new
+
+
+def _follow_ledger(booking_id, now):
+    """After new refund rows: the booking's payment status and refund-due mark follow the ledger."""
+    booking = Booking.get_by_id(booking_id)
+    paid, refunded = _totals(booking_id)
+    updates = {}
+    if paid > 0 and refunded >= paid and booking.payment_status != "refunded":
+        updates[Booking.payment_status] = "refunded"
+    if booking.refund_due_at is not None and owed_back(booking) == 0:
+        updates[Booking.refund_due_at] = None
+    if updates:
+        updates[Booking.updated_at] = now
+        Booking.update(updates).where(Booking.id == booking_id).execute()
+
+
+MANUAL_REFUND_METHODS = ("cash", "bank_transfer")
+
+
+def record_manual_refund(actor, booking_id, method, now):
+    """An admin gave back, in cash or by transfer, what a booking is owed (money taken the same
+    way: card payments go back through Stripe). Records it once and clears the refund-due mark.
+    Returns the amount recorded."""
+    if actor is None or not getattr(actor, "is_admin", False):
+        raise PermissionDenied("Only an admin can record a refund.")
+    if method not in MANUAL_REFUND_METHODS:
+        raise ValidationError("Choose cash or bank transfer.", field="method")
+    booking = bookings.get_booking(booking_id, actor)
+    with db.atomic():
+        lock_session(booking.club_session_id)
+        booking = Booking.get_by_id(booking.id)
+        paid_by_card = (
+            LedgerEntry.select()
+            .where(
+                (LedgerEntry.booking == booking.id)
+                & (LedgerEntry.kind == "payment")
+                & (LedgerEntry.provider == "stripe")
+            )
+            .exists()
+        )
+        if paid_by_card:
+            raise Conflict(
+                "This booking was paid by card: refund it with Refund, through Stripe.", code="card"
+            )
+        owed = owed_back(booking)
+        if owed <= 0:
+            raise NothingToRefund("Nothing is owed back on this booking.")
+        provider_id = f"{method}:refund:{booking.code}:{_totals(booking.id)[1]}"  # once per state
+        LedgerEntry.create(
+            booking=booking.id,
+            kind="refund",
+            provider=method,
+            provider_id=provider_id,
+            amount=owed,
+            status="succeeded",
+            note="given back by staff",
+            recorded_by=actor.id,
+            created_at=now,
+        )
+        notifications.refund_recorded(booking, provider_id, now)
+        _follow_ledger(booking.id, now)
+    log.info("%s: %s given back by %s, recorded by user %s", booking.code, owed, method, actor.id)
+    return owed
 
 
 def _refundable(booking):
@@ -652,7 +706,11 @@ def settle_booking(booking_id, now):
             refunded = _refund(booking, owed, None, now, reason="automatic")
             outcome = "refunded" if refunded else outcome
         else:
-            log.warning("%s is owed %s back without a card payment: staff refund it", booking.code, owed)
+            log.warning(
+                "%s is owed %s back without a card payment: give it back, then record it on its page",
+                booking.code,
+                owed,
+            )
             outcome = "manual_refund_needed"
     return outcome
 

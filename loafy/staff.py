@@ -238,6 +238,17 @@ def set_role(actor, user_id, role, now):
     return updated
 
 
+def record_manual_refund(actor, booking_id, method, now):
+    """An admin gave the money back in cash or by transfer: the ledger and the audit say so."""
+    _require_admin(actor, "Only an admin can record a refund.")
+    booking = _booking_for(actor, booking_id)
+    with db.atomic():
+        amount = payments.record_manual_refund(actor, booking.id, method, now)
+        details = {"code": booking.code, "method": method, "amount": amount}
+        audit.record(actor, "booking.manual_refund", "booking", booking.id, details, now)
+    return amount
+
+
 def set_membership(actor, user_id, until, now):
     """Set (or clear, with None) a player's membership end, a naive-UTC time."""
     _require_admin(actor, "Only an admin can change memberships.")

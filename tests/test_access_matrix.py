@@ -100,6 +100,7 @@ ROUTES = {
     ("sessions.roster_csv", "GET"): R(LOGIN, 403, 403, OK, args={"session_id": "session"}),
     ("bookings.cancel", "POST"): ADMIN_ONLY,
     ("bookings.refund", "POST"): ADMIN_ONLY,
+    ("bookings.manual_refund", "POST"): ADMIN_ONLY,
     # staff area
     ("admin.index", "GET"): STAFF,
     ("admin.static", "GET"): everyone(200, args={"filename": "admin/js/helpers.js"}),

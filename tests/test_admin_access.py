@@ -22,6 +22,7 @@ EXACT = {
     "sessions.cancel": ADMIN_ONLY,
     "bookings.cancel": ADMIN_ONLY,
     "bookings.refund": ADMIN_ONLY,
+    "bookings.manual_refund": ADMIN_ONLY,
 }
 PREFIXES = {
     "sessions.": STAFF,
@@ -71,6 +72,7 @@ def test_the_staff_area_has_the_expected_views(app):
         "bookings.check_in",
         "bookings.cancel",
         "bookings.refund",
+        "bookings.manual_refund",
         "players.set_role",
         "players.set_membership",
         "settings.index",

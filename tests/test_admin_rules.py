@@ -431,6 +431,60 @@ def test_refund_of_a_cash_payment_is_refused_by_the_payments_service(admin_clien
     assert not audit_rows("booking.refund")
 
 
+def test_money_given_back_in_cash_is_recorded_once_and_closes_the_refund(
+    admin_client, admin_user, factory, now
+):
+    from loafy import payments
+    from loafy.models import Notification
+
+    booking = book(factory, factory.club_session(allow_pay_at_door=True, price=100_000), now, method="cash")
+    staff.mark_paid(admin_user, booking.id, "bank_transfer", now)  # it came by transfer, say
+    staff.cancel_booking(admin_user, booking.id, now)
+    assert reload(booking).refund_due_at is not None
+    assert payments.settle_due(now) == {booking.id: "manual_refund_needed"}  # no card to refund
+    page = text(admin_client.get(f"/admin/bookings/details/?id={booking.id}"))
+    assert "Record refund given in cash" in page and "Record refund sent by transfer" in page
+
+    response = post(
+        admin_client, "/admin/bookings/manual-refund/", {"id": booking.id, "method": "bank_transfer"}
+    )
+    assert "Recorded: 100.000 ₫ given back." in text(response)
+    row = reload(booking)
+    assert (row.payment_status, row.refund_due_at) == ("refunded", None)
+    [refund] = LedgerEntry.select().where(LedgerEntry.kind == "refund")
+    assert (refund.provider, refund.amount, refund.recorded_by_id) == (
+        "bank_transfer",
+        100_000,
+        admin_user.id,
+    )
+    [audited] = audit_rows("booking.manual_refund")
+    assert json.loads(audited.details) == {"code": booking.code, "method": "bank_transfer", "amount": 100_000}
+    assert Notification.select().where(Notification.kind == "payment_refunded").count() == 1
+    assert payments.settle_due(now) == {}  # nothing left to chase
+
+    again = post(admin_client, "/admin/bookings/manual-refund/", {"id": booking.id, "method": "cash"})
+    assert "Nothing is owed back on this booking." in text(again)
+    assert LedgerEntry.select().where(LedgerEntry.kind == "refund").count() == 1
+
+
+def test_only_admins_record_refunds_and_never_for_a_card_payment(client, admin_user, factory, now):
+    from loafy import payments
+
+    booking = book(factory, factory.club_session(), now, method="stripe")
+    bookings.record_payment(booking.id, provider="stripe", provider_id="pi_m", amount=booking.amount, now=now)
+    staff.cancel_booking(admin_user, booking.id, now)
+    organizer = factory.user(role="organizer")
+    response = post(
+        login(client, organizer), "/admin/bookings/manual-refund/", {"id": booking.id, "method": "cash"}
+    )
+    assert response.status_code == 403
+    with pytest.raises(staff.Conflict, match="paid by card"):
+        payments.record_manual_refund(admin_user, booking.id, "cash", now)
+    with pytest.raises(staff.ValidationError):
+        payments.record_manual_refund(admin_user, booking.id, "gold", now)
+    assert LedgerEntry.select().where(LedgerEntry.kind == "refund").count() == 0
+
+
 def test_bookings_list_filters_and_search(admin_client, factory, now):
     first, second = factory.club_session(title="Sáng Chủ nhật"), factory.club_session(title="Tối thứ Hai")
     a = book(factory, first, now, name="Nguyễn Văn An")
