@@ -602,8 +602,8 @@ def _refundable(booking):
 def _refund(booking, amount, actor, now, reason):
     """Refund `amount` across the booking's card payments at Stripe, then record every refund."""
     left = amount
-    touched = []
-    for intent_id, charge, refundable in _refundable(booking):
+    charges = _refundable(booking)
+    for intent_id, charge, refundable in charges:
         if left <= 0:
             break
         part = min(left, refundable)
@@ -619,8 +619,9 @@ def _refund(booking, amount, actor, now, reason):
             options={"idempotency_key": _refund_key(intent_id, charge, part)},
         )
         left -= part
-        touched.append((intent_id, charge))
-    items = [(refund, intent_id) for intent_id, charge in touched for refund in _refunds_of(charge)]
+    # Every refund on these charges, not only this call's: one that a worker made and died before
+    # recording is recorded now (the ledger keys refunds by Stripe id, so none counts twice).
+    items = [(refund, intent_id) for intent_id, charge, _ in charges for refund in _refunds_of(charge)]
     _record_refunds(booking.id, items, actor, now)
     log.info("refunded %s of %s (%s) for %s", amount - left, amount, reason, booking.code)
     return amount - left

@@ -530,6 +530,24 @@ def test_each_refund_is_emailed_with_what_came_back(live, factory, now, outbox):
     assert any("150.000 ₫ of the 150.000 ₫" in body for body in _refund_mails(outbox, booking))
 
 
+def test_a_refund_whose_worker_died_before_recording_it_is_recorded_by_the_sweep(
+    live, factory, now, monkeypatch
+):
+    booking = paid_booking(live, factory, now)
+    live.dispatcher.hold = True  # no charge.refunded webhook to repair it: the sweep must
+    with monkeypatch.context() as dying:
+        dying.setattr(payments, "_record_refunds", lambda *args, **kwargs: 1 / 0)  # killed right after Stripe
+        cancel_booking(booking.user, booking, now)
+    assert live.charge(booking.stripe_payment_intent_id)["amount_refunded"] == PRICE
+    assert ledger(booking, "refund") == [] and reload(booking).refund_due_at is not None
+    payments.settle_due(now)
+    row = reload(booking)
+    assert [r[3] for r in ledger(booking, "refund")] == [PRICE]
+    assert (row.payment_status, row.refund_due_at) == ("refunded", None)
+    assert live.charge(booking.stripe_payment_intent_id)["amount_refunded"] == PRICE  # not twice
+    live.dispatcher.hold = False
+
+
 def test_the_staff_refund_audit_records_what_came_back(live, factory, now):
     from loafy import staff
     from loafy.models import AuditLog
