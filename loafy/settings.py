@@ -57,6 +57,14 @@ def _text(max_length):
     return check
 
 
+def _bank_bin(value):
+    """The bank's 6-digit BIN (NAPAS), or empty: anything else would silently drop the VietQR code."""
+    value = str(value or "").strip()
+    if value and not (value.isascii() and value.isdigit() and len(value) == 6):
+        raise ValidationError("Enter the bank's 6-digit BIN (for example 970436), or leave it empty.")
+    return value
+
+
 # key: (default, validator, label)
 SETTINGS = {
     "club_name": ("Loafy Club", _text(100), "Club name"),
@@ -78,7 +86,7 @@ SETTINGS = {
         "Payment methods offered",
     ),
     "bank_name": ("Vietcombank", _text(100), "Bank for transfers (VietQR)"),
-    "bank_bin": ("970436", _text(10), "Bank BIN for VietQR"),
+    "bank_bin": ("970436", _bank_bin, "Bank BIN for VietQR"),
     "bank_account_number": ("0123456789", _text(30), "Bank account number"),
     "bank_account_name": ("LOAFY CLUB", _text(100), "Bank account holder"),
 }

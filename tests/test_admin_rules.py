@@ -648,6 +648,10 @@ def test_settings_validation_and_audit(admin_client):
     assert "Enable at least one payment method." in text(response)
     assert Setting.select().count() == 0
 
+    response = post(admin_client, "/admin/settings/", {"bank_bin": "VCB"})  # would silently drop the VietQR
+    assert "Enter the bank&#39;s 6-digit BIN" in text(response)
+    assert Setting.select().count() == 0
+
     response = post(
         admin_client,
         "/admin/settings/",
