@@ -18,7 +18,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from loafy import queue
+from loafy import payments, queue
 from loafy.accounts import set_locale
 from loafy.bookings import book_session, cancel_booking, get_booking
 from loafy.clock import club_tz
@@ -126,6 +126,8 @@ def _payment_methods(club_session, settings):
     methods = list(settings["payment_methods"])
     if "cash" in methods and club_session.price > 0 and not club_session.allow_pay_at_door:
         methods.remove("cash")
+    if "stripe" in methods and not payments.publishable_key():
+        methods.remove("stripe")  # no Stripe keys: a card booking would reach a page with no way to pay
     return methods
 
 

@@ -229,6 +229,19 @@ def test_signed_in_language_switch_is_saved_on_the_account(app, server, open_con
     assert User.get_by_id(player.id).locale == "en"  # for e-mails and the player's other devices
 
 
+def test_the_pay_page_counts_down_by_the_servers_clock_not_the_phones(
+    app, server, open_context, factory, now
+):
+    """The server's clock is frozen at `now`, hours behind this browser's: a countdown from the
+    phone's clock would say the time to pay is over."""
+    player = factory.user(name="Hoa")
+    booking = book_session(player, factory.club_session(price=150_000), 0, "bank_transfer", now)
+    page = signed_in_page(open_context, app, player, locale="en-GB")
+    page.goto(f"/bookings/{booking.id}/pay")
+    expect(page.locator("#countdown")).to_have_text(re.compile(r"^(29|30):\d\d$"))
+    expect(page.get_by_text("The time to pay is over")).to_be_hidden()
+
+
 def _pay_endpoint(app):
     rules = [
         r for r in app.url_map.iter_rules() if r.rule.startswith("/bookings/<") and r.rule.endswith("/pay")
