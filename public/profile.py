@@ -19,6 +19,7 @@ def _render(new_token=None, status=200):
         tokens=tokens.list_tokens(current_user),
         providers=providers(),
         new_token=new_token,
+        now=utcnow(),
     )
     response = make_response(page, status)
     response.headers["Cache-Control"] = "no-store"  # the page may show a token once

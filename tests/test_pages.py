@@ -546,6 +546,15 @@ def test_profile_and_sign_out_messages_are_in_vietnamese(client, player):
     assert "Bạn đã đăng xuất." in page and "signed out" not in page
 
 
+def test_the_profile_names_the_role_and_membership_in_vietnamese(client, factory, now):
+    member = factory.user(membership_until=now + timedelta(days=30))
+    tokens.create_token(member, "script")
+    login(client, member)
+    page = text(client.get("/profile"))
+    assert "Người chơi" in page and "Hội viên đến 24/12/2026" in page and "Vai trò: player" not in page
+    assert 'data-confirm="Thu hồi mã “script”?' in page  # revoking asks first
+
+
 def test_the_pay_page_speaks_vietnamese(client, factory, player, now):
     booking = book_session(player, factory.club_session(price=150_000), 0, "stripe", now)
     Booking.update(payment_deadline=now - timedelta(minutes=1)).where(Booking.id == booking.id).execute()
