@@ -135,6 +135,13 @@ def lock_session(session_id):
     return club_session
 
 
+def lock_booking(booking):
+    """The booking re-read under its session's lock, inside the caller's transaction: a payment or a
+    cancellation committed since the caller's first read is seen before anything is decided."""
+    lock_session(booking.club_session_id)
+    return Booking.get_by_id(booking.id)
+
+
 def _check_open(club_session, actor, now):
     if club_session.status == "draft" and not actor.is_staff:
         raise NotFound("That session does not exist.")  # a draft's existence is not public
@@ -594,9 +601,7 @@ def cancel_booking(actor, booking, now, reason=""):
                 f"session (until {format_local(cutoff)}). Please contact the club."
             )
     with db.atomic():
-        lock_session(booking.club_session_id)
-        # Re-read under the lock: a payment recorded since the read above must be refunded.
-        booking = Booking.get_by_id(booking.id)
+        booking = lock_booking(booking)  # a payment recorded since the read above must be refunded
         paid = booking.payment_status == "paid" and booking.amount > 0
         refund = paid and (is_staff or settings["refund_on_cancel"])
         changed = (

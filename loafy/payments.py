@@ -456,7 +456,7 @@ def _apply(booking_id, intent, refunds, now, actor=None):
 # --- refunds -------------------------------------------------------------------------------------
 
 
-def _totals(booking_id):
+def ledger_totals(booking_id):
     """(paid, refunded) for a booking from the ledger, every provider."""
 
     def total(kind, extra=True):
@@ -469,14 +469,9 @@ def _totals(booking_id):
     return int(total("payment")), int(total("refund", LedgerEntry.status.in_(COUNTED_REFUND_STATUSES)))
 
 
-def ledger_totals(booking_id):
-    """(paid, refunded) for a booking, by every provider: what its e-mails quote."""
-    return _totals(booking_id)
-
-
 def owed_back(booking):
     """Money to return: all of it for a cancelled/expired booking, the excess for a confirmed one."""
-    paid, refunded = _totals(booking.id)
+    paid, refunded = ledger_totals(booking.id)
     kept = booking.amount if booking.status == "confirmed" else 0
     return max(0, paid - refunded - kept)
 
@@ -518,7 +513,7 @@ def _record_refunds(booking_id, items, actor, now):
 def _follow_ledger(booking_id, now):
     """After new refund rows: the booking's payment status and refund-due mark follow the ledger."""
     booking = Booking.get_by_id(booking_id)
-    paid, refunded = _totals(booking_id)
+    paid, refunded = ledger_totals(booking_id)
     updates = {}
     if paid > 0 and refunded >= paid and booking.payment_status != "refunded":
         updates[Booking.payment_status] = "refunded"
@@ -542,25 +537,15 @@ def record_manual_refund(actor, booking_id, method, now):
         raise ValidationError("Choose cash or bank transfer.", field="method")
     booking = bookings.get_booking(booking_id, actor)
     with db.atomic():
-        lock_session(booking.club_session_id)
-        booking = Booking.get_by_id(booking.id)
-        paid_by_card = (
-            LedgerEntry.select()
-            .where(
-                (LedgerEntry.booking == booking.id)
-                & (LedgerEntry.kind == "payment")
-                & (LedgerEntry.provider == "stripe")
-            )
-            .exists()
-        )
-        if paid_by_card:
+        booking = bookings.lock_booking(booking)
+        if _card_payments(booking.id).exists():
             raise Conflict(
                 "This booking was paid by card: refund it with Refund, through Stripe.", code="card"
             )
         owed = owed_back(booking)
         if owed <= 0:
             raise NothingToRefund("Nothing is owed back on this booking.")
-        provider_id = f"{method}:refund:{booking.code}:{_totals(booking.id)[1]}"  # once per state
+        provider_id = f"{method}:refund:{booking.code}:{ledger_totals(booking.id)[1]}"  # once per state
         LedgerEntry.create(
             booking=booking.id,
             kind="refund",
@@ -578,18 +563,18 @@ def record_manual_refund(actor, booking_id, method, now):
     return owed
 
 
+def _card_payments(booking_id):
+    """The booking's card payments in the ledger (their provider ids are Stripe intent ids)."""
+    return LedgerEntry.select(LedgerEntry.provider_id).where(
+        (LedgerEntry.booking == booking_id)
+        & (LedgerEntry.kind == "payment")
+        & (LedgerEntry.provider == "stripe")
+    )
+
+
 def _refundable(booking):
     """[(intent id, charge, refundable amount)] for the booking's card payments, newest first, from Stripe."""
-    intent_ids = [
-        row.provider_id
-        for row in LedgerEntry.select(LedgerEntry.provider_id)
-        .where(
-            (LedgerEntry.booking == booking.id)
-            & (LedgerEntry.kind == "payment")
-            & (LedgerEntry.provider == "stripe")
-        )
-        .order_by(LedgerEntry.id.desc())
-    ]
+    intent_ids = [row.provider_id for row in _card_payments(booking.id).order_by(LedgerEntry.id.desc())]
     found = []
     for intent_id in intent_ids:
         intent = _plain(client().v1.payment_intents.retrieve(intent_id))

@@ -119,8 +119,7 @@ def mark_paid(actor, booking_id, method, now):
     with db.atomic():
         # Checked under the session's lock: two staff marking the same booking at once (one cash,
         # one transfer) must not both record a payment.
-        bookings.lock_session(booking.club_session_id)
-        booking = Booking.get_by_id(booking.id)
+        booking = bookings.lock_booking(booking)
         if booking.status == "cancelled":
             raise Conflict("This booking was cancelled: it cannot be marked paid.", code="cancelled")
         if booking.payment_status == "paid":
