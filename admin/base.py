@@ -9,8 +9,8 @@ from flask_admin.model.filters import BaseDateFilter
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
+from loafy.booking.club_sessions import EARLIEST_YEAR, LATEST_YEAR
 from loafy.clock import club_tz, utcnow
-from loafy.club_sessions import EARLIEST_YEAR, LATEST_YEAR
 from loafy.models import STAFF_ROLES
 from public.guards import deny, has_role
 

@@ -1,6 +1,6 @@
 """Bookings: a read-only list with filters and search, a detail page with the ledger, and staff actions.
 
-No create, no edit, no delete: money and status change only through loafy.staff (the booking and
+No create, no edit, no delete: money and status change only through loafy.booking.staff (the booking and
 payment services plus the audit row). Organizers see the bookings of the sessions they created.
 """
 
@@ -11,7 +11,7 @@ from peewee import JOIN, ModelSelect
 
 from admin import exports
 from admin.base import IdEqualFilter, LocalDateFilter, StaffModelView, actor, back, flash_error, now, parse_id
-from loafy import staff
+from loafy.booking import staff
 from loafy.clock import format_vnd, to_local
 from loafy.errors import LoafyError
 from loafy.models import (

@@ -7,7 +7,7 @@ from flask_admin import expose
 from flask_admin.contrib.peewee.filters import FilterEqual
 
 from admin.base import StaffModelView, actor, back, flash_error, local_to_utc, now, parse_id
-from loafy import staff
+from loafy.booking import staff
 from loafy.errors import LoafyError
 from loafy.models import ROLES, Booking, ClubSession, Identity, User
 from public.formatting import local_time

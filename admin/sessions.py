@@ -1,6 +1,6 @@
 """Sessions: organizers create and edit their own drafts and publish them; admins edit, cancel, delete any.
 
-Every change goes through loafy.staff (the session services plus the audit row); the form shows
+Every change goes through loafy.booking.staff (the session services plus the audit row); the form shows
 times in the club's time zone and hands the services aware times, which they store as UTC.
 """
 
@@ -26,9 +26,9 @@ from admin.base import (
     parse_id,
     utc_to_local,
 )
-from loafy import staff
+from loafy.booking import staff
+from loafy.booking.club_sessions import EDITABLE_FIELDS, MAX_PRICE, MAX_SLOTS_LIMIT, can_edit
 from loafy.clock import to_local
-from loafy.club_sessions import EDITABLE_FIELDS, MAX_PRICE, MAX_SLOTS_LIMIT, can_edit
 from loafy.errors import LoafyError
 from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, Booking, ClubSession, User
 from public.formatting import local_time, vnd

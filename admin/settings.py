@@ -4,7 +4,7 @@ from flask import flash, redirect, request
 from flask_admin import BaseView, expose
 
 from admin.base import StaffOnly, actor, flash_error, now
-from loafy import staff
+from loafy.booking import staff
 from loafy.errors import LoafyError
 from loafy.models import PAYMENT_METHODS
 from loafy.settings import SETTINGS, get_settings

@@ -1,4 +1,4 @@
-"""The staff area: Flask-Admin built per app. Views are configuration; rules go through loafy.staff."""
+"""The staff area: Flask-Admin built per app. Views are configuration; rules go through Core services."""
 
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.theme import Bootstrap4Theme

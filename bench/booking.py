@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import drop_database, fresh_database, machine, percentile
 from loafy import clock
 from loafy.app import create_app
-from loafy.bookings import book_session, expire_unpaid
+from loafy.booking.bookings import book_session, expire_unpaid
 from loafy.checks import find_violations
 from loafy.db import db
 from loafy.errors import LoafyError

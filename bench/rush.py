@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import drop_database, fresh_database, machine, percentile
 from loafy.app import create_app
-from loafy.bookings import book_in_one_statement_sql, take_slots_params
+from loafy.booking.bookings import book_in_one_statement_sql, take_slots_params
 from loafy.clock import utcnow
 from loafy.db import db
 from loafy.dev.devserver import free_port
@@ -38,7 +38,7 @@ from loafy.dev.processes import children
 from loafy.migrations import upgrade
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, Notification, User
 from loafy.notifications import NEW_BOOKING_MAIL_DELAY
-from loafy.tokens import create_token
+from loafy.people.tokens import create_token
 
 BIN = Path(sys.executable).parent
 REDIS_URL = "redis://127.0.0.1:6379/13"
@@ -216,7 +216,7 @@ SESSION_VAR, PLAYER_VAR = -1001, -1002  # stand-ins replaced by pgbench's :sid a
 
 
 def pgbench_script(sessions, players):
-    """The app's own booking statement (loafy.bookings, prepared like the app's) for pgbench: a
+    """The app's own booking statement (loafy.booking.bookings, prepared like the app's) for pgbench: a
     card booking of one slot by a random player in a random session. It only differs in the status
     it stores ('expired', so random pairs never trip the one-active-booking index) and in its code."""
     now = utcnow()

@@ -35,7 +35,7 @@ from bench.common import drop_database, fresh_database, machine, percentile
 from bench.rush import BIN, REDIS_URL, rss_mb, server_env, wait_http
 from loafy import clock
 from loafy.app import create_app
-from loafy.bookings import expire_unpaid
+from loafy.booking.bookings import expire_unpaid
 from loafy.checks import find_violations
 from loafy.db import db, is_postgres
 from loafy.dev.devserver import free_port

@@ -1,4 +1,4 @@
-"""Payment jobs: ids in, idempotent. The rules live in loafy.payments."""
+"""Payment jobs: ids in, idempotent. The rules live in loafy.money.payments."""
 
 import logging
 
@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 @job
 def settle_booking(app, booking_id):
     """Move a booking's money to match its state: refund if refund-due, cancel an open intent."""
-    from loafy import payments
+    from loafy.money import payments
 
     return payments.settle_booking(booking_id, utcnow())
 
@@ -19,6 +19,6 @@ def settle_booking(app, booking_id):
 @job
 def settle_due(app):
     """Catch-up sweep: refund every booking still owed money back (after a lost job or a Stripe outage)."""
-    from loafy import payments
+    from loafy.money import payments
 
     return payments.settle_due(utcnow())

@@ -3,7 +3,8 @@
 import logging
 
 from jobs.runtime import job
-from loafy import bookings, notifications, queue
+from loafy import notifications, queue
+from loafy.booking import bookings
 from loafy.models import utcnow
 
 log = logging.getLogger(__name__)

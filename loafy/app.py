@@ -5,9 +5,11 @@ from pathlib import Path
 
 from flask import Flask
 
-from loafy import clock, mail, payments, queue, sold_out
+from loafy import clock, mail, queue
+from loafy.booking import sold_out
 from loafy.config import load_config
 from loafy.db import db, make_database
+from loafy.money import payments
 from loafy.settings import forget_recent_settings
 
 ROOT = Path(__file__).resolve().parent.parent

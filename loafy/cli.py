@@ -87,7 +87,7 @@ def user_group():
 @click.option("--role", type=click.Choice(ROLES), default="player", show_default=True)
 @app_command
 def user_create(email, name, role):
-    from loafy.accounts import create_user
+    from loafy.people.accounts import create_user
 
     user = create_user(email, name, role=role)
     click.echo(f"created user {user.id} {user.email} ({user.role_id})")
@@ -98,7 +98,7 @@ def user_create(email, name, role):
 @click.argument("role", type=click.Choice(ROLES))
 @app_command
 def user_set_role(email, role):
-    from loafy.accounts import get_user_by_email, set_role
+    from loafy.people.accounts import get_user_by_email, set_role
 
     user = set_role(None, get_user_by_email(email), role)
     click.echo(f"{user.email} is now {user.role_id}")
@@ -115,8 +115,8 @@ def token_group():
 @app_command
 def token_create(email, name):
     """Create a token for EMAIL; the token alone is printed on the last line."""
-    from loafy.accounts import get_user_by_email
-    from loafy.tokens import create_token
+    from loafy.people.accounts import get_user_by_email
+    from loafy.people.tokens import create_token
 
     user = get_user_by_email(email)
     _token, raw = create_token(user, name)
@@ -149,7 +149,7 @@ def jobs_group():
 @app_command
 def jobs_expire_unpaid(now_text):
     """Release unpaid bookings past their deadline; prints each code released."""
-    from loafy.bookings import expire_unpaid
+    from loafy.booking.bookings import expire_unpaid
 
     now = parse_now(now_text)
     codes = expire_unpaid(now)
@@ -168,7 +168,7 @@ def payments_group():
 @app_command
 def payments_reconcile(since_text):
     """Compare the ledger with Stripe's PaymentIntents; prints each difference, exit 1 if any."""
-    from loafy.payments import parse_day, reconcile
+    from loafy.money.payments import parse_day, reconcile
 
     differences = reconcile(parse_day(since_text) if since_text else None)
     for line in differences:

@@ -4,11 +4,11 @@ import logging
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from loafy.accounts import create_user, find_user_by_email
+from loafy.booking.club_sessions import create_session
 from loafy.clock import format_vnd
-from loafy.club_sessions import create_session
 from loafy.db import db
 from loafy.models import ClubSession, User
+from loafy.people.accounts import create_user, find_user_by_email
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from loafy.db import db
 from loafy.models import User, utcnow
-from loafy.tokens import user_for_token
+from loafy.people.tokens import user_for_token
 
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -11,12 +11,12 @@ from flask_login import current_user, logout_user
 from flask_wtf.csrf import generate_csrf
 from werkzeug.exceptions import BadRequest
 
-from loafy import sold_out, staff
-from loafy.bookings import SessionFull, book_session, get_booking
+from loafy.booking import sold_out, staff
+from loafy.booking.bookings import SessionFull, book_session, get_booking
+from loafy.booking.club_sessions import clean_page, get_session, list_sessions
+from loafy.booking.listings import list_bookings_page
 from loafy.clock import to_local
-from loafy.club_sessions import clean_page, get_session, list_sessions
 from loafy.errors import ValidationError
-from loafy.listings import list_bookings_page
 from loafy.models import utcnow
 from public.formatting import iso_utc
 from public.guards import role_required
@@ -251,7 +251,7 @@ def create_booking_view():
 @bp.delete("/bookings/<int:booking_id>")
 @role_required()
 def cancel_booking_view(booking_id):
-    """The owner cancels their booking; an admin cancelling someone else's is audited (loafy.staff)."""
+    """The owner cancels their booking; an admin cancelling someone else's is audited."""
     booking = staff.cancel_booking_as(current_user, booking_id, utcnow(), reason="cancelled via API")
     return jsonify(booking_json(booking))
 

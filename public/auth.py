@@ -18,9 +18,9 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
-from loafy import accounts
 from loafy.errors import LoafyError
 from loafy.models import utcnow
+from loafy.people import accounts
 from public import providers as provider_specs
 from public.i18n import error_text
 

@@ -1,6 +1,6 @@
 """The one access guard for pages, the JSON API and the staff area.
 
-The rule itself is `loafy.accounts.has_role`; this module turns a refusal into the right answer:
+The rule itself is `loafy.people.accounts.has_role`; this module turns a refusal into the right answer:
 anonymous visitors are sent to sign in (401 JSON under /api/), signed-in people without the role get 403.
 """
 
@@ -9,7 +9,7 @@ import functools
 from flask import abort, current_app
 from flask_login import current_user
 
-from loafy.accounts import has_role
+from loafy.people.accounts import has_role
 
 __all__ = ["deny", "has_role", "role_required"]
 

@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from loafy.clock import format_vnd
-from loafy.payments import MAX_AMOUNT as MAX_CARD_AMOUNT
+from loafy.money.payments import MAX_AMOUNT as MAX_CARD_AMOUNT
 
 SUPPORTED = ("vi", "en")
 DEFAULT = "vi"

@@ -6,7 +6,7 @@ checks the running app's answers against it: change a route, change this file.
 
 from copy import deepcopy
 
-from loafy.club_sessions import MAX_PER_PAGE
+from loafy.booking.club_sessions import MAX_PER_PAGE
 from loafy.models import BOOKING_STATUSES, PAYMENT_METHODS, PAYMENT_STATUSES, SESSION_STATUSES
 
 # Who may call an operation: shown on /api/docs and in each operation's `x-loafy-who`.

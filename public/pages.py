@@ -18,19 +18,20 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from loafy import payments, queue
-from loafy.accounts import set_locale
-from loafy.bookings import book_session, cancel_booking, get_booking
-from loafy.clock import club_tz
-from loafy.db import db
-from loafy.errors import Conflict, PermissionDenied, ValidationError
-from loafy.listings import (
+from loafy import queue
+from loafy.booking.bookings import book_session, cancel_booking, get_booking
+from loafy.booking.listings import (
     get_session_for_viewer,
     list_bookings_page,
     list_sessions_page,
     session_availability,
 )
+from loafy.clock import club_tz
+from loafy.db import db
+from loafy.errors import Conflict, PermissionDenied, ValidationError
 from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, utcnow
+from loafy.money import payments
+from loafy.people.accounts import set_locale
 from loafy.settings import get_settings
 from public.auth import safe_next
 from public.guards import role_required

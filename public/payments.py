@@ -5,10 +5,10 @@ import logging
 from flask import Blueprint, jsonify, render_template, request
 from flask_login import current_user, login_required
 
-from loafy import payments
-from loafy.bookings import get_booking
+from loafy.booking.bookings import get_booking
 from loafy.errors import LoafyError, NotFound, ValidationError
 from loafy.models import utcnow
+from loafy.money import payments
 from loafy.settings import get_settings
 from public.api import json_body
 from public.i18n import PAY_ERROR_CODES, error_text, messages_for

@@ -4,8 +4,8 @@ from flask import Blueprint, flash, make_response, redirect, render_template, re
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from loafy import accounts, tokens
 from loafy.models import utcnow
+from loafy.people import accounts, tokens
 from public.auth import providers
 from public.guards import role_required
 

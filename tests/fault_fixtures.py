@@ -336,7 +336,7 @@ def child_expire_unpaid(database_url, instance, now, pause_in_batch, paused):
     The pause comes after that batch has expired its rows and returned their slots but before its
     commit, so a SIGKILL there leaves an open transaction behind: the test's "killed mid-job".
     """
-    from loafy import bookings
+    from loafy.booking import bookings
     from loafy.db import db
 
     app = _child_app(database_url, instance)

@@ -16,8 +16,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from loafy import tokens
 from loafy.models import Identity
+from loafy.people import tokens
 from tests.conftest import _test_config
 from tests.helpers import login
 from tests.oidc_fixtures import closed_port, fresh_user_per_request, oidc_provider  # noqa: F401

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from admin import bookings as admin_bookings
-from loafy import bookings, queue, staff
+from loafy import queue
+from loafy.booking import bookings, staff
 from loafy.clock import club_tz
 from loafy.models import AuditLog, Booking, ClubSession, LedgerEntry, Setting, User
 from loafy.settings import get_settings
@@ -410,7 +411,7 @@ def test_cancelling_a_booking_with_two_guests_returns_exactly_its_slots(admin_cl
 def test_refund_goes_through_the_payments_service_and_is_audited(
     admin_client, admin_user, factory, now, monkeypatch
 ):
-    from loafy import payments
+    from loafy.money import payments
 
     calls = []
     monkeypatch.setattr(payments, "refund_booking", lambda *a, **kw: calls.append((a, kw)) or "ok")
@@ -434,8 +435,8 @@ def test_refund_of_a_cash_payment_is_refused_by_the_payments_service(admin_clien
 def test_money_given_back_in_cash_is_recorded_once_and_closes_the_refund(
     admin_client, admin_user, factory, now
 ):
-    from loafy import payments
     from loafy.models import Notification
+    from loafy.money import payments
 
     booking = book(factory, factory.club_session(allow_pay_at_door=True, price=100_000), now, method="cash")
     staff.mark_paid(admin_user, booking.id, "bank_transfer", now)  # it came by transfer, say
@@ -468,7 +469,7 @@ def test_money_given_back_in_cash_is_recorded_once_and_closes_the_refund(
 
 
 def test_only_admins_record_refunds_and_never_for_a_card_payment(client, admin_user, factory, now):
-    from loafy import payments
+    from loafy.money import payments
 
     booking = book(factory, factory.club_session(), now, method="stripe")
     bookings.record_payment(booking.id, provider="stripe", provider_id="pi_m", amount=booking.amount, now=now)

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pytest
 
-from loafy import tokens
 from loafy.models import AuditLog, Booking, ClubSession, User
+from loafy.people import tokens
 from tests.helpers import csrf_token, login, reload
 from tests.oidc_fixtures import fresh_user_per_request  # noqa: F401 - an autouse fixture
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from loafy import tokens
 from loafy.models import Booking
+from loafy.people import tokens
 from public.limits import storage_uri
 from tests.conftest import _test_config
 from tests.oidc_fixtures import closed_port, fresh_user_per_request, oidc_provider  # noqa: F401

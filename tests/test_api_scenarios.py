@@ -18,11 +18,11 @@ from datetime import timedelta
 import pytest
 import requests
 
-from loafy import tokens
-from loafy.bookings import expire_unpaid
+from loafy.booking.bookings import expire_unpaid
 from loafy.checks import find_violations
 from loafy.db import db
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession
+from loafy.people import tokens
 from tests.conftest import _test_config
 from tests.helpers import csrf_token, login, reload
 from tests.oidc_fixtures import fresh_user_per_request  # noqa: F401 - an autouse fixture

@@ -17,10 +17,10 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from loafy import tokens
 from loafy.app import create_app
 from loafy.db import db
 from loafy.models import Booking, ClubSession, User
+from loafy.people import tokens
 from public.openapi import PAYMENTS_OPERATIONS
 from tests.conftest import _close_pool, _test_config, reset_database
 

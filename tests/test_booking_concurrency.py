@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from loafy.bookings import book_session, expire_unpaid, record_payment
+from loafy.booking.bookings import book_session, expire_unpaid, record_payment
 from loafy.checks import find_violations
 from loafy.db import db
 from loafy.errors import LoafyError
@@ -185,7 +185,7 @@ def test_concurrent_expiry_runs_release_each_booking_once(app, factory, now):
 
 @pytest.mark.slow
 def test_concurrent_cancellations_return_slots_once(app, factory, now):
-    from loafy.bookings import cancel_booking
+    from loafy.booking.bookings import cancel_booking
 
     club_session = factory.club_session(max_slots=6)
     player = factory.user()

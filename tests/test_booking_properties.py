@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from loafy.bookings import book_session, cancel_booking, expire_unpaid, record_payment
+from loafy.booking.bookings import book_session, cancel_booking, expire_unpaid, record_payment
 from loafy.checks import find_violations
 from loafy.errors import LoafyError
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, LedgerEntry

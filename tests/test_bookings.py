@@ -4,8 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from loafy import bookings
-from loafy.bookings import book_session, cancel_booking, expire_unpaid, get_booking, record_payment
+from loafy.booking import bookings
+from loafy.booking.bookings import book_session, cancel_booking, expire_unpaid, get_booking, record_payment
 from loafy.checks import find_violations
 from loafy.errors import NotFound, PermissionDenied
 from loafy.models import Booking, ClubSession, Notification
@@ -474,7 +474,7 @@ def test_no_10_minute_reminder_when_the_deadline_is_that_close(factory, now, out
 
 
 def test_the_cancellation_mail_says_the_club_cancelled_and_what_comes_back(factory, now, outbox):
-    from loafy.club_sessions import cancel_session
+    from loafy.booking.club_sessions import cancel_session
     from loafy.notifications import send_due
 
     club_session = factory.club_session(price=100_000)

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
-from loafy.bookings import book_session, expire_unpaid
+from loafy.booking.bookings import book_session, expire_unpaid
 from loafy.models import Booking, ClubSession, User
 from tests.conftest import _test_config
 from tests.oidc_fixtures import new_subject, oidc_issuer, oidc_provider, set_claims  # noqa: F401

@@ -4,9 +4,15 @@ from datetime import timedelta
 
 import pytest
 
-from loafy.bookings import book_session, cancel_booking, record_payment
+from loafy.booking.bookings import book_session, cancel_booking, record_payment
+from loafy.booking.club_sessions import (
+    cancel_session,
+    create_session,
+    delete_session,
+    get_session,
+    update_session,
+)
 from loafy.checks import find_violations
-from loafy.club_sessions import cancel_session, create_session, delete_session, get_session, update_session
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from loafy.models import ClubSession
 from tests.helpers import reload

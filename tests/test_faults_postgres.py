@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from loafy import sold_out
+from loafy.booking import sold_out
 from tests.fault_fixtures import (
     ROOT,
     PostgresCluster,
@@ -70,7 +70,7 @@ def seed(url, tmp_path):
     from loafy.db import db
     from loafy.migrations import upgrade
     from loafy.models import ClubSession, User
-    from loafy.tokens import create_token
+    from loafy.people.tokens import create_token
 
     app = create_app(
         {

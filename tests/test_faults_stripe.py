@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from loafy.bookings import book_session
+from loafy.booking.bookings import book_session
 from loafy.checks import find_violations
 from loafy.models import Booking, ClubSession, LedgerEntry, WebhookEvent
 from tests.fault_fixtures import SlowServer
@@ -127,7 +127,7 @@ def test_a_bad_stripe_timeout_stops_start_up_with_one_line(timeout):
 
 def test_unreachable_stripe_fails_fast(factory, now, app):
     """Nothing listening at all: connection refused, retried, and answered well within the timeout."""
-    from loafy import payments
+    from loafy.money import payments
 
     payments._state.update(api_base=f"http://127.0.0.1:{free_port()}", client=None)
     booking = book_session(factory.user(), factory.club_session(price=150_000), 0, "stripe", now)

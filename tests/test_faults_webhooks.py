@@ -13,10 +13,11 @@ from datetime import timedelta
 import pytest
 import requests
 
-from loafy import clock, payments
-from loafy.bookings import book_session
+from loafy import clock
+from loafy.booking.bookings import book_session
 from loafy.checks import find_violations
 from loafy.models import LedgerEntry, Notification, WebhookEvent
+from loafy.money import payments
 from tests.helpers import reload
 from tests.stripe_fixtures import (  # noqa: F401 - fixtures
     WEBHOOK_PATH,

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from loafy import clock, notifications
-from loafy.bookings import book_session, expire_unpaid
+from loafy.booking.bookings import book_session, expire_unpaid
 from loafy.checks import find_violations
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, Notification
 from tests.fault_fixtures import child_expire_unpaid, child_send_notification

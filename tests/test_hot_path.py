@@ -11,9 +11,10 @@ from types import SimpleNamespace
 import pytest
 from rq import Queue
 
-from loafy import notifications, sold_out, tokens
+from loafy import notifications
 from loafy import settings as club_settings
-from loafy.bookings import (
+from loafy.booking import sold_out
+from loafy.booking.bookings import (
     CODE_ALPHABET,
     CODE_LENGTH,
     AlreadyBooked,
@@ -23,10 +24,11 @@ from loafy.bookings import (
     expire_unpaid,
     new_code,
 )
+from loafy.booking.club_sessions import update_session
 from loafy.checks import find_violations
-from loafy.club_sessions import update_session
 from loafy.db import db, is_postgres
 from loafy.models import Booking, Notification, Setting
+from loafy.people import tokens
 from tests.helpers import reload
 
 

@@ -7,7 +7,7 @@ import pytest
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 
-from loafy.bookings import book_session
+from loafy.booking.bookings import book_session
 from loafy.checks import find_violations
 from loafy.db import db
 from loafy.models import Booking, Notification

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from loafy import mail, notifications
-from loafy.bookings import book_session
+from loafy.booking.bookings import book_session
 from loafy.config import load_config
 from loafy.errors import ConfigError
 from loafy.models import Notification, User

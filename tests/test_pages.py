@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from loafy import settings as club_settings
-from loafy import tokens
-from loafy.bookings import book_session, expire_unpaid
+from loafy.booking.bookings import book_session, expire_unpaid
 from loafy.models import Booking, ClubSession, User
+from loafy.people import tokens
 from tests.helpers import csrf_token, login, reload
 
 EN = {"Accept-Language": "en"}
@@ -178,7 +178,7 @@ def test_status_filter_is_for_staff_only(client, factory):
 
 
 def test_session_page_shows_the_form_with_enabled_methods(client, factory, player, monkeypatch):
-    from loafy import payments
+    from loafy.money import payments
 
     club_session = factory.club_session(price=120_000, allow_pay_at_door=False)
     club_settings.update_settings({"payment_methods": ["stripe", "cash"]})

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 
-from loafy.bookings import book_session
+from loafy.booking.bookings import book_session
 from loafy.db import db
 from loafy.models import Booking, ClubSession
 from tests.helpers import login

@@ -9,13 +9,15 @@ from datetime import timedelta
 import pytest
 import requests
 
-from loafy import bookings, clock, payments
-from loafy.bookings import book_session, cancel_booking, expire_unpaid
+from loafy import clock
+from loafy.booking import bookings
+from loafy.booking.bookings import book_session, cancel_booking, expire_unpaid
+from loafy.booking.club_sessions import cancel_session
 from loafy.checks import find_violations
-from loafy.club_sessions import cancel_session
 from loafy.db import db
 from loafy.errors import NotFound, PermissionDenied
 from loafy.models import LedgerEntry, WebhookEvent
+from loafy.money import payments
 from loafy.settings import update_settings
 from tests.helpers import csrf_token, login, reload
 from tests.stripe_fixtures import localstripe_url, served, stripe_live, stripe_settings, wait_for  # noqa: F401
@@ -549,7 +551,7 @@ def test_a_refund_whose_worker_died_before_recording_it_is_recorded_by_the_sweep
 
 
 def test_the_staff_refund_audit_records_what_came_back(live, factory, now):
-    from loafy import staff
+    from loafy.booking import staff
     from loafy.models import AuditLog
 
     booking = paid_booking(live, factory, now)

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from loafy import payments
-from loafy.bookings import book_session
+from loafy.booking.bookings import book_session
 from loafy.models import Booking, LedgerEntry, WebhookEvent
+from loafy.money import payments
 from tests.helpers import csrf_token, login, reload
 from tests.stripe_fixtures import WEBHOOK_SECRET, free_port, stripe_settings
 

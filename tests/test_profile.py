@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from loafy import accounts
 from loafy.errors import Conflict, NotFound
 from loafy.models import ApiToken, Identity
+from loafy.people import accounts
 from tests.helpers import csrf_token, english, login
 from tests.oidc_fixtures import fresh_user_per_request  # noqa: F401 - an autouse fixture
 

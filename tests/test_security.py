@@ -16,10 +16,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from loafy import tokens
 from loafy.app import create_app
-from loafy.bookings import book_session
+from loafy.booking.bookings import book_session
 from loafy.models import ALL_MODELS, Booking, Identity
+from loafy.people import tokens
 from public import CSRF_EXEMPT_ENDPOINTS
 from tests.conftest import _close_pool, _test_config
 from tests.helpers import csrf_token, login, reload

@@ -2,9 +2,9 @@
 
 import pytest
 
-from loafy import tokens
 from loafy.errors import Conflict, NotFound
 from loafy.models import ApiToken, utcnow
+from loafy.people import tokens
 from tests.helpers import csrf_token, login
 from tests.oidc_fixtures import fresh_user_per_request  # noqa: F401 - an autouse fixture
 

@@ -4,7 +4,7 @@ Stripe is the truth about money; the ledger records every movement once, keyed b
 (invariant 3). Nothing here trusts a webhook body: each event is verified, recorded once by its id,
 and the PaymentIntent it names is fetched again from Stripe. Network calls are made outside
 database transactions; what they learned is then written in one short transaction, in the lock
-order of loafy.bookings (session first).
+order of loafy.booking.bookings (session first).
 """
 
 import logging
@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 
 from peewee import IntegrityError, fn
 
-from loafy import bookings, notifications
-from loafy.bookings import lock_session
+from loafy import notifications
+from loafy.booking import bookings
+from loafy.booking.bookings import lock_session
 from loafy.clock import format_local
 from loafy.clock import format_vnd as vnd
 from loafy.db import db

@@ -12,9 +12,10 @@ from datetime import timedelta
 
 from peewee import IntegrityError, fn
 
-from loafy import notifications, queue, sold_out
+from loafy import notifications, queue
+from loafy.booking import sold_out
+from loafy.booking.club_sessions import can_handle_session
 from loafy.clock import format_local
-from loafy.club_sessions import can_handle_session
 from loafy.db import db, fetch_one, is_postgres, prepared_sql, raw_sql
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, LedgerEntry, User

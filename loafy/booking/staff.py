@@ -6,11 +6,14 @@ Organizers act on their own sessions (and those sessions' bookings); admins on e
 
 import logging
 
-from loafy import accounts, audit, bookings, club_sessions, payments, settings
-from loafy.club_sessions import can_handle_session
+from loafy import audit, settings
+from loafy.booking import bookings, club_sessions
+from loafy.booking.club_sessions import can_handle_session
 from loafy.db import db
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
 from loafy.models import Booking, ClubSession, User
+from loafy.money import payments
+from loafy.people import accounts
 
 log = logging.getLogger(__name__)
 

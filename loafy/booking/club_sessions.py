@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 from peewee import IntegrityError
 
-from loafy import sold_out
+from loafy.booking import sold_out
 from loafy.clock import club_tz
 from loafy.db import db, is_postgres
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
@@ -255,7 +255,7 @@ def _has_active_bookings(session_id):
 
 def cancel_session(actor, club_session, now, reason=""):
     """Cancel a session (admins): every active booking is cancelled and paid ones refunded."""
-    from loafy.bookings import cancel_booking  # bookings imports this module's neighbours
+    from loafy.booking.bookings import cancel_booking  # bookings imports this module's neighbours
 
     if actor is None or not actor.is_admin:
         raise PermissionDenied("Only an admin can cancel a session.")

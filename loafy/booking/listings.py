@@ -11,7 +11,7 @@ from functools import reduce
 
 from peewee import JOIN, Case
 
-from loafy.club_sessions import sees_drafts
+from loafy.booking.club_sessions import sees_drafts
 from loafy.errors import NotFound, parse_id
 from loafy.models import SESSION_STATUSES, Booking, ClubSession
 
@@ -159,7 +159,7 @@ class Availability:
 
 
 def session_availability(club_session, viewer, now):
-    """`loafy.bookings._check_open`'s rule, read-only, for labels and buttons (the service decides)."""
+    """`bookings._check_open`'s rule, read-only, for labels and buttons (the service decides)."""
     if club_session.status == "cancelled":
         return Availability("cancelled")
     if club_session.status != "published":

@@ -1,0 +1,1 @@
+"""Sessions and bookings: publishing, booking, cancelling, listing, staff actions."""

@@ -1,0 +1,1 @@
+"""Money: the ledger, card payments (Stripe), refunds and reconciliation."""

@@ -1,0 +1,1 @@
+"""People: accounts, roles, identities and API tokens."""
