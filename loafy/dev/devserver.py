@@ -77,8 +77,8 @@ def _spawn(args, **kwargs):
 
 
 def free_port(preferred=None):
-    """The preferred loopback port if free, else any free one."""
-    for candidate in ([preferred] if preferred else []) + [0]:
+    """The preferred loopback port if free, else the next free one after it, else any free one."""
+    for candidate in (list(range(preferred, preferred + 20)) if preferred else []) + [0]:
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", candidate))
