@@ -18,6 +18,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
+from loafy.demo import DEMO_ACCOUNTS
 from loafy.errors import LoafyError
 from loafy.models import utcnow
 from loafy.people import accounts
@@ -27,6 +28,8 @@ from public.i18n import error_text
 log = logging.getLogger(__name__)
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+DEV_PROVIDER = "dev"  # the local OIDC provider `loafy dev` starts (OIDC_DEV_*)
 
 # Apple's form_post fields worth carrying to the GET callback; anything else is dropped.
 APPLE_FIELDS = ("code", "state", "error", "user")
@@ -79,6 +82,8 @@ def login_with(provider):
     client = current_app.extensions["loafy_oauth"].create_client(provider)
     redirect_uri = current_app.config["BASE_URL"].rstrip("/") + url_for("auth.callback", provider=provider)
     try:
+        if provider == DEV_PROVIDER and current_app.config["LOAFY_ENV"] == "development":
+            return _dev_sign_in_page(client, redirect_uri)
         return client.authorize_redirect(redirect_uri)
     except Exception as exc:
         # Down, slow, or answering garbage to discovery: Authlib, requests and json each raise
@@ -87,6 +92,14 @@ def login_with(provider):
         return _login_failed(
             _("%(provider)s is not answering right now. Please try again in a minute.", provider=spec.label)
         )
+
+
+def _dev_sign_in_page(client, redirect_uri):
+    """`loafy dev`'s local provider: our own page (both languages, phone-first, no CDN) posts the
+    chosen subject to the provider's authorize URL, which answers like any provider would."""
+    authorization = client.create_authorization_url(redirect_uri)
+    client.save_authorize_data(redirect_uri=redirect_uri, **authorization)
+    return render_template("public/dev_signin.html", action=authorization["url"], accounts=DEMO_ACCOUNTS)
 
 
 @bp.post("/callback/apple")

@@ -1,5 +1,6 @@
 """`loafy dev` end to end: one command brings up web, worker, clock, sign-in and Stripe; Ctrl-C stops all."""
 
+import html
 import os
 import pathlib
 import re
@@ -49,6 +50,10 @@ def dev_stack(tmp_path):
         os.killpg(process.pid, signal.SIGKILL)
 
 
+def _form_action(page):
+    return html.unescape(re.search(r'<form method="post" action="([^"]+)"', page).group(1))
+
+
 def _group_alive(pgid):
     try:
         os.killpg(pgid, 0)
@@ -88,18 +93,23 @@ def test_loafy_dev_runs_everything_and_ctrl_c_stops_it(dev_stack):
     # A new user signs in through the local OIDC provider ("Dev sign-in") and lands signed in.
     browser = requests.Session()
     login_page = browser.get(f"{base}/auth/login", timeout=5).text
-    assert "Dev sign-in" in login_page
-    authorize = browser.get(f"{base}/auth/login/dev", timeout=10)
-    assert authorize.status_code == 200 and "127.0.0.1" in authorize.url
-    signed_in = browser.post(authorize.url, data={"sub": "newcomer"}, timeout=10)
+    assert "Đăng nhập thử (dev)" in login_page  # the provider button, in the default language
+    chooser = browser.get(f"{base}/auth/login/dev", timeout=10, headers={"Accept-Language": "vi"})
+    # Our own page, in the visitor's language, no stylesheet from elsewhere; it posts to the provider.
+    assert chooser.status_code == 200 and chooser.url.startswith(base)
+    assert "Đăng nhập thử" in chooser.text and "Trần Minh Anh" in chooser.text
+    assert "cdn" not in chooser.text.lower() and 'rel="stylesheet" href="http' not in chooser.text
+    action = _form_action(chooser.text)
+    assert action.startswith("http://127.0.0.1:") and not action.startswith(base)
+    signed_in = browser.post(action, data={"sub": "newcomer"}, timeout=10)
     assert signed_in.status_code == 200 and signed_in.url.rstrip("/") == base
     me = browser.get(f"{base}/api/auth/me", timeout=5).json()["user"]
     assert me["role"] == "player"
 
     # The demo admin signs in the same way and opens the staff area.
     admin = requests.Session()
-    authorize = admin.get(f"{base}/auth/login/dev", timeout=10)
-    admin.post(authorize.url, data={"sub": "admin"}, timeout=10)
+    chooser = admin.get(f"{base}/auth/login/dev", timeout=10)
+    admin.post(_form_action(chooser.text), data={"sub": "admin"}, timeout=10)
     assert admin.get(f"{base}/api/auth/me", timeout=5).json()["user"]["email"] == "admin@loafy.local"
     assert admin.get(f"{base}/admin/", timeout=5).status_code == 200
 
