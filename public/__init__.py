@@ -60,6 +60,8 @@ def init_app(app):
     app.teardown_request(_close_db)
 
     auth.init_oauth(app)
+    # Browsers ask for /favicon.ico on pages without a <link rel="icon"> (the staff area's).
+    app.add_url_rule("/favicon.ico", "favicon", _favicon)
     app.register_blueprint(pages.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(api.bp)
@@ -148,3 +150,7 @@ def _load_user_from_token(req):
     user = user_for_token(raw, utcnow())
     g.token_auth = user is not None
     return user
+
+
+def _favicon():
+    return redirect(url_for("static", filename="favicon.svg"), code=301)

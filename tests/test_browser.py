@@ -169,8 +169,18 @@ def test_cancel_a_booking(app, server, open_context, factory, now):
     page = signed_in_page(open_context, app, player)
     page.goto("/bookings")
     page.get_by_role("link", name=f"View {booking.code}").click()
-    page.on("dialog", lambda dialog: dialog.accept())  # "Cancel booking LB-…?"
+    native = []
+    page.on("dialog", lambda dialog: (native.append(dialog.message), dialog.dismiss()))
     page.get_by_role("button", name="Cancel booking").click()
+    # Our own dialog asks (the browser's confirm() is never used); "No" keeps the booking.
+    asked = page.locator("dialog.confirm-dialog")
+    expect(asked).to_contain_text(f"Cancel booking {booking.code}?")
+    asked.get_by_role("button", name="No, go back").click()
+    expect(asked).to_have_count(0)
+    assert Booking.get_by_id(booking.id).status == "pending_payment"
+    page.get_by_role("button", name="Cancel booking").click()
+    page.locator("dialog.confirm-dialog").get_by_role("button", name="Yes").click()
+    assert native == []
     expect(page.locator(".flash-success")).to_contain_text(f"Booking {booking.code} is cancelled")
     expect(page.locator(".ticket .status")).to_have_text("Cancelled")
     assert Booking.get_by_id(booking.id).status == "cancelled"

@@ -26,10 +26,41 @@
     });
   });
 
-  // Ask before cancelling.
+  // Ask before cancelling, in a styled dialog (the browser's confirm() is unstyled and English on
+  // some phones). The labels come from the page, in its language.
+  var labels = document.body.dataset;
+  function ask(question, onYes) {
+    var dialog = document.createElement("dialog");
+    dialog.className = "confirm-dialog";
+    var text = document.createElement("p");
+    text.textContent = question;
+    var row = document.createElement("p");
+    row.className = "actions";
+    var no = document.createElement("button");
+    no.type = "button";
+    no.className = "button ghost";
+    no.textContent = labels.confirmNo || "No";
+    var yes = document.createElement("button");
+    yes.type = "button";
+    yes.className = "button danger";
+    yes.textContent = labels.confirmYes || "Yes";
+    row.append(no, yes);
+    dialog.append(text, row);
+    document.body.appendChild(dialog);
+    no.addEventListener("click", function () { dialog.close(); });
+    yes.addEventListener("click", function () { dialog.close(); onYes(); });
+    dialog.addEventListener("close", function () { dialog.remove(); });
+    dialog.showModal();
+    no.focus();
+  }
   document.querySelectorAll("form[data-confirm]").forEach(function (form) {
     form.addEventListener("submit", function (event) {
-      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      if (form.dataset.confirmed) return;
+      event.preventDefault();
+      ask(form.dataset.confirm, function () {
+        form.dataset.confirmed = "1";
+        form.requestSubmit ? form.requestSubmit() : form.submit();
+      });
     });
   });
 
