@@ -1,0 +1,22 @@
+"""Issue 24's small things a new user hit: the favicon, one spots count, the dev sign-in page."""
+
+
+def test_favicon_is_served_for_every_page(client):
+    answer = client.get("/favicon.ico")
+    assert answer.status_code == 301
+    icon = client.get(answer.headers["Location"])
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml"
+    assert 'rel="icon"' in client.get("/").get_data(as_text=True)
+
+
+def test_an_open_sessions_spots_are_said_once(client, factory):
+    club_session = factory.club_session(max_slots=24)
+    page = client.get(f"/sessions/{club_session.id}", headers={"Accept-Language": "vi"}).get_data(
+        as_text=True
+    )
+    assert "Còn 24 chỗ" in page
+    assert "Còn trống" not in page and "24/24" not in page
+
+
+def test_the_dev_sign_in_page_exists_only_in_development(client):
+    assert client.get("/auth/login/dev").status_code == 404
