@@ -160,9 +160,13 @@ connection = Redis.from_url(os.environ["REDIS_URL"])
 queue = Queue("mail", connection=connection)
 job = queue.enqueue("jobs.tasks.flush_notifications")
 SimpleWorker([queue], connection=connection).work(burst=True)
+from flask_babel import force_locale
 from jobs.runtime import get_app
 app = get_app()
+with app.app_context(), force_locale("vi"):  # a job writing to a Vietnamese reader
+    words = app.jinja_env.from_string("{{ _('Sorry, this session is full.') }}").render()
 print(json.dumps({
+    "words": words,
     "status": job.get_status(), "sent": job.return_value(),
     "modules": sorted(sys.modules), "blueprints": sorted(app.blueprints),
     "rules": [rule.rule for rule in app.url_map.iter_rules()],
@@ -201,6 +205,7 @@ def test_a_worker_runs_a_mail_job_in_a_core_app_without_the_web(
     loaded = set(report["modules"])
     assert not loaded & {"admin", "public", *WEB_ONLY_MODULES}
     assert report["blueprints"] == [] and report["rules"] == []  # no pages, not even static files
+    assert report["words"] == "Rất tiếc, buổi này đã hết chỗ."  # translations work without the web
 
 
 def test_help_lists_the_commands_with_no_environment(tmp_path):

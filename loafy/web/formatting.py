@@ -27,10 +27,7 @@ PATTERNS = {
 
 
 def _locale():
-    try:
-        code = current_locale()
-    except RuntimeError:  # outside a request
-        code = DEFAULT
+    code = current_locale()  # the default outside a request
     return code if code in PATTERNS else DEFAULT
 
 
