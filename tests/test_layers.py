@@ -88,6 +88,30 @@ def test_no_import_crosses_the_layers():
     assert breaks == []
 
 
+REQUEST_STATE = {"flask": {"request", "session", "g"}, "flask_login": {"current_user"}}
+
+
+def test_only_the_web_helpers_read_the_request_in_core():
+    """Services take the actor and `now` as arguments; the request is read by the faces and by
+    loafy/web (the guard, the reader's language) alone."""
+    readers = []
+    for path in sorted((ROOT / "loafy").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if part_of(rel) is None or rel.startswith("loafy/web/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), rel)):
+            if isinstance(node, ast.ImportFrom) and node.module in REQUEST_STATE:
+                names = {alias.name for alias in node.names} & REQUEST_STATE[node.module]
+                readers += [f"{rel}:{node.lineno} {node.module}.{name}" for name in sorted(names)]
+            elif isinstance(node, ast.Attribute) and node.attr in REQUEST_STATE.get(_name(node.value), ()):
+                readers.append(f"{rel}:{node.lineno} {node.value.id}.{node.attr}")
+    assert readers == []
+
+
+def _name(node):
+    return node.id if isinstance(node, ast.Name) else None
+
+
 def test_the_walk_catches_every_kind_of_crossing_import(tmp_path):
     """The checker itself: a planted crossing import of each kind is reported, allowed ones are not."""
     plants = {
