@@ -56,7 +56,7 @@ def _group_alive(pgid):
 
 
 @pytest.mark.slow
-def test_loafy_dev_runs_everything_and_ctrl_c_stops_it(dev_stack):
+def test_loafy_dev_runs_everything_and_ctrl_c_stops_it(dev_stack, tmp_path):
     base, process, log = dev_stack
     log.seek(0)
     banner = log.read()
@@ -84,6 +84,31 @@ def test_loafy_dev_runs_everything_and_ctrl_c_stops_it(dev_stack):
     admin.post(authorize.url, data={"sub": "admin"}, timeout=10)
     assert admin.get(f"{base}/api/auth/me", timeout=5).json()["user"]["email"] == "admin@loafy.local"
     assert admin.get(f"{base}/admin/", timeout=5).status_code == 200
+
+    # The demo player books; the worker (its scheduler, then a work horse of the Core app) sends
+    # the "booking received" e-mail to the outbox.
+    player = requests.Session()
+    authorize = player.get(f"{base}/auth/login/dev", timeout=10)
+    player.post(authorize.url, data={"sub": "player"}, timeout=10)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', player.get(f"{base}/", timeout=5).text)[1]
+    sessions = player.get(f"{base}/api/sessions", timeout=5).json()["items"]
+    answers = [
+        player.post(
+            f"{base}/api/bookings",
+            json={"session_id": item["id"], "guest_count": 0, "payment_method": "stripe"},
+            headers={"X-CSRFToken": token},
+            timeout=10,
+        )
+        for item in sessions[:3]
+    ]
+    booked = next(answer.json() for answer in answers if answer.status_code == 201)
+    outbox = tmp_path / "instance" / "outbox"  # the INSTANCE_PATH given to `loafy dev`
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+        booked["code"] in mail.read_text() for mail in outbox.glob("*.eml")
+    ):
+        time.sleep(0.5)
+    assert any(booked["code"] in mail.read_text() for mail in outbox.glob("*.eml"))
 
     # Ctrl-C: the dev process stops every child it started.
     process.send_signal(signal.SIGINT)
