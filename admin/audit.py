@@ -8,7 +8,7 @@ from peewee import JOIN
 
 from admin.base import LocalDateFilter, StaffModelView
 from loafy.models import AuditLog, User
-from public.formatting import local_time
+from loafy.web.formatting import local_time
 
 OBJECT_TYPES = ("session", "booking", "user", "settings")
 

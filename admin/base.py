@@ -12,7 +12,7 @@ from flask_wtf import FlaskForm
 from loafy.booking.club_sessions import EARLIEST_YEAR, LATEST_YEAR
 from loafy.clock import club_tz, utcnow
 from loafy.models import STAFF_ROLES
-from public.guards import deny, has_role
+from loafy.web.guards import deny, has_role
 
 MAX_PAGE = 100_000
 ID_LIMIT = 2**31  # ids are 32-bit on PostgreSQL: anything larger is simply "not found"

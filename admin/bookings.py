@@ -23,8 +23,8 @@ from loafy.models import (
     LedgerEntry,
     User,
 )
-from public.formatting import local_time, vnd
-from public.guards import deny, has_role
+from loafy.web.formatting import local_time, vnd
+from loafy.web.guards import deny, has_role
 
 SESSION_CHOICES = 200  # the newest sessions offered in the session filter
 # The list counts at most this many rows and shows "10000+" above it: an exact COUNT of 200,000

@@ -5,7 +5,7 @@ import io
 
 from flask import Response, stream_with_context
 
-from public.formatting import local_time
+from loafy.web.formatting import local_time
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 LOCAL_FORMAT = "%Y-%m-%d %H:%M"

@@ -10,7 +10,7 @@ from admin.base import StaffModelView, actor, back, flash_error, local_to_utc, n
 from loafy.booking import staff
 from loafy.errors import LoafyError
 from loafy.models import ROLES, Booking, ClubSession, Identity, User
-from public.formatting import local_time
+from loafy.web.formatting import local_time
 
 HISTORY_LIMIT = 100
 

@@ -31,8 +31,8 @@ from loafy.booking.club_sessions import EDITABLE_FIELDS, MAX_PRICE, MAX_SLOTS_LI
 from loafy.clock import to_local
 from loafy.errors import LoafyError
 from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, Booking, ClubSession, User
-from public.formatting import local_time, vnd
-from public.guards import deny, has_role
+from loafy.web.formatting import local_time, vnd
+from loafy.web.guards import deny, has_role
 
 FORM_TIME = "%Y-%m-%dT%H:%M"
 TIME_FIELDS = ("starts_at", "ends_at", "booking_opens_at", "early_access_opens_at")

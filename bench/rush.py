@@ -41,6 +41,7 @@ from loafy.notifications import NEW_BOOKING_MAIL_DELAY
 from loafy.people.tokens import create_token
 
 BIN = Path(sys.executable).parent
+WORKER_COMMAND = [str(BIN / "rq"), "worker", "-w", "jobs.worker.Worker", "--with-scheduler"]  # the Procfile's
 REDIS_URL = "redis://127.0.0.1:6379/13"
 
 
@@ -331,7 +332,7 @@ def main():
             )
             children.append(web)
             worker = subprocess.Popen(
-                [str(BIN / "rq"), "worker", "--with-scheduler", "--url", REDIS_URL, "default", "mail"],
+                [*WORKER_COMMAND, "--url", REDIS_URL, "default", "mail"],
                 env=env,
                 cwd=ROOT,
                 stdout=subprocess.DEVNULL,

@@ -1,4 +1,4 @@
-"""Jobs run inside an app context with their own database connection."""
+"""Jobs run inside a Core app's context (built by the worker itself) with their own database connection."""
 
 import functools
 
@@ -17,11 +17,12 @@ def use_app(app):
 
 
 def get_app():
-    """One app per worker process, built on first use."""
+    """One Core app per worker process, built on first use: no face, so no Flask-Admin and no
+    OAuth client in a worker (what the web needs is the web's)."""
     if "app" not in _app:
-        from loafy.app import create_app
+        from loafy.app import create_core_app
 
-        _app["app"] = create_app()
+        _app["app"] = create_core_app()
     return _app["app"]
 
 

@@ -1,5 +1,4 @@
-"""Loafy: the booking system of a sports and social club."""
+"""Loafy: the booking system of a sports and social club.
 
-from loafy.app import create_app
-
-__all__ = ["create_app"]
+Importing the package loads nothing else: the app factories are in `loafy.app`.
+"""

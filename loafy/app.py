@@ -1,4 +1,4 @@
-"""The application factory: the one place where configuration, database, queue and web are wired."""
+"""The application factories: the one place where configuration, database, queue and faces are wired."""
 
 import logging
 from pathlib import Path
@@ -11,18 +11,40 @@ from loafy.config import load_config
 from loafy.db import db, make_database
 from loafy.money import payments
 from loafy.settings import forget_recent_settings
+from loafy.web import locale
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def create_core_app(config=None):
+    """The app of a process with no web (the RQ worker): config, database, clock, queue, mail,
+    Stripe's client and translations. No face is imported: no Flask-Admin, no OAuth client."""
+    return _build_core(config, static_folder=None)
+
+
 def create_app(config=None):
-    """Build a Loafy app; `config` overrides the environment (tests pass LOAFY_ENV=testing)."""
+    """The web app: the Core app plus every face; `config` overrides the environment (tests pass
+    LOAFY_ENV=testing)."""
+    app = _build_core(config, static_folder="public/static")
+    # Faces are imported here, not at module level: loafy/ must not depend on them.
+    import admin
+    import public
+    from loafy import cli, web
+
+    web.init_app(app)  # filters, globals and hooks every face's templates share
+    public.init_app(app)
+    admin.init_admin(app)
+    cli.register(app)
+    return app
+
+
+def _build_core(config, static_folder):
     app = Flask(
         "loafy",
         root_path=str(ROOT),
         instance_path=str(ROOT / "instance"),
         template_folder="templates",
-        static_folder="public/static",
+        static_folder=static_folder,
     )
     settings = load_config(overrides=config, instance_path=app.instance_path)
     if settings.get("INSTANCE_PATH"):
@@ -44,15 +66,7 @@ def create_app(config=None):
     forget_recent_settings()  # nor does a copy of the settings
     mail.init_app(app)
     payments.init_app(app)
-
-    # Web layers are imported here, not at module level: loafy/ must not depend on them.
-    import admin
-    import public
-    from loafy import cli
-
-    public.init_app(app)
-    admin.init_admin(app)
-    cli.register(app)
+    locale.init_babel(app)
     return app
 
 
@@ -65,3 +79,10 @@ def _configure_logging(app):
     logging.getLogger("peewee").setLevel(logging.INFO)  # its DEBUG logs every SQL statement
     # Stripe's DEBUG logs whole response bodies: a PaymentIntent's client_secret must never be logged.
     logging.getLogger("stripe").setLevel(logging.INFO)
+    # Inside an RQ worker, RQ prints its own lines with its own handler: passing them on to the
+    # root handler as well printed every job line twice, in two formats.
+    logging.getLogger("rq").setLevel(logging.INFO)  # its DEBUG narrates every job's bookkeeping
+    for name in ("rq.worker", "rq.scheduler", "rq.job", "rq.cron"):
+        rq_logger = logging.getLogger(name)
+        if rq_logger.handlers:
+            rq_logger.propagate = False

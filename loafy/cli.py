@@ -1,4 +1,4 @@
-"""The `loafy` command line (also `flask --app loafy ...`). Every command reads the app's config."""
+"""The `loafy` command line (also `flask --app loafy.app ...`). Every command reads the app's config."""
 
 import functools
 import sys
@@ -193,7 +193,7 @@ COMMANDS = (db_group, seed_demo, user_group, token_group, check, jobs_group, pay
 
 
 def register(app):
-    """Add the commands to `flask --app loafy`; later issues append to COMMANDS."""
+    """Add the commands to `flask --app loafy.app`; later issues append to COMMANDS."""
     for command in COMMANDS:
         app.cli.add_command(command)
 
@@ -204,7 +204,18 @@ def _make_app():
     return create_app()
 
 
-cli = FlaskGroup(
+class LoafyGroup(FlaskGroup):
+    """Every command is registered here, so listing them builds no app: `loafy --help` works with
+    no environment at all (Flask's group would build the app and print its ConfigError's traceback)."""
+
+    def list_commands(self, ctx):
+        return sorted(self.commands)
+
+    def get_command(self, ctx, name):
+        return self.commands.get(name)  # an unknown command is "No such command", not a config error
+
+
+cli = LoafyGroup(
     name="loafy",
     create_app=_make_app,
     add_default_commands=False,

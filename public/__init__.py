@@ -33,7 +33,7 @@ class JSONProvider(DefaultJSONProvider):
 
 
 def init_app(app):
-    from public import api, auth, errors, formatting, hardening, i18n, limits, pages, payments, profile
+    from public import api, auth, errors, hardening, i18n, limits, pages, payments, profile
 
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked in _protect below
     app.config["WTF_CSRF_TIME_LIMIT"] = None  # tied to the session instead of a clock
@@ -69,10 +69,8 @@ def init_app(app):
     app.register_blueprint(payments.bp)
     errors.init_app(app)
     limits.init_app(app)  # after the blueprints: it wraps their views
-    formatting.init_app(app)
     i18n.init_app(app)
     hardening.init_app(app)
-    app.jinja_env.globals["current_user"] = current_user
 
 
 def _unauthorized():

@@ -18,8 +18,8 @@ from loafy.booking.listings import list_bookings_page
 from loafy.clock import to_local
 from loafy.errors import ValidationError
 from loafy.models import utcnow
-from public.formatting import iso_utc
-from public.guards import role_required
+from loafy.web.formatting import iso_utc
+from loafy.web.guards import role_required
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

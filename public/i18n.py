@@ -1,27 +1,17 @@
-"""Languages: Vietnamese (the default) and English, chosen by the player or their browser.
+"""Public's words: refusal and error-page texts in Vietnamese and English, and the language switch.
 
-The choice, in order: the `lang` cookie set by the switch link, the signed-in user's saved
-`locale`, the browser's Accept-Language, then Vietnamese. Catalogs are compiled ahead of time
-(translations/*/LC_MESSAGES/messages.mo is shipped); nothing is built at run time.
+Which language a reader gets is Core's rule (loafy/web/locale.py), shared by every face.
 """
 
-from pathlib import Path
-
-from flask import request
-from flask_babel import Babel, get_locale, gettext, ngettext
+from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 
 from loafy.clock import format_vnd
 from loafy.money.payments import MAX_AMOUNT as MAX_CARD_AMOUNT
+from loafy.web.locale import current_locale
 
-SUPPORTED = ("vi", "en")
-DEFAULT = "vi"
-COOKIE = "lang"
 COOKIE_MAX_AGE = 365 * 24 * 3600
 LABELS = {"vi": "Tiếng Việt", "en": "English"}
-
-babel = Babel()
 
 # Service refusals come in English from loafy/; the view layer shows them by their stable code.
 ERROR_MESSAGES = {
@@ -126,27 +116,6 @@ STATUS_TITLES = {
 }
 
 
-def current_locale():
-    return str(get_locale() or DEFAULT)
-
-
-def best_locale(accept_languages):
-    """The browser's best match among ours (a bare `vi-VN` or `en-GB` counts), else None."""
-    return accept_languages.best_match(SUPPORTED) or next(
-        (code[:2] for code, _q in accept_languages if code[:2].lower() in SUPPORTED), None
-    )
-
-
-def select_locale():
-    chosen = request.cookies.get(COOKIE)
-    if chosen in SUPPORTED:
-        return chosen
-    saved = getattr(current_user, "locale", None) if current_user.is_authenticated else None
-    if saved in SUPPORTED:
-        return saved
-    return best_locale(request.accept_languages) or DEFAULT
-
-
 def error_text(exc, **context):
     """A service refusal in the reader's language: English as the service said it, else by its code.
 
@@ -194,21 +163,5 @@ def page_title(status):
     return str(STATUS_TITLES.get(status) or gettext("Error %(status)s", status=status))
 
 
-def _vary(response):
-    response.vary.add("Cookie")
-    response.vary.add("Accept-Language")
-    return response
-
-
 def init_app(app):
-    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT)
-    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", app.config.get("CLUB_TIMEZONE", "Asia/Ho_Chi_Minh"))
-    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(Path(app.root_path) / "translations"))
-    babel.init_app(app, locale_selector=select_locale)
-    app.after_request(_vary)
-    app.jinja_env.globals.update(
-        current_locale=current_locale,
-        language_labels=LABELS,
-        page_message=page_message,
-        page_title=page_title,
-    )
+    app.jinja_env.globals.update(language_labels=LABELS, page_message=page_message, page_title=page_title)

@@ -33,9 +33,10 @@ from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, utcnow
 from loafy.money import payments
 from loafy.people.accounts import set_locale
 from loafy.settings import get_settings
+from loafy.web.guards import role_required
+from loafy.web.locale import COOKIE, SUPPORTED
 from public.auth import safe_next
-from public.guards import role_required
-from public.i18n import COOKIE, COOKIE_MAX_AGE, SUPPORTED, error_text
+from public.i18n import COOKIE_MAX_AGE, error_text
 
 bp = Blueprint("pages", __name__)
 

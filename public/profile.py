@@ -6,8 +6,8 @@ from flask_login import current_user
 
 from loafy.models import utcnow
 from loafy.people import accounts, tokens
+from loafy.web.guards import role_required
 from public.auth import providers
-from public.guards import role_required
 
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 

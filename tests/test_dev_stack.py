@@ -79,7 +79,7 @@ def _alive(pid):
 
 
 @pytest.mark.slow
-def test_loafy_dev_runs_everything_and_ctrl_c_stops_it(dev_stack):
+def test_loafy_dev_runs_everything_and_ctrl_c_stops_it(dev_stack, tmp_path):
     base, process, log = dev_stack
     log.seek(0)
     banner = log.read()
@@ -113,6 +113,31 @@ def test_loafy_dev_runs_everything_and_ctrl_c_stops_it(dev_stack):
     assert admin.get(f"{base}/api/auth/me", timeout=5).json()["user"]["email"] == "admin@loafy.local"
     assert admin.get(f"{base}/admin/", timeout=5).status_code == 200
 
+    # The demo player books; the worker (its scheduler, then a work horse of the Core app) sends
+    # the "booking received" e-mail to the outbox.
+    player = requests.Session()
+    chooser = player.get(f"{base}/auth/login/dev", timeout=10)
+    player.post(_form_action(chooser.text), data={"sub": "player"}, timeout=10)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', player.get(f"{base}/", timeout=5).text)[1]
+    sessions = player.get(f"{base}/api/sessions", timeout=5).json()["items"]
+    answers = [
+        player.post(
+            f"{base}/api/bookings",
+            json={"session_id": item["id"], "guest_count": 0, "payment_method": "stripe"},
+            headers={"X-CSRFToken": token},
+            timeout=10,
+        )
+        for item in sessions[:3]
+    ]
+    booked = next(answer.json() for answer in answers if answer.status_code == 201)
+    outbox = tmp_path / "instance" / "outbox"  # the INSTANCE_PATH given to `loafy dev`
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+        booked["code"] in mail.read_text() for mail in outbox.glob("*.eml")
+    ):
+        time.sleep(0.5)
+    assert any(booked["code"] in mail.read_text() for mail in outbox.glob("*.eml"))
+
     # A second run on the same folder says why it won't start and leaves the first one alone.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STRIPE_", "OIDC_", "REDIS_URL"))}
     env["INSTANCE_PATH"] = dev_stack_instance(log)
@@ -144,6 +169,7 @@ def test_loafy_dev_runs_everything_and_ctrl_c_stops_it(dev_stack):
     assert "A process stopped" not in output
     # Job chatter stays out of the way: RQ logs warnings only, and no line is printed twice over.
     assert "Listening on default" not in output and "Job OK" not in output
+    assert "handling success" not in output
 
 
 def dev_stack_instance(log):

@@ -233,6 +233,8 @@ def run_dev(port=5000, demo=True):
                     str(BIN / "rq"),
                     "worker",
                     *rq_quiet,
+                    "--worker-class",
+                    "jobs.worker.Worker",  # the Core app built once, not in each job's work horse
                     "--with-scheduler",
                     "--url",
                     env["REDIS_URL"],

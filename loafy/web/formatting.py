@@ -1,10 +1,11 @@
-"""Jinja filters: times in the club's time zone and the reader's language, money as VND."""
+"""Jinja filters for every face: times in the club's time zone and the reader's language, money as VND."""
 
 from datetime import UTC
 
 from babel.dates import format_datetime
 
 from loafy.clock import club_tz, format_vnd, to_local, utcnow
+from loafy.web.locale import DEFAULT, current_locale
 
 # Named date patterns per language (CLDR syntax); 24-hour clock in both.
 PATTERNS = {
@@ -26,12 +27,7 @@ PATTERNS = {
 
 
 def _locale():
-    from public.i18n import DEFAULT, current_locale
-
-    try:
-        code = current_locale()
-    except RuntimeError:  # outside a request
-        code = DEFAULT
+    code = current_locale()  # the default outside a request
     return code if code in PATTERNS else DEFAULT
 
 

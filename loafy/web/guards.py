@@ -1,4 +1,4 @@
-"""The one access guard for pages, the JSON API and the staff area.
+"""The one access guard for every face: pages, the JSON API and the staff area.
 
 The rule itself is `loafy.people.accounts.has_role`; this module turns a refusal into the right answer:
 anonymous visitors are sent to sign in (401 JSON under /api/), signed-in people without the role get 403.
