@@ -266,5 +266,5 @@ class BookingView(StaffModelView):
         return exports.csv_response(
             f"bookings-{to_local(now()):%Y%m%d-%H%M}.csv",  # club time, like every time staff see
             exports.BOOKING_HEADER,
-            (exports.booking_row(b) for b in query.iterator()),
+            lambda: (exports.booking_row(b) for b in query.iterator()),
         )

@@ -5,6 +5,7 @@ import io
 
 from flask import Response, stream_with_context
 
+from loafy.db import connection
 from loafy.web.formatting import local_time
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -24,20 +25,25 @@ def safe_cell(value):
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def csv_response(filename, header, rows):
-    """Stream `rows` (an iterable of sequences) as a CSV download; the database is read as it goes."""
+def csv_response(filename, header, make_rows):
+    """Stream the rows `make_rows()` yields (sequences) as a CSV download, read as it goes.
+
+    The body is written after the view returned, when the request's teardown has closed its
+    database connection: so the query runs here, on a connection of the stream's own.
+    """
 
     def generate():
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         buffer.write("\ufeff")
         writer.writerow(header)
-        for n, row in enumerate(rows, 1):
-            writer.writerow([safe_cell(cell) for cell in row])
-            if n % CHUNK_ROWS == 0:
-                yield buffer.getvalue().encode("utf-8")
-                buffer.seek(0)
-                buffer.truncate()
+        with connection():
+            for n, row in enumerate(make_rows(), 1):
+                writer.writerow([safe_cell(cell) for cell in row])
+                if n % CHUNK_ROWS == 0:
+                    yield buffer.getvalue().encode("utf-8")
+                    buffer.seek(0)
+                    buffer.truncate()
         yield buffer.getvalue().encode("utf-8")
 
     return Response(

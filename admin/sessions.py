@@ -271,7 +271,9 @@ class ClubSessionView(StaffModelView):
         )
         # Named by the club's date: a 06:00 session in Ho Chi Minh City starts the day before in UTC.
         filename = f"roster-{club_session.id}-{to_local(club_session.starts_at):%Y%m%d}.csv"
-        return exports.csv_response(filename, exports.ROSTER_HEADER, (exports.roster_row(b) for b in rows))
+        return exports.csv_response(
+            filename, exports.ROSTER_HEADER, lambda: (exports.roster_row(b) for b in rows.iterator())
+        )
 
     # Details-page helpers ------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ from loafy.db import db, is_postgres
 from loafy.dev.devserver import free_port
 from loafy.migrations import upgrade
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, LedgerEntry, User
+from loafy.people.web_sessions import COOKIE_KEY, open_session
 
 SESSIONS = 1_000
 PER_SESSION = 200  # bookings per session: 200,000 in all
@@ -297,9 +298,11 @@ class Meter:
 def signed_in(app, user):
     client = app.test_client()
     if user is not None:
+        key = open_session(user, clock.utcnow())
         with client.session_transaction() as session:  # as tests/helpers.py's login
             session["_user_id"] = str(user.id)
             session["_fresh"] = True
+            session[COOKIE_KEY] = key
     return client
 
 

@@ -9,6 +9,10 @@ worker_class = "gthread"
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
+# gunicorn's most (default 4094): a longer request line gets gunicorn's own HTML 414, which an API
+# client cannot read, so let the app see lines up to 8 KB and answer them (a JSON 422 for a
+# 5,000-digit per_page). Headers keep gunicorn's limits.
+limit_request_line = 8190
 # Recycle workers now and then so memory stays flat; not every few seconds at peak (a fresh worker
 # costs about a second of CPU to import the app: 5,000 requests recycled both workers mid-rush).
 max_requests = 50_000

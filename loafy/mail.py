@@ -1,6 +1,7 @@
 """Sending e-mail: SMTP when configured, else a local outbox folder of .eml files to read."""
 
 import logging
+import re
 import smtplib
 import ssl
 import threading
@@ -8,12 +9,29 @@ from contextlib import contextmanager
 from email.charset import QP, Charset
 from email.header import Header
 from email.mime.text import MIMEText
-from email.utils import formataddr, formatdate, make_msgid, parseaddr
+from email.utils import formataddr, formatdate, getaddresses, make_msgid
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+# A plain address as people have them: dot-atom characters (Unicode letters allowed), one @, a
+# domain of letters, digits and hyphens. No spaces, quotes, angle brackets, commas or control
+# characters: whatever holds one is not written into a header.
+ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}@[\w-]+(?:\.[\w-]+)*")
+MAX_ADDRESS_LENGTH = 254
+
 _config = {}
+
+
+class UnsafeHeader(ValueError):
+    """Text that would break out of its header (a line break) or is not an address."""
+
+
+def is_address(text):
+    """The one rule for what is an e-mail address (sign-in and the mail layer both ask it)."""
+    return isinstance(text, str) and len(text) <= MAX_ADDRESS_LENGTH and ADDRESS.fullmatch(text) is not None
+
+
 _batch = threading.local()  # the SMTP connection an open smtp_batch() shares, per thread
 
 
@@ -66,16 +84,27 @@ def _plain_text_message(to, subject, body, message_id=None):
     message = MIMEText(body, "plain", UTF8_QUOTED_PRINTABLE)
     message["From"] = _address(_config["MAIL_FROM"])
     message["To"] = _address(to)
-    message["Subject"] = Header(subject, "utf-8")
+    message["Subject"] = Header(_one_line(subject), "utf-8")
     message["Message-ID"] = message_id or make_msgid(domain="loafy.local")
     message["Date"] = formatdate(usegmt=True)
     return message
 
 
 def _address(value):
-    """ "Name <address>" with a non-ASCII name encoded (RFC 2047)."""
-    name, address = parseaddr(value)
+    """ "Name <address>" with a non-ASCII name encoded (RFC 2047); UnsafeHeader for anything that is
+    not one address on one line."""
+    if not isinstance(value, str) or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise UnsafeHeader(f"refusing to write {value!r} into an address header")
+    parsed = getaddresses([value])
+    name, address = parsed[0] if len(parsed) == 1 else ("", "")
+    if not is_address(address):
+        raise UnsafeHeader(f"refusing to write {value!r} into an address header: not an address")
     return formataddr((name, address), charset="utf-8")
+
+
+def _one_line(text):
+    """Header text on one line: line breaks and other control characters become spaces."""
+    return " ".join("".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in str(text)).split())
 
 
 @contextmanager

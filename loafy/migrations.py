@@ -10,7 +10,7 @@ import logging
 from peewee import CharField, DateTimeField, IntegerField, Model
 
 from loafy.db import db
-from loafy.models import ALL_MODELS, ROLES, Role, utcnow
+from loafy.models import ALL_MODELS, ROLES, Role, WebSession, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,13 @@ def _initial_schema():
         Role.insert(name=name, description=descriptions[name]).on_conflict_ignore().execute()
 
 
+def _web_sessions():
+    db.create_tables([WebSession], safe=True)
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
+    (40, "server-side web sessions (logout ends a copied cookie)", _web_sessions),
 ]
 
 

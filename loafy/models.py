@@ -329,3 +329,18 @@ ALL_MODELS = [
     Notification,
     AuditLog,
 ]
+
+
+class WebSession(BaseModel):
+    """A signed-in browser. Its cookie carries a random key; only the key's SHA-256 is stored, and
+    deleting the row signs that browser out, wherever its cookie has been copied to."""
+
+    user = ForeignKeyField(User, backref="web_sessions", on_delete="CASCADE")
+    key_hash = CharField(max_length=64, unique=True)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "web_sessions"
+
+
+ALL_MODELS.append(WebSession)

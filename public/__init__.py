@@ -1,13 +1,14 @@
 """The player-facing web: pages, sign-in, JSON API, webhooks, error pages."""
 
-from flask import g, redirect, request, url_for
+from flask import g, redirect, request, session, url_for
 from flask.json.provider import DefaultJSONProvider
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from loafy.db import db
-from loafy.models import User, utcnow
+from loafy.models import utcnow
+from loafy.people import web_sessions
 from loafy.people.tokens import user_for_token
 
 login_manager = LoginManager()
@@ -34,6 +35,7 @@ class JSONProvider(DefaultJSONProvider):
 
 def init_app(app):
     from public import api, auth, errors, hardening, i18n, limits, pages, payments, profile
+    from public.input_checks import check_input
 
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked in _protect below
     app.config["WTF_CSRF_TIME_LIMIT"] = None  # tied to the session instead of a clock
@@ -42,6 +44,7 @@ def init_app(app):
     app.config["SESSION_COOKIE_SECURE"] = app.config["LOAFY_ENV"] == "production"
     app.config["REMEMBER_COOKIE_SAMESITE"] = "Lax"
     app.config["REMEMBER_COOKIE_SECURE"] = app.config["SESSION_COOKIE_SECURE"]
+    app.config["PERMANENT_SESSION_LIFETIME"] = web_sessions.MAX_AGE  # the server's rows live as long
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     app.json = JSONProvider(app)
 
@@ -57,6 +60,7 @@ def init_app(app):
     app.before_request(api.answer_sold_out_at_once)
     app.before_request(_open_db)
     app.before_request(_protect)
+    app.before_request(check_input)  # after CSRF: a forged request is refused as forged first
     app.teardown_request(_close_db)
 
     auth.init_oauth(app)
@@ -133,12 +137,10 @@ def _bearer_token(req):
 
 
 def _load_user(user_id):
+    """The cookie's user, only while its server-side session lives (one query, as before)."""
     if _bearer_token(request) is not None:
         return None  # a request with a token is authenticated by that token alone
-    try:
-        return User.get_or_none((User.id == int(user_id)) & User.active)
-    except (TypeError, ValueError):
-        return None
+    return web_sessions.user_for_session(user_id, session.get(web_sessions.COOKIE_KEY))
 
 
 def _load_user_from_token(req):

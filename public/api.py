@@ -6,8 +6,8 @@ an offset (UTC, plus the club-local time for sessions); money is whole VND.
 
 import json
 
-from flask import Blueprint, jsonify, render_template, request, url_for
-from flask_login import current_user, logout_user
+from flask import Blueprint, g, jsonify, render_template, request, url_for
+from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from werkzeug.exceptions import BadRequest
 
@@ -20,6 +20,8 @@ from loafy.errors import ValidationError
 from loafy.models import utcnow
 from loafy.web.formatting import iso_utc
 from loafy.web.guards import role_required
+from public.auth import end_browser_session
+from public.input_checks import require_json
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -41,7 +43,9 @@ def answer_sold_out_at_once():
 
 
 def json_body():
-    """The request body as a JSON object; anything else (malformed, a list, empty) is a 400."""
+    """The request body as a JSON object; anything else (malformed, a list, empty) is a 400, and a
+    body that does not say it is JSON a 415."""
+    require_json()
     raw = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH this raises 413
     try:
         data = json.loads(raw) if raw else None
@@ -164,8 +168,10 @@ def me():
 @bp.post("/auth/logout")
 @role_required()
 def logout():
-    """Ends the browser session; a bearer token stays valid until revoked on the profile page."""
-    logout_user()
+    """Ends the browser session (on the server too); a bearer token stays valid until revoked on the
+    profile page, and a request made with one ends no browser's session."""
+    if not g.get("token_auth"):
+        end_browser_session()
     return jsonify({"signed_out": True})
 
 

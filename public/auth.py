@@ -21,7 +21,7 @@ from flask_login import current_user, login_user, logout_user
 from loafy.demo import DEMO_ACCOUNTS
 from loafy.errors import LoafyError
 from loafy.models import utcnow
-from loafy.people import accounts
+from loafy.people import accounts, web_sessions
 from public import providers as provider_specs
 from public.i18n import error_text
 
@@ -162,7 +162,7 @@ def callback(provider):
         return _login_failed(error_text(exc))
     next_url = session.pop("login_next", None)
     session.clear()  # a fresh session on sign-in: nothing from before survives (no fixation)
-    login_user(user)
+    start_browser_session(user)
     log.info("user %s signed in with %s", user.id, provider)
     return redirect(safe_next(next_url) or url_for("pages.home"))
 
@@ -178,7 +178,19 @@ def logout():
     """GET asks; only a POST carrying the CSRF token (checked before every unsafe request) signs out."""
     if request.method == "GET":
         return render_template("public/logout.html")
-    logout_user()
-    session.clear()
+    end_browser_session()
     flash(_("You are signed out."), "info")
     return redirect(url_for("pages.home"))
+
+
+def start_browser_session(user):
+    """Sign this browser in: a server-side session whose key the cookie carries."""
+    login_user(user)
+    session[web_sessions.COOKIE_KEY] = web_sessions.open_session(user, utcnow())
+
+
+def end_browser_session():
+    """Sign this browser out on the server too: the cookie, even a copy of it, no longer works."""
+    web_sessions.close_session(session.get(web_sessions.COOKIE_KEY))
+    logout_user()
+    session.clear()

@@ -56,6 +56,10 @@ ERROR_MESSAGES = {
     "sign_in_conflict": _l("We could not sign you in just now. Please try again."),
     "last_identity": _l("This is your only way to sign in: link another account before removing it."),
     "too_many_tokens": _l("You have too many tokens. Revoke one you no longer use first."),
+    "bad_email": _l(
+        "Your sign-in account gave an e-mail address that is not valid, so we cannot sign you in "
+        "with it. Correct the address at your provider, or sign in another way."
+    ),
 }
 # The refusals the pay page's script may meet when it asks for a PaymentIntent.
 PAY_ERROR_CODES = (

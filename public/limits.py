@@ -1,5 +1,10 @@
 """Rate limits on booking creation and sign-in, shared by every web process via Redis.
 
+Who is counted: a signed-in player (by session or token) per player, never per address: a club's
+Wi-Fi or a mobile carrier's NAT puts hundreds of players behind one public address, and a rush for
+a session must sell out, not answer 429. Anonymous requests and the sign-in steps are counted per
+address, with budgets sized for carrier NAT (many phones, one address).
+
 Counted by the `limits` library (fixed windows, the counters Flask-Limiter keeps) from a small
 decorator: Flask-Limiter's own per-request machinery cost a fifth of a booking's time.
 Storage: RATELIMIT_STORAGE_URI if set; else REDIS_URL in production and memory:// in development
@@ -27,17 +32,22 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RATES = {
     "RATELIMIT_BOOKING_PER_USER": "10 per minute",
-    "RATELIMIT_BOOKING_PER_IP": "30 per minute",
-    "RATELIMIT_LOGIN_PER_IP": "20 per minute",
+    # Per address: a few hundred club members may share one carrier address in the same minute.
+    "RATELIMIT_BOOKING_PER_IP": "120 per minute",  # anonymous attempts only
+    "RATELIMIT_LOGIN_PER_IP": "120 per minute",
+    "RATELIMIT_CALLBACK_PER_IP": "120 per minute",
 }
 # (endpoint, config key of its rate, key function name): applied after the blueprints exist, in
 # this order. Endpoints naming the same config key share one counter (the rate's key is its scope).
 LIMITED = (
-    ("api.create_booking_view", "RATELIMIT_BOOKING_PER_USER", "user"),
-    ("api.create_booking_view", "RATELIMIT_BOOKING_PER_IP", "ip"),
-    ("pages.book", "RATELIMIT_BOOKING_PER_USER", "user"),  # the booking form: the API's budget, shared
-    ("pages.book", "RATELIMIT_BOOKING_PER_IP", "ip"),
+    ("api.create_booking_view", "RATELIMIT_BOOKING_PER_USER", "player"),
+    ("api.create_booking_view", "RATELIMIT_BOOKING_PER_IP", "anonymous_ip"),
+    ("pages.book", "RATELIMIT_BOOKING_PER_USER", "player"),  # the booking form: the API's budget, shared
+    ("pages.book", "RATELIMIT_BOOKING_PER_IP", "anonymous_ip"),
     ("auth.login_with", "RATELIMIT_LOGIN_PER_IP", "ip"),
+    # Each callback makes an HTTP call to the provider that can hold a web worker for seconds.
+    ("auth.callback", "RATELIMIT_CALLBACK_PER_IP", "ip"),
+    ("auth.apple_form_post", "RATELIMIT_CALLBACK_PER_IP", "ip"),
 )
 
 
@@ -54,18 +64,21 @@ def client_address():
     return request.remote_addr or "127.0.0.1"
 
 
-def user_or_ip():
-    """The signed-in user (by session or token), else the client address."""
-    if current_user.is_authenticated:
-        return f"user:{current_user.id}"
-    return f"anonymous:{client_address()}"
+def signed_in_player():
+    """The signed-in player (by session or token); None (not counted here) for anonymous requests."""
+    return f"user:{current_user.id}" if current_user.is_authenticated else None
+
+
+def anonymous_address():
+    """The client address of an anonymous request; None for a signed-in player, counted per player."""
+    return None if current_user.is_authenticated else f"ip:{client_address()}"
 
 
 def client_ip():
     return f"ip:{client_address()}"
 
 
-KEY_FUNCS = {"user": user_or_ip, "ip": client_ip}
+KEY_FUNCS = {"player": signed_in_player, "anonymous_ip": anonymous_address, "ip": client_ip}
 
 
 class Counters:
@@ -110,12 +123,16 @@ def storage_uri(config):
 
 def limited(view, counters, checks):
     """`view`, counting each request against `checks` [(rate item, scope, key function)] in order;
-    the first breached one answers 429 (later ones are not counted)."""
+    the first breached one answers 429 (later ones are not counted); a key function answering
+    None leaves the request out of that check."""
 
     @functools.wraps(view)
     def limited_view(*args, **kwargs):
         for item, scope, key_func in checks:
-            retry_after = counters.hit(item, scope, key_func())
+            key = key_func()
+            if key is None:
+                continue
+            retry_after = counters.hit(item, scope, key)
             if retry_after is not None:
                 raise RateLimited(retry_after)
         return view(*args, **kwargs)

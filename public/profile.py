@@ -5,9 +5,9 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from loafy.models import utcnow
-from loafy.people import accounts, tokens
+from loafy.people import accounts, tokens, web_sessions
 from loafy.web.guards import role_required
-from public.auth import providers
+from public.auth import end_browser_session, providers
 
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 
@@ -56,3 +56,13 @@ def revoke_token(token_id):
     token = tokens.revoke_token(current_user, token_id, utcnow())
     flash(_("The token “%(name)s” no longer works.", name=token.name), "info")
     return redirect(url_for("profile.show"))
+
+
+@bp.post("/sign-out-everywhere")
+@role_required()
+def sign_out_everywhere():
+    """Ends every browser session of this account (a lost phone, a shared computer); tokens stay."""
+    web_sessions.close_all_sessions(current_user.id)
+    end_browser_session()
+    flash(_("You are signed out on every device."), "info")
+    return redirect(url_for("pages.home"))

@@ -240,8 +240,8 @@ def _profile(subject, email, email_verified, name, avatar_url):
         subject = str(subject)
     if not isinstance(subject, str) or not subject.strip() or len(subject) > 255:
         raise ProviderError("the provider did not say who signed in")
-    if not isinstance(email, str) or "@" not in email or len(email) > 254:
-        email, email_verified = None, False
+    if not isinstance(email, str) or not email.strip():
+        email, email_verified = None, False  # none given; what is given is checked by the sign-in
     name = name.strip()[:200] if isinstance(name, str) and name.strip() else None
     if not (isinstance(avatar_url, str) and avatar_url.startswith("https://") and len(avatar_url) <= 500):
         avatar_url = None

@@ -1,11 +1,16 @@
 """Helpers for tests: sign a client in, fetch a CSRF token, reload a row."""
 
+from loafy.clock import utcnow
+from loafy.people.web_sessions import COOKIE_KEY, open_session
+
 
 def login(client, user):
     """Sign a test client in as `user` (the sign-in flow itself is tested against a real provider)."""
+    key = open_session(user, utcnow())
     with client.session_transaction() as session:
         session["_user_id"] = str(user.id)
         session["_fresh"] = True
+        session[COOKIE_KEY] = key
     return client
 
 

@@ -55,6 +55,7 @@ ROUTES = {
     ("pages.session_detail", "GET"): everyone(200, args={"session_id": "session"}),
     ("pages.healthz", "GET"): everyone(200),
     ("static", "GET"): everyone(200, args={"filename": "loafy.css"}),
+    ("favicon", "GET"): everyone(301),
     # sign-in ("down" points at a closed port: the flow ends on the login page)
     ("auth.login", "GET"): R(200, 302, 302, 302),
     ("auth.login_with", "GET"): everyone(302, args={"provider": "down"}),
@@ -67,17 +68,18 @@ ROUTES = {
     ("profile.create_token", "POST"): R(LOGIN, 201, 201, 201),
     ("profile.revoke_token", "POST"): R(LOGIN, 302, 302, 302, args={"token_id": "token"}),
     ("profile.unlink_identity", "POST"): R(LOGIN, 302, 302, 302, args={"identity_id": "identity"}),
+    ("profile.sign_out_everywhere", "POST"): R(LOGIN, 302, 302, 302),
     # JSON API
     ("api.me", "GET"): R(LOGIN, 200, 200, 200),
     ("api.logout", "POST"): R(LOGIN, 200, 200, 200),
     ("api.list_sessions_view", "GET"): everyone(200),
     ("api.get_session_view", "GET"): everyone(200, args={"session_id": "session"}),
-    ("api.create_session_view", "POST"): R(LOGIN, 403, OK, OK),  # the matrix's form body: 400 for staff
+    ("api.create_session_view", "POST"): R(LOGIN, 403, OK, OK),  # the matrix's form body: 415 for staff
     ("api.update_session_view", "PUT"): R(LOGIN, 403, 403, OK, args={"session_id": "session"}),
     ("api.cancel_session_view", "DELETE"): R(LOGIN, 403, 403, OK, args={"session_id": "session"}),
     ("api.list_bookings_view", "GET"): R(LOGIN, 200, 200, 200),
     ("api.get_booking_view", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
-    ("api.create_booking_view", "POST"): R(LOGIN, 400, 400, 400),  # a form body is not JSON
+    ("api.create_booking_view", "POST"): R(LOGIN, 415, 415, 415),  # a form body is not JSON
     ("api.cancel_booking_view", "DELETE"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
     ("api.openapi_json", "GET"): everyone(200),
     ("api.docs", "GET"): everyone(200),

@@ -1,6 +1,5 @@
 """The staff list pages and the dashboard run a fixed number of queries, with 10 bookings or 100,000."""
 
-import time
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -109,7 +108,6 @@ def test_list_pages_keep_a_constant_query_count(client, factory, now):
     values = {"session": sessions[0].id, "booking": first.id, "user": users[0].id}
     before = page_queries(client, values)
 
-    started = time.monotonic()
     with db.atomic():
         batch = []
         for n in range(10, TOTAL):
@@ -136,7 +134,6 @@ def test_list_pages_keep_a_constant_query_count(client, factory, now):
                 for i in range(2_000)
             ]
         ).execute()
-    inserted = time.monotonic() - started
     assert Booking.select().count() == TOTAL
 
     after = page_queries(client, values)
@@ -145,4 +142,3 @@ def test_list_pages_keep_a_constant_query_count(client, factory, now):
     assert f"({COUNT_CAP}+)" in page  # the count is of every booking (capped), not of one page
     page = client.get(f"/admin/bookings/?flt0_session_equals={sessions[0].id}&flt1_status_equals=confirmed")
     assert "(1)" in page.get_data(as_text=True)  # a narrow filter still counts exactly
-    assert inserted < 30

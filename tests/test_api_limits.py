@@ -20,6 +20,7 @@ def app_config(database_url, tmp_path):
         RATELIMIT_BOOKING_PER_USER="3 per minute",
         RATELIMIT_BOOKING_PER_IP="5 per minute",
         RATELIMIT_LOGIN_PER_IP="2 per minute",
+        RATELIMIT_CALLBACK_PER_IP="2 per minute",
     )
 
 
@@ -54,12 +55,29 @@ def test_booking_is_limited_per_user(client, factory):
     assert book(client, bearer(factory.user()), sessions[3].id, ip="10.0.0.50").status_code == 201
 
 
-def test_booking_is_limited_per_ip(client, factory):
+def test_signed_in_players_are_not_limited_per_ip(client, factory):
     club_session = factory.club_session(max_slots=20)
-    statuses = [book(client, bearer(factory.user()), club_session.id).status_code for _ in range(6)]
-    assert statuses == [201] * 5 + [429]
-    assert book(client, bearer(factory.user()), club_session.id, ip="10.0.0.2").status_code == 201
-    assert Booking.select().count() == 6
+    statuses = [book(client, bearer(factory.user()), club_session.id).status_code for _ in range(8)]
+    assert statuses == [201] * 8  # one address, eight players: each counted on their own
+    assert Booking.select().count() == 8
+
+
+def test_anonymous_booking_attempts_are_limited_per_ip(client, factory):
+    club_session = factory.club_session(max_slots=20)
+    statuses = [book(client, {}, club_session.id).status_code for _ in range(6)]
+    assert statuses == [401] * 5 + [429]
+    assert book(client, {}, club_session.id, ip="10.0.0.2").status_code == 401
+
+
+def test_sign_in_callbacks_are_limited_per_ip(client):
+    ip = {"REMOTE_ADDR": "10.1.2.1"}
+    answers = [client.get("/auth/callback/down?code=x&state=y", environ_base=ip) for _ in range(3)]
+    assert [r.status_code for r in answers] == [302, 302, 429]
+    assert answers[2].mimetype == "text/html"
+    assert (
+        client.get("/auth/callback/down?code=x&state=y", environ_base={"REMOTE_ADDR": "10.1.2.2"}).status_code
+        == 302
+    )
 
 
 def test_refused_bookings_count_too(client, factory):

@@ -18,7 +18,9 @@ from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from loafy.booking.bookings import book_session, expire_unpaid
+from loafy.clock import utcnow
 from loafy.models import Booking, ClubSession, User
+from loafy.people.web_sessions import COOKIE_KEY, open_session
 from tests.conftest import _test_config
 from tests.oidc_fixtures import new_subject, oidc_issuer, oidc_provider, set_claims  # noqa: F401
 from tests.stripe_fixtures import localstripe_url, served, stripe_live, wait_for  # noqa: F401
@@ -100,7 +102,9 @@ def open_context(browser, server):
 
 def session_cookie(app, user):
     """The signed Flask session cookie a signed-in browser of `user` carries (as tests/helpers.login)."""
-    return app.session_interface.get_signing_serializer(app).dumps({"_user_id": str(user.id), "_fresh": True})
+    key = open_session(user, utcnow())
+    values = {"_user_id": str(user.id), "_fresh": True, COOKIE_KEY: key}
+    return app.session_interface.get_signing_serializer(app).dumps(values)
 
 
 def signed_in_page(open_context, app, user, **kw):

@@ -101,7 +101,7 @@ def test_loafy_dev_runs_everything_and_ctrl_c_stops_it(dev_stack, tmp_path):
     assert "cdn" not in chooser.text.lower() and 'rel="stylesheet" href="http' not in chooser.text
     action = _form_action(chooser.text)
     assert action.startswith("http://127.0.0.1:") and not action.startswith(base)
-    signed_in = browser.post(action, data={"sub": "newcomer"}, timeout=10)
+    signed_in = browser.post(action, data={"sub": "newcomer@example.com"}, timeout=10)
     assert signed_in.status_code == 200 and signed_in.url.rstrip("/") == base
     me = browser.get(f"{base}/api/auth/me", timeout=5).json()["user"]
     assert me["role"] == "player"

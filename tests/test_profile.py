@@ -40,8 +40,9 @@ def test_profile_lists_identities_and_tokens(client, player):
     assert "Lan" in page and "lan@example.com" in page
     assert "google" in page and "facebook" in page
     assert "My script" in page
-    # two unlinks, one revoke, one create, and the language and sign-out forms in the navigation
-    assert page.count('name="csrf_token"') == 2 + 1 + 1 + 1 + 1
+    # two unlinks, one revoke, one create, sign out everywhere, and the language and sign-out
+    # forms in the navigation
+    assert page.count('name="csrf_token"') == 2 + 1 + 1 + 1 + 1 + 1
 
 
 def test_unlink_an_identity(client, player):

@@ -304,6 +304,6 @@ def _print_banner(env):
     ]
     for sub, email, name, role, member in DEMO_ACCOUNTS:
         lines.append(f"    {sub:<10} {email:<24} {role}{' + member' if member else ''}  ({name})")
-    lines.append("  …or any other subject to sign up as a new player.")
+    lines.append("  …or any e-mail address to sign up as a new player.")
     lines.append("  Enter prints this again; Ctrl-C stops everything.")
     print("\n".join(lines) + "\n", flush=True)

@@ -6,7 +6,9 @@ from peewee import IntegrityError, fn
 
 from loafy.db import db, is_postgres
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from loafy.mail import is_address
 from loafy.models import ROLES, Identity, User
+from loafy.people.web_sessions import close_all_sessions
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ def find_user_by_email(email):
 def create_user(email, name, role="player", now=None):
     """A new user; a second user with the same e-mail is a Conflict."""
     email = normalize_email(email)
-    if email is None or "@" not in email:
+    if email is None or not is_address(email):
         raise ValidationError("Enter a valid e-mail address.", field="email")
     name = (name or "").strip() or email.split("@")[0]
     if role not in ROLES:
@@ -50,7 +52,10 @@ def create_user(email, name, role="player", now=None):
 
 
 def set_role(actor, user, role):
-    """Change a user's role; the last admin cannot demote themselves (the club would be locked out)."""
+    """Change a user's role; the last admin cannot demote themselves (the club would be locked out).
+
+    A change signs the user out of every browser: a session never outlives the role it began with.
+    """
     if role not in ROLES:
         raise ValidationError(f"Role must be one of: {', '.join(ROLES)}.", field="role")
     if actor is not None and not actor.is_admin:
@@ -61,7 +66,8 @@ def set_role(actor, user, role):
             admins = User.select().where((User.role == "admin") & User.active).count()
             if admins <= 1:
                 raise Conflict("This is the last admin: make someone else admin first.", code="last_admin")
-        User.update(role=role).where(User.id == user.id).execute()
+        if User.update(role=role).where((User.id == user.id) & (User.role != role)).execute():
+            close_all_sessions(user.id)
     return User.get_by_id(user.id)
 
 
@@ -81,8 +87,13 @@ def sign_in(provider, subject, *, email, email_verified, name, avatar_url, now):
     if not provider or not subject or len(str(subject)) > 255:
         raise ValidationError("The sign-in provider did not say who you are.")
     email = normalize_email(email)
-    if email and ("@" not in email or len(email) > 254):
-        email, email_verified = None, False
+    if email and not is_address(email):
+        # Stored, it would later be written into a To: header (a line break there adds headers).
+        raise ValidationError(
+            "Your sign-in account gave an e-mail address that is not valid, so we cannot sign you in "
+            "with it. Correct the address at your provider, or sign in another way.",
+            code="bad_email",
+        )
     name = (name or "").strip()[:200]
     if avatar_url and len(avatar_url) > 500:
         avatar_url = None
