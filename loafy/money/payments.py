@@ -18,40 +18,34 @@ from loafy.booking.bookings import lock_session
 from loafy.clock import format_local
 from loafy.clock import format_vnd as vnd
 from loafy.db import db
-from loafy.errors import Conflict, LoafyError, NotFound, PermissionDenied, Unavailable, ValidationError
+from loafy.errors import Conflict, LoafyError, NotFound, PermissionDenied, ValidationError
 from loafy.models import Booking, LedgerEntry, WebhookEvent
+from loafy.money.stripe_client import (  # noqa: F401 - re-exported until the split
+    CURRENCY,
+    MAX_AMOUNT,
+    PaymentProviderError,
+    PaymentsNotConfigured,
+    PaymentUnavailable,
+    _state,
+    card_configured,
+    client,
+    init_app,
+    publishable_key,
+    stripe_js_url,
+)
+from loafy.money.stripe_client import charge_of as _charge_of
+from loafy.money.stripe_client import fetch as _fetch
+from loafy.money.stripe_client import plain as _plain
+from loafy.money.stripe_client import refunds_of as _refunds_of
+from loafy.money.stripe_client import unreachable as _unreachable
 
 log = logging.getLogger(__name__)
 
-# Each function that talks to Stripe imports the SDK itself: loaded at start-up, it and the HTTP
-# clients it pulls in cost every web worker 5-6 MB (bench/scale.py), and most requests never pay.
-
-CURRENCY = "vnd"
-MAX_AMOUNT = 99_999_999  # Stripe's cap for one VND charge
-HTTP_TIMEOUT_SECONDS = 10  # default of STRIPE_TIMEOUT_SECONDS
 # An intent in one of these states can still take the player's card.
 REUSABLE_STATUSES = ("requires_payment_method", "requires_confirmation", "requires_action")
 CANCELABLE_STATUSES = (*REUSABLE_STATUSES, "requires_capture")
 # Refund states that mean the money went (or is going) back.
 COUNTED_REFUND_STATUSES = ("succeeded", "pending")
-
-_state = {}
-
-
-class PaymentsNotConfigured(Unavailable):
-    code = "payments_not_configured"
-    message = "Card payments are not set up for this club yet. Please choose another payment method."
-
-
-class PaymentUnavailable(Unavailable):
-    code = "payment_unavailable"
-    message = "Payment is temporarily unavailable. Please try again in a minute."
-
-
-class PaymentProviderError(LoafyError):
-    code = "payment_provider_error"
-    status = 502
-    message = "The payment provider refused the request. Nothing was charged; please try again later."
 
 
 class AmountTooLarge(ValidationError):
@@ -98,59 +92,6 @@ class InvalidRefundAmount(ValidationError):
     code = "invalid_refund_amount"
 
 
-# --- configuration -------------------------------------------------------------------------------
-
-
-def init_app(app):
-    """Keep the Stripe settings; the client itself is built on first use."""
-    _state.clear()
-    _state.update(
-        secret_key=app.config.get("STRIPE_SECRET_KEY"),
-        publishable_key=app.config.get("STRIPE_PUBLISHABLE_KEY"),
-        webhook_secret=app.config.get("STRIPE_WEBHOOK_SECRET"),
-        api_base=(app.config.get("STRIPE_API_BASE") or "").rstrip("/") or None,
-        retries=int(app.config.get("STRIPE_MAX_NETWORK_RETRIES", 2)),
-        timeout=float(app.config.get("STRIPE_TIMEOUT_SECONDS") or HTTP_TIMEOUT_SECONDS),
-        client=None,
-    )
-
-
-def publishable_key():
-    return _state.get("publishable_key")
-
-
-def stripe_js_url():
-    """Stripe.js: localstripe's stand-in when the API is pointed at it, else the real one."""
-    base = _state.get("api_base")
-    return f"{base}/js.stripe.com/v3/" if base else "https://js.stripe.com/v3/"
-
-
-def client():
-    import stripe
-
-    if _state.get("client") is None:
-        if not _state.get("secret_key"):
-            raise PaymentsNotConfigured()
-        options = {
-            "max_network_retries": _state["retries"],
-            "http_client": stripe.RequestsClient(timeout=_state["timeout"]),
-        }
-        if _state["api_base"]:
-            options["base_addresses"] = {"api": _state["api_base"]}
-        _state["client"] = stripe.StripeClient(_state["secret_key"], **options)
-    return _state["client"]
-
-
-def _plain(obj):
-    return obj.to_dict() if hasattr(obj, "to_dict") else obj
-
-
-def _unreachable(exc):
-    import stripe
-
-    return isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError))
-
-
 # --- intents -------------------------------------------------------------------------------------
 
 
@@ -170,6 +111,8 @@ def check_payable(booking, now):
     """Why this booking cannot be paid by card now, as a typed refusal; None when it can."""
     if booking.payment_method != "stripe":
         raise NotCardPayment()
+    if not card_configured():
+        raise PaymentsNotConfigured()
     if booking.status != "pending_payment" or (booking.payment_deadline and booking.payment_deadline <= now):
         if booking.status == "confirmed":
             raise NotPayable("This booking is already confirmed.", code="already_confirmed")
@@ -383,34 +326,6 @@ def handle_webhook(payload, signature, now):
         outcome = _apply(booking_id, intent, refunds, now)
     log.info("webhook %s %s for booking %s: %s", event_type, event_id, booking_id, outcome)
     return outcome
-
-
-def _fetch(call):
-    """One Stripe read; None when Stripe says the object does not exist (a stale or foreign event)."""
-    import stripe
-
-    try:
-        return _plain(call(client()))
-    except stripe.InvalidRequestError as exc:
-        if exc.http_status == 404:
-            return None
-        raise
-
-
-def _charge_of(intent):
-    latest = intent.get("latest_charge")
-    if isinstance(latest, dict):
-        return latest
-    if isinstance(latest, str) and latest:
-        return _plain(client().v1.charges.retrieve(latest))
-    return None
-
-
-def _refunds_of(charge):
-    if not charge:
-        return []
-    listing = client().v1.refunds.list(params={"charge": charge["id"], "limit": 100})
-    return [_plain(r) for r in listing.auto_paging_iter()]
 
 
 def _booking_for(intent):
