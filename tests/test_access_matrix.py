@@ -146,7 +146,9 @@ def apple_settings():
 @pytest.fixture
 def app_config(database_url, tmp_path):
     down = oidc_provider(f"http://127.0.0.1:{closed_port()}", label="Down SSO")
-    return _test_config(database_url, tmp_path, OIDC_PROVIDERS={"down": down}, **apple_settings(), **NO_STRIPE)
+    return _test_config(
+        database_url, tmp_path, OIDC_PROVIDERS={"down": down}, **apple_settings(), **NO_STRIPE
+    )
 
 
 def test_every_route_has_an_entry(app):
