@@ -8,6 +8,7 @@ order of loafy.booking.bookings (session first).
 """
 
 import logging
+import time
 from datetime import UTC, datetime
 
 from peewee import IntegrityError, fn
@@ -46,6 +47,11 @@ REUSABLE_STATUSES = ("requires_payment_method", "requires_confirmation", "requir
 CANCELABLE_STATUSES = (*REUSABLE_STATUSES, "requires_capture")
 # Refund states that mean the money went (or is going) back.
 COUNTED_REFUND_STATUSES = ("succeeded", "pending")
+# A card payment whose amount or currency is not what its booking owes: kept, flagged, never counted.
+MISMATCH = "mismatch"
+# Stripe's own tolerance refuses signatures older than 5 minutes; one from further ahead than this
+# (a clock a little fast is fine) is refused too: a signed body must not be replayable for ever.
+WEBHOOK_FUTURE_TOLERANCE_SECONDS = 60
 
 
 class AmountTooLarge(ValidationError):
@@ -75,6 +81,11 @@ class BadSignature(LoafyError):
     code = "bad_signature"
     status = 400
     message = "The webhook signature is not valid."
+
+
+class StaleSignature(BadSignature):
+    code = "bad_timestamp"
+    message = "The webhook signature's timestamp is in the future."
 
 
 class BadPayload(LoafyError):
@@ -143,6 +154,8 @@ def create_intent(actor, booking_id, now):
             current = _plain(stripe_client.v1.payment_intents.retrieve(previous))
             if _reusable(current, booking):
                 intent = current
+            elif current["status"] == "succeeded" and amount_difference(current, booking.amount):
+                pass  # paid the wrong amount: that paid nothing (kept, flagged); a fresh intent pays
             elif current["status"] in ("succeeded", "processing"):
                 raise AlreadyPaid()
             elif current["status"] != "canceled":
@@ -268,11 +281,22 @@ def _cancel_quietly(stripe_client, intent_id):
 # --- webhooks ------------------------------------------------------------------------------------
 
 
-def handle_webhook(payload, signature, now):
+def _signed_at(signature):
+    """The `t=` of a Stripe-Signature header (unix seconds), None when there is none."""
+    for item in (signature or "").split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t" and value.isdigit():
+            return int(value)
+    return None
+
+
+def handle_webhook(payload, signature, now, wall_clock=time.time):
     """Verify, record once by event id, re-fetch from Stripe, apply; all in one transaction.
 
-    Returns what happened ("duplicate", "ignored", or record_payment's outcome, "failed",
-    "canceled", "synced"). Raises BadSignature/BadPayload (400) or Unavailable (503, Stripe retries).
+    Returns what happened ("duplicate", "ignored", or record_payment's outcome, "mismatch",
+    "failed", "canceled", "synced"). Raises BadSignature/BadPayload (400) or Unavailable (503,
+    Stripe retries). The signature's age is measured on the wall clock, as Stripe signs it, not on
+    the business `now`.
     """
     import stripe
 
@@ -285,6 +309,9 @@ def handle_webhook(payload, signature, now):
         raise BadSignature()
     except (ValueError, TypeError, KeyError):
         raise BadPayload()
+    signed_at = _signed_at(signature)
+    if signed_at is None or signed_at > wall_clock() + WEBHOOK_FUTURE_TOLERANCE_SECONDS:
+        raise StaleSignature()
     data = _plain(event)
     event_id, event_type = data.get("id"), data.get("type")
     obj = (data.get("data") or {}).get("object") if isinstance(data.get("data"), dict) else None
@@ -351,10 +378,19 @@ def _apply(booking_id, intent, refunds, now, actor=None):
     status = intent["status"]
     outcome = status
     if status == "succeeded":
-        amount = intent.get("amount_received") or intent["amount"]
-        outcome = bookings.record_payment(
-            booking_id, provider="stripe", provider_id=intent["id"], amount=amount, now=now, actor=actor
-        )
+        booking = Booking.get_by_id(booking_id)
+        difference = amount_difference(intent, booking.amount)
+        if difference:
+            outcome = _record_mismatch(booking, intent, difference, now)
+        else:
+            outcome = bookings.record_payment(
+                booking_id,
+                provider="stripe",
+                provider_id=intent["id"],
+                amount=booking.amount,
+                now=now,
+                actor=actor,
+            )
     elif status == "requires_payment_method" and intent.get("last_payment_error"):
         # Declined: the booking stays pending until its deadline; the player may try again.
         Booking.update(payment_status="failed", updated_at=now).where(
@@ -364,9 +400,83 @@ def _apply(booking_id, intent, refunds, now, actor=None):
             & (Booking.stripe_payment_intent_id == intent["id"])
         ).execute()
         outcome = "failed"
-    if refunds and _record_refunds(booking_id, [(r, intent["id"]) for r in refunds], actor, now):
+    # A flagged payment counts for nothing, and so do refunds of it (staff settle those at Stripe).
+    if (
+        refunds
+        and not _flagged(intent["id"])
+        and _record_refunds(booking_id, [(r, intent["id"]) for r in refunds], actor, now)
+    ):
         outcome = "refunded" if outcome == "duplicate" else f"{outcome}+refunded"
     return outcome
+
+
+def _received(intent):
+    """(amount, currency) Stripe took for a succeeded intent; amount None when it is not a number."""
+    raw = intent.get("amount_received") or intent.get("amount")
+    try:
+        amount = None if isinstance(raw, bool) else int(raw)
+    except (TypeError, ValueError):
+        amount = None
+    return amount, str(intent.get("currency") or "").lower()
+
+
+def amount_difference(intent, owed):
+    """Why a succeeded intent does not pay `owed` VND (its amount or currency differ); None if it does."""
+    amount, currency = _received(intent)
+    if currency != CURRENCY:
+        return f"Stripe took {amount} {currency.upper() or '(no currency)'}; the booking costs {vnd(owed)}"
+    if amount != owed:
+        return f"Stripe took {vnd(amount or 0)}; the booking costs {vnd(owed)}"
+    return None
+
+
+def _record_mismatch(booking, intent, difference, now):
+    """Keep a payment that does not match what is owed, flagged: it confirms nothing, counts as no
+    payment, and staff see it (booking page, dashboard, `loafy payments reconcile`). Once per intent."""
+    amount, currency = _received(intent)
+    try:
+        with db.atomic():
+            LedgerEntry.create(
+                booking=booking.id,
+                kind="payment",
+                provider="stripe",
+                provider_id=intent["id"],
+                amount=max(0, amount or 0),
+                currency=(currency or "?")[:3],
+                status=MISMATCH,
+                note=f"not counted: {difference}"[:1000],
+                created_at=now,
+            )
+    except IntegrityError:
+        return "duplicate"
+    log.warning("%s: card payment %s does not match: %s", booking.code, intent["id"], difference)
+    return "mismatch"
+
+
+def _flagged(intent_id):
+    return (
+        LedgerEntry.select()
+        .where(
+            (LedgerEntry.kind == "payment")
+            & (LedgerEntry.provider == "stripe")
+            & (LedgerEntry.provider_id == intent_id)
+            & (LedgerEntry.status == MISMATCH)
+        )
+        .exists()
+    )
+
+
+def mismatched_payments(since=None):
+    """The flagged card payments (newest first), with their bookings: what staff must look at."""
+    query = (
+        LedgerEntry.select(LedgerEntry, Booking)
+        .join(Booking)
+        .where((LedgerEntry.kind == "payment") & (LedgerEntry.status == MISMATCH))
+        .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
+    )
+    if since is not None:
+        query = query.where(LedgerEntry.created_at >= since)
+    return query
 
 
 # --- refunds -------------------------------------------------------------------------------------
@@ -382,7 +492,10 @@ def ledger_totals(booking_id):
             .scalar()
         )
 
-    return int(total("payment")), int(total("refund", LedgerEntry.status.in_(COUNTED_REFUND_STATUSES)))
+    return (
+        int(total("payment", LedgerEntry.status == "succeeded")),
+        int(total("refund", LedgerEntry.status.in_(COUNTED_REFUND_STATUSES))),
+    )
 
 
 def owed_back(booking):
@@ -480,11 +593,12 @@ def record_manual_refund(actor, booking_id, method, now):
 
 
 def _card_payments(booking_id):
-    """The booking's card payments in the ledger (their provider ids are Stripe intent ids)."""
+    """The booking's counted card payments in the ledger (their provider ids are Stripe intent ids)."""
     return LedgerEntry.select(LedgerEntry.provider_id).where(
         (LedgerEntry.booking == booking_id)
         & (LedgerEntry.kind == "payment")
         & (LedgerEntry.provider == "stripe")
+        & (LedgerEntry.status == "succeeded")
     )
 
 
@@ -679,6 +793,7 @@ def reconcile(since=None):
     rows = {(row.kind, row.provider_id): row for row in ledger}
     codes = dict(Booking.select(Booking.id, Booking.code).tuples())
     seen = set()
+    mismatched = set()  # their refunds are not in the ledger either: the flag says it all
     differences = []
 
     for intent in intents:
@@ -691,7 +806,10 @@ def reconcile(since=None):
         payment = rows.get(("payment", intent["id"]))
         seen.add(("payment", intent["id"]))
         received = intent.get("amount_received") or intent["amount"]
-        if intent["status"] == "succeeded":
+        if payment is not None and payment.status == MISMATCH:
+            differences.append(f"{label}: flagged, {payment.note}")
+            mismatched.add(intent["id"])
+        elif intent["status"] == "succeeded":
             if payment is None:
                 differences.append(f"{label}: paid {vnd(received)} at Stripe but no payment in the ledger")
             elif payment.amount != received:
@@ -707,7 +825,7 @@ def reconcile(since=None):
     for refund_id, (refund, intent) in refunds_at_stripe.items():
         seen.add(("refund", refund_id))
         row = rows.get(("refund", refund_id))
-        if refund.get("status") not in COUNTED_REFUND_STATUSES:
+        if refund.get("status") not in COUNTED_REFUND_STATUSES or intent["id"] in mismatched:
             continue
         if row is None:
             differences.append(
