@@ -408,9 +408,9 @@ def test_cancelling_a_booking_with_two_guests_returns_exactly_its_slots(admin_cl
     assert reload(club_session).available_slots == 6  # invariant 1: max_slots − held (2 held)
 
 
-def test_refund_goes_through_the_payments_service_and_is_audited(
-    admin_client, admin_user, factory, now, monkeypatch
-):
+def test_refund_goes_through_the_payments_service(admin_client, admin_user, factory, now, monkeypatch):
+    """The service records the request and its audit row before it calls Stripe
+    (tests/test_payments_refund_requests.py); the button only calls it."""
     from loafy.money import payments
 
     calls = []
@@ -419,7 +419,6 @@ def test_refund_goes_through_the_payments_service_and_is_audited(
     response = post(admin_client, "/admin/bookings/refund/", {"id": booking.id})
     assert "The refund was sent." in text(response)
     assert calls == [((admin_user, booking.id, now), {"amount": None})]
-    assert len(audit_rows("booking.refund")) == 1
 
 
 def test_refund_of_a_cash_payment_is_refused_by_the_payments_service(admin_client, admin_user, factory, now):

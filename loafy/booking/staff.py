@@ -201,23 +201,11 @@ def cancel_booking_as(actor, booking_id, now, reason=""):
 
 
 def refund_booking(actor, booking_id, now, amount=None):
-    """Refund a paid booking (admins) through the payments service."""
+    """Refund a paid booking (admins) through the payments service, which records the request and
+    its audit row, commits, and only then calls Stripe: no transaction is open here."""
     _require_admin(actor, "Only an admin can refund a booking.")
     booking = _booking_for(actor, booking_id)
-    with db.atomic():
-        _paid, before = payments.ledger_totals(booking.id)
-        result = payments.refund_booking(actor, booking.id, now, amount=amount)
-        _paid, after = payments.ledger_totals(booking.id)
-        # What the ledger gained, not what was asked: "the rest" is whatever Stripe still held.
-        audit.record(
-            actor,
-            "booking.refund",
-            "booking",
-            booking.id,
-            {"code": booking.code, "amount": after - before},
-            now,
-        )
-    return result
+    return payments.refund_booking(actor, booking.id, now, amount=amount)
 
 
 # Players -------------------------------------------------------------------------------------

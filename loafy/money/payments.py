@@ -13,14 +13,14 @@ from datetime import UTC, datetime
 
 from peewee import IntegrityError, fn
 
-from loafy import notifications
+from loafy import audit, notifications
 from loafy.booking import bookings
 from loafy.booking.bookings import lock_session
 from loafy.clock import format_local
 from loafy.clock import format_vnd as vnd
 from loafy.db import db
 from loafy.errors import Conflict, LoafyError, NotFound, PermissionDenied, ValidationError
-from loafy.models import Booking, LedgerEntry, WebhookEvent
+from loafy.models import Booking, LedgerEntry, RefundRequest, WebhookEvent
 from loafy.money.stripe_client import (  # noqa: F401 - re-exported until the split
     CURRENCY,
     MAX_AMOUNT,
@@ -615,35 +615,110 @@ def _refundable(booking):
 
 
 def _refund(booking, amount, actor, now, reason):
-    """Refund `amount` across the booking's card payments at Stripe, then record every refund."""
-    left = amount
-    charges = _refundable(booking)
-    for intent_id, charge, refundable in charges:
-        if left <= 0:
-            break
-        part = min(left, refundable)
-        if part <= 0:
-            continue
-        client().v1.refunds.create(
-            params={
-                "payment_intent": intent_id,
-                "amount": part,
-                "metadata": {"booking_id": str(booking.id), "booking_code": booking.code, "reason": reason},
-            },
-            # Derived from Stripe's own state: a retry of the same refund is the same refund.
-            options={"idempotency_key": _refund_key(intent_id, charge, part)},
-        )
-        left -= part
+    """Refund `amount` across the booking's card payments: record the requests and commit, then
+    call Stripe, then record what it did. Returns the amount the requests asked for."""
+    charges = _refundable(booking)  # read from Stripe, before any transaction
+    requested = _request_refunds(booking, charges, amount, actor, now, reason)
+    _send_refund_requests(booking.id, now)
     # Every refund on these charges, not only this call's: one that a worker made and died before
     # recording is recorded now (the ledger keys refunds by Stripe id, so none counts twice).
     items = [(refund, intent_id) for intent_id, charge, _ in charges for refund in _refunds_of(charge)]
     _record_refunds(booking.id, items, actor, now)
-    log.info("refunded %s of %s (%s) for %s", amount - left, amount, reason, booking.code)
+    log.info("refund of %s of %s (%s) for %s", requested, amount, reason, booking.code)
+    return requested
+
+
+def _request_refunds(booking, charges, amount, actor, now, reason):
+    """The refund requests for `amount`, newest payment first, committed in one transaction with
+    the staff's audit row. The same request twice (a double click, two sweeps) is one row."""
+    left, parts = amount, []
+    for intent_id, charge, refundable in charges:
+        part = min(left, refundable)
+        if part > 0:
+            parts.append((intent_id, _refund_key(intent_id, charge, part), part))
+            left -= part
+    with db.atomic():
+        for intent_id, key, part in parts:
+            try:
+                with db.atomic():
+                    RefundRequest.create(
+                        booking=booking.id,
+                        payment_intent_id=intent_id,
+                        amount=part,
+                        idempotency_key=key,
+                        reason=reason[:50],
+                        requested_by=actor.id if actor else None,
+                        created_at=now,
+                    )
+            except IntegrityError:
+                pass  # asked for already: it is sent once
+        if actor is not None:
+            details = {"code": booking.code, "amount": amount - left}
+            audit.record(actor, "booking.refund", "booking", booking.id, details, now)
     return amount - left
 
 
 def _refund_key(intent_id, charge, part):
+    # Derived from Stripe's own state: a retry of the same refund is the same refund.
     return f"loafy-refund-{intent_id}-{charge.get('amount_refunded') or 0}-{part}"
+
+
+def pending_refund_requests(booking_id=None):
+    """Refunds asked for and not yet sent to Stripe (a crash or an outage between): the sweep's work."""
+    query = RefundRequest.select().where(RefundRequest.status == "requested").order_by(RefundRequest.id)
+    return query if booking_id is None else query.where(RefundRequest.booking == booking_id)
+
+
+def _send_refund_requests(booking_id, now):
+    """Send the booking's pending refund requests to Stripe, each outside any transaction, and
+    record each result in a short one. A request already carried out at Stripe (the process died
+    before recording it) is found there by its id and recorded, never sent twice. Raises Stripe's
+    error when it cannot be reached (the requests stay, for the sweep); a refusal marks the request
+    failed and is raised as PaymentProviderError."""
+    import stripe
+
+    refused = None
+    for request in pending_refund_requests(booking_id):
+        try:
+            refund = _refund_at_stripe(request) or _plain(
+                client().v1.refunds.create(
+                    params={
+                        "payment_intent": request.payment_intent_id,
+                        "amount": request.amount,
+                        "metadata": {
+                            "booking_id": str(booking_id),
+                            "refund_request": str(request.id),
+                            "reason": request.reason,
+                        },
+                    },
+                    options={"idempotency_key": request.idempotency_key},
+                )
+            )
+        except stripe.StripeError as exc:
+            if _unreachable(exc):
+                raise
+            log.error("Stripe refused refund request %s: %s", request.id, exc)
+            RefundRequest.update(status="failed", error=str(exc)[:1000], finished_at=now).where(
+                (RefundRequest.id == request.id) & (RefundRequest.status == "requested")
+            ).execute()
+            refused = exc
+            continue
+        with db.atomic():
+            _record_refunds(booking_id, [(refund, request.payment_intent_id)], request.requested_by, now)
+            RefundRequest.update(status="sent", stripe_refund_id=refund["id"], finished_at=now).where(
+                (RefundRequest.id == request.id) & (RefundRequest.status == "requested")
+            ).execute()
+    if refused is not None:
+        raise PaymentProviderError("Stripe refused the refund: nothing was refunded.")
+
+
+def _refund_at_stripe(request):
+    """The refund Stripe already made for this request (by the request id in its metadata), or None."""
+    intent = _fetch(lambda c: c.v1.payment_intents.retrieve(request.payment_intent_id))
+    for refund in _refunds_of(_charge_of(intent)) if intent else []:
+        if (refund.get("metadata") or {}).get("refund_request") == str(request.id):
+            return refund
+    return None
 
 
 def refund_booking(actor, booking_id, now, amount=None):
@@ -655,18 +730,27 @@ def refund_booking(actor, booking_id, now, amount=None):
     booking = bookings.get_booking(booking_id, actor)
     try:
         refundable = sum(part for _, _, part in _refundable(booking))
-        if refundable <= 0:
-            raise NothingToRefund()
-        if amount is None:
-            amount = refundable
-        elif isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= refundable:
-            raise InvalidRefundAmount(
-                f"Enter a whole amount in VND from 1 to {refundable:,}.".replace(",", "."), field="amount"
-            )
-        _refund(booking, amount, actor, now, reason="staff refund")
     except stripe.StripeError as exc:
         if _unreachable(exc):
             raise PaymentUnavailable("Stripe cannot be reached; nothing was refunded. Please try again.")
+        log.error("Stripe refused to show %s's payments: %s", booking.code, exc)
+        raise PaymentProviderError("Stripe refused the refund: nothing was refunded.")
+    if refundable <= 0:
+        raise NothingToRefund()
+    if amount is None:
+        amount = refundable
+    elif isinstance(amount, bool) or not isinstance(amount, int) or not 0 < amount <= refundable:
+        raise InvalidRefundAmount(
+            f"Enter a whole amount in VND from 1 to {refundable:,}.".replace(",", "."), field="amount"
+        )
+    try:
+        _refund(booking, amount, actor, now, reason="staff refund")
+    except stripe.StripeError as exc:
+        if _unreachable(exc):
+            log.warning("Stripe unreachable refunding %s: %s; the sweep will send it", booking.code, exc)
+            raise PaymentUnavailable(
+                "Stripe did not answer. The refund is saved and will be sent automatically within minutes."
+            )
         log.error("Stripe refused a refund for %s: %s", booking.code, exc)
         raise PaymentProviderError("Stripe refused the refund: nothing was refunded.")
     return Booking.get_by_id(booking.id)
@@ -696,6 +780,11 @@ def settle_booking(booking_id, now):
     if booking is None:
         return "missing"
     outcome = "nothing"
+    if _state.get("secret_key") and pending_refund_requests(booking.id).exists():
+        # Asked for, committed, then the process died or Stripe was down: send them now.
+        _send_refund_requests(booking.id, now)
+        outcome = "refunded"
+        booking = Booking.get_by_id(booking.id)
     intent_id = booking.stripe_payment_intent_id
     if (
         booking.status in ("expired", "cancelled")
@@ -754,12 +843,15 @@ def settle_due(now):
         & Booking.stripe_payment_intent_id.in_(not_closed)
         & Booking.stripe_payment_intent_id.not_in(paid)
     )
-    ids = [b.id for b in Booking.select(Booking.id).where(refund_due | open_intent).order_by(Booking.id)]
+    requested = Booking.id.in_(
+        RefundRequest.select(RefundRequest.booking).where(RefundRequest.status == "requested")
+    )
+    query = Booking.select(Booking.id).where(refund_due | open_intent | requested).order_by(Booking.id)
     done = {}
-    for booking_id in ids:
+    for booking_id in [b.id for b in query]:
         try:
             done[booking_id] = settle_booking(booking_id, now)
-        except stripe.StripeError as exc:
+        except (stripe.StripeError, PaymentProviderError) as exc:
             log.warning("settling booking %s failed: %s", booking_id, exc)
     return done
 
@@ -836,6 +928,13 @@ def reconcile(since=None):
                 f"refund {refund_id} of {intent['id']}: {vnd(refund['amount'])} at Stripe but "
                 f"{vnd(row.amount)} in the ledger"
             )
+
+    for request in pending_refund_requests():
+        differences.append(
+            f"refund request {request.id} of {vnd(request.amount)} for "
+            f"{codes.get(request.booking_id, 'no booking')} ({request.payment_intent_id}) is not finished: "
+            "the settle sweep sends it, or records it if Stripe made it already"
+        )
 
     for (kind, provider_id), row in sorted(rows.items(), key=lambda item: item[1].id):
         if (kind, provider_id) in seen:
