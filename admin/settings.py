@@ -8,6 +8,7 @@ from admin.base import StaffOnly, actor, flash_error, now
 from loafy.booking import staff
 from loafy.errors import LoafyError
 from loafy.models import PAYMENT_METHODS
+from loafy.money.methods import method_unavailable_reason
 from loafy.settings import SETTINGS, get_settings
 
 BOOLEAN_KEYS = tuple(k for k, (default, _, _) in SETTINGS.items() if isinstance(default, bool))
@@ -60,4 +61,6 @@ class SettingsView(StaffOnly, BaseView):
             fields=fields,
             error_field=error_field,
             payment_methods=PAYMENT_METHODS,
+            # Enabled or not, a method the club cannot take (card without Stripe's keys) is not offered.
+            not_offered={m: reason for m in PAYMENT_METHODS if (reason := method_unavailable_reason(m))},
         )
