@@ -2,6 +2,7 @@
 
 from flask import flash, redirect, request
 from flask_admin import BaseView, expose
+from flask_babel import gettext as _
 
 from admin.base import StaffOnly, actor, flash_error, now
 from loafy.booking import staff
@@ -41,9 +42,9 @@ class SettingsView(StaffOnly, BaseView):
                 error_field = exc.field
                 values.update(changes)  # show what was typed, next to the message
             else:
+                saved = ", ".join(str(SETTINGS[key][2]) for key in sorted(diff))
                 flash(
-                    "Settings saved: " + ", ".join(sorted(diff)) if diff else "Nothing changed.",
-                    "success",
+                    _("Settings saved: %(names)s.", names=saved) if diff else _("Nothing changed."), "success"
                 )
                 return redirect(self.get_url(".index"))
         fields = [
