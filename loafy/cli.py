@@ -168,7 +168,7 @@ def payments_group():
 @app_command
 def payments_reconcile(since_text):
     """Compare the ledger with Stripe's PaymentIntents; prints each difference, exit 1 if any."""
-    from loafy.money.payments import parse_day, reconcile
+    from loafy.money.reconcile import parse_day, reconcile
 
     differences = reconcile(parse_day(since_text) if since_text else None)
     for line in differences:

@@ -171,7 +171,7 @@ def render(notification, booking=None, settings=None):
         "pay_url": f"{base_url}/bookings/{booking.id}/pay",
     }
     if notification.kind in ("booking_cancelled", "payment_refunded"):
-        from loafy.money.payments import ledger_totals  # payments imports bookings, which imports this
+        from loafy.money.ledger import ledger_totals  # the ledger imports bookings, which imports this
 
         # The ledger's figures, not the price: a cash booking may be unpaid, a refund partial.
         context["paid"], context["refunded"] = ledger_totals(booking.id)

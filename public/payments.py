@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from loafy.booking.bookings import get_booking
 from loafy.errors import LoafyError, NotFound, ValidationError
 from loafy.models import utcnow
-from loafy.money import payments
+from loafy.money import card, stripe_client, webhooks
 from loafy.settings import get_settings
 from public.api import json_body
 from public.i18n import PAY_ERROR_CODES, error_text, messages_for
@@ -32,14 +32,14 @@ def create_intent():
     data = json_body()  # malformed or not an object: 400, like every other endpoint
     if "booking_id" not in data:
         raise ValidationError('Send JSON like {"booking_id": 12}.', field="booking_id")
-    return jsonify(payments.create_intent(current_user, data["booking_id"], utcnow()))
+    return jsonify(card.create_intent(current_user, data["booking_id"], utcnow()))
 
 
 @bp.post("/api/webhooks/stripe")
 def stripe_webhook():
     """Stripe's deliveries. 2xx only once the change is committed; 4xx for a forged or broken
     body; 5xx (database or Stripe down) makes Stripe retry."""
-    outcome = payments.handle_webhook(
+    outcome = webhooks.handle_webhook(
         request.get_data(cache=False), request.headers.get("Stripe-Signature"), utcnow()
     )
     return jsonify({"received": True, "outcome": outcome})
@@ -53,7 +53,7 @@ def pay(booking_id):
     problem = None
     if booking.payment_method == "stripe":
         try:
-            payments.check_payable(booking, now)
+            card.check_payable(booking, now)
         except LoafyError as exc:
             problem = error_text(exc)
     settings = get_settings()
@@ -64,8 +64,8 @@ def pay(booking_id):
         problem=problem,
         script_errors=messages_for(PAY_ERROR_CODES),
         settings=settings,
-        publishable_key=payments.publishable_key(),
-        stripe_js_url=payments.stripe_js_url(),
+        publishable_key=stripe_client.publishable_key(),
+        stripe_js_url=stripe_client.stripe_js_url(),
         vietqr=_vietqr_svg(booking, settings) if booking.payment_method == "bank_transfer" else None,
         now=now,
     )

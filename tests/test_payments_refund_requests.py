@@ -12,7 +12,7 @@ from loafy.booking import staff
 from loafy.booking.bookings import book_session, cancel_booking
 from loafy.db import db
 from loafy.models import AuditLog, LedgerEntry, RefundRequest
-from loafy.money import payments, stripe_client
+from loafy.money import card, ledger, reconcile, refunds, settle, stripe_client
 from tests.helpers import reload
 from tests.stripe_fixtures import localstripe_url, served, stripe_live, stripe_settings, wait_for  # noqa: F401
 
@@ -37,13 +37,13 @@ def admin(factory):
 def paid_booking(live, factory, now):
     club_session = factory.club_session(price=PRICE)
     booking = book_session(factory.user(), club_session, 0, "stripe", now)
-    intent = payments.create_intent(booking.user, booking.id, now)
+    intent = card.create_intent(booking.user, booking.id, now)
     live.pay(intent["payment_intent_id"])
     wait_for(lambda: reload(booking).status == "confirmed", message="the succeeded webhook")
     return reload(booking)
 
 
-def refunds(booking):
+def refund_amounts(booking):
     rows = LedgerEntry.select().where((LedgerEntry.booking == booking.id) & (LedgerEntry.kind == "refund"))
     return sorted(row.amount for row in rows)
 
@@ -71,8 +71,8 @@ def test_no_transaction_is_open_when_stripe_is_called(live, factory, now, admin,
     booking = paid_booking(live, factory, now)  # intent, webhook (re-fetch), confirmation
     staff.refund_booking(admin, booking.id, now, amount=50_000)  # the admin's Refund button
     cancel_booking(booking.user, booking, now)  # the rest goes back through the settle job
-    payments.settle_due(now)
-    assert refunds(booking) == [50_000, 100_000]
+    settle.settle_due(now)
+    assert refund_amounts(booking) == [50_000, 100_000]
     assert any(method == "post" and path == "refunds" for method, path, _ in http_calls)
     inside = [(method, path) for method, path, in_transaction in http_calls if in_transaction]
     assert inside == []
@@ -101,7 +101,7 @@ def test_a_staff_refund_is_requested_and_audited_before_stripe_is_called(
     staff.refund_booking(admin, booking.id, now, amount=40_000)
     assert seen == [(False, [(40_000, "requested")], 1)]
     assert requests_of(booking) == [(40_000, "sent")]
-    assert refunds(booking) == [40_000]
+    assert refund_amounts(booking) == [40_000]
     [row] = AuditLog.select().where(AuditLog.action == "booking.refund")
     assert json.loads(row.details) == {"code": booking.code, "amount": 40_000} and row.actor_id == admin.id
 
@@ -110,22 +110,22 @@ def test_a_crash_after_stripe_refunded_is_finished_by_the_sweep_once(live, facto
     booking = paid_booking(live, factory, now)
     live.dispatcher.hold = True  # no webhook repairs anything: the sweep must
     with monkeypatch.context() as dying:
-        dying.setattr(payments, "_record_refunds", lambda *args, **kwargs: 1 / 0)  # killed after Stripe
+        dying.setattr(ledger, "record_refunds", lambda *args, **kwargs: 1 / 0)  # killed after Stripe
         with pytest.raises(ZeroDivisionError):
             staff.refund_booking(admin, booking.id, now, amount=50_000)
     assert live.charge(booking.stripe_payment_intent_id)["amount_refunded"] == 50_000
-    assert refunds(booking) == [] and requests_of(booking) == [(50_000, "requested")]
-    differences = payments.reconcile()
+    assert refund_amounts(booking) == [] and requests_of(booking) == [(50_000, "requested")]
+    differences = reconcile.reconcile()
     assert any("refund request" in d and "not finished" in d and booking.code in d for d in differences)
     # Stripe forgets idempotency keys after a day: the sweep must not rely on the key alone.
     RefundRequest.update(idempotency_key="an-expired-key").execute()
 
-    assert payments.settle_due(now) == {booking.id: "refunded"}
-    assert refunds(booking) == [50_000]
+    assert settle.settle_due(now) == {booking.id: "refunded"}
+    assert refund_amounts(booking) == [50_000]
     assert requests_of(booking) == [(50_000, "sent")]
     assert live.charge(booking.stripe_payment_intent_id)["amount_refunded"] == 50_000  # not twice
-    assert payments.settle_due(now) == {}  # nothing left to do
-    assert payments.reconcile() == []
+    assert settle.settle_due(now) == {}  # nothing left to do
+    assert reconcile.reconcile() == []
     assert AuditLog.select().where(AuditLog.action == "booking.refund").count() == 1
     live.dispatcher.hold = False
 
@@ -138,13 +138,13 @@ def test_stripe_down_when_sending_keeps_the_request_for_the_sweep(live, factory,
 
     with monkeypatch.context() as outage:
         outage.setattr(stripe.RefundService, "create", down)
-        with pytest.raises(payments.PaymentUnavailable, match="saved and will be sent"):
+        with pytest.raises(stripe_client.PaymentUnavailable, match="saved and will be sent"):
             staff.refund_booking(admin, booking.id, now)
-    assert requests_of(booking) == [(PRICE, "requested")] and refunds(booking) == []
+    assert requests_of(booking) == [(PRICE, "requested")] and refund_amounts(booking) == []
     assert live.charge(booking.stripe_payment_intent_id)["amount_refunded"] == 0
 
-    payments.settle_due(now)  # Stripe is back
-    assert refunds(booking) == [PRICE] and requests_of(booking) == [(PRICE, "sent")]
+    settle.settle_due(now)  # Stripe is back
+    assert refund_amounts(booking) == [PRICE] and requests_of(booking) == [(PRICE, "sent")]
     assert reload(booking).payment_status == "refunded"
     assert live.charge(booking.stripe_payment_intent_id)["amount_refunded"] == PRICE
 
@@ -156,21 +156,21 @@ def test_a_refund_stripe_refuses_is_marked_failed_and_said(live, factory, now, a
         raise stripe.InvalidRequestError("Charge has already been refunded.", param="charge")
 
     monkeypatch.setattr(stripe.RefundService, "create", refuse)
-    with pytest.raises(payments.PaymentProviderError, match="nothing was refunded"):
+    with pytest.raises(stripe_client.PaymentProviderError, match="nothing was refunded"):
         staff.refund_booking(admin, booking.id, now, amount=10_000)
     [request] = RefundRequest.select()
     assert request.status == "failed" and "already been refunded" in request.error
-    assert payments.pending_refund_requests().count() == 0 and refunds(booking) == []
+    assert refunds.pending_refund_requests().count() == 0 and refund_amounts(booking) == []
 
 
 def test_a_double_click_asks_for_one_refund(live, factory, now, admin):
     """Two admins (or two clicks) refunding the rest at once plan the same request: one row, one
     refund at Stripe, whatever order the calls land in."""
     booking = paid_booking(live, factory, now)
-    charges = payments._refundable(booking)
-    assert payments._request_refunds(booking, charges, PRICE, admin, now, "staff refund") == PRICE
-    assert payments._request_refunds(booking, charges, PRICE, admin, now, "staff refund") == PRICE
+    charges = refunds.refundable_charges(booking)
+    assert refunds.request_refunds(booking, charges, PRICE, admin, now, "staff refund") == PRICE
+    assert refunds.request_refunds(booking, charges, PRICE, admin, now, "staff refund") == PRICE
     assert requests_of(booking) == [(PRICE, "requested")]
-    payments.settle_due(now)
-    assert refunds(booking) == [PRICE]
+    settle.settle_due(now)
+    assert refund_amounts(booking) == [PRICE]
     assert live.charge(booking.stripe_payment_intent_id)["amount_refunded"] == PRICE
