@@ -18,6 +18,8 @@ from loafy.booking.listings import list_bookings_page
 from loafy.clock import to_local
 from loafy.errors import ValidationError
 from loafy.models import utcnow
+from loafy.money import vietqr
+from loafy.settings import recent_settings
 from loafy.web.formatting import iso_utc
 from loafy.web.guards import role_required
 from public.auth import end_browser_session
@@ -144,7 +146,13 @@ def booking_json(booking):
         "expired_at": iso_utc(booking.expired_at),
         "checked_in_at": iso_utc(booking.checked_in_at),
         "session": session_summary(booking.club_session),
+        # bank: what the VietQR code holds, for a booking paid by transfer
+        **({"bank": bank_json(booking)} if booking.payment_method == "bank_transfer" else {}),
     }
+
+
+def bank_json(booking):
+    return vietqr.bank_details(recent_settings(), booking.code)
 
 
 def page_json(result, serialize):

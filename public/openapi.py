@@ -165,6 +165,17 @@ SCHEMAS = {
             "expired_at": _nullable(TIME),
             "checked_in_at": _nullable(TIME),
             "session": _ref("SessionSummary"),
+            "bank": {
+                "type": "object",
+                "description": "Bank transfers only: what the VietQR code holds",
+                "properties": {
+                    "bank_name": {"type": "string"},
+                    "bank_bin": {"type": "string"},
+                    "account_number": {"type": "string"},
+                    "account_name": {"type": "string"},
+                    "memo": {"type": "string", "description": "The transfer's note: the booking code"},
+                },
+            },
         },
     },
     "BookingInput": {
@@ -408,6 +419,33 @@ PATHS = {
             security=[{}],
             params=[
                 {"name": "Stripe-Signature", "in": "header", "required": True, "schema": {"type": "string"}}
+            ],
+        )
+    },
+    "/api/webhooks/bank/sepay": {
+        "post": _op(
+            "SePay transfer notifications (Authorization: Apikey SEPAY_API_KEY); 404 when not configured",
+            "SePay",
+            {"type": "object", "properties": {"success": {"const": True}}},
+            [400, 401, 404, 413],
+            body={"type": "object"},
+            security=[{}],
+            params=[
+                {"name": "Authorization", "in": "header", "required": True, "schema": {"type": "string"}}
+            ],
+        )
+    },
+    "/api/webhooks/bank/casso": {
+        "post": _op(
+            "Casso transfer notifications (X-Casso-Signature: t=<unix ms>,v1=HMAC-SHA512); 404 when "
+            "not configured",
+            "Casso",
+            {"type": "object", "properties": {"success": {"const": True}}},
+            [400, 401, 404, 413],
+            body={"type": "object"},
+            security=[{}],
+            params=[
+                {"name": "X-Casso-Signature", "in": "header", "required": True, "schema": {"type": "string"}}
             ],
         )
     },
