@@ -8,6 +8,7 @@ from peewee import Case, fn
 from admin.jobs import queue_health
 from loafy.clock import club_tz
 from loafy.models import Booking, ClubSession, LedgerEntry, User
+from loafy.money import bank
 
 UNPAID_LIMIT = 20
 UNPAID_WINDOW = timedelta(hours=2)
@@ -65,6 +66,7 @@ def build(now, viewer):
         "unpaid": list(unpaid),
         "revenue": revenue(bounds) if viewer.is_admin else None,
         "jobs": queue_health(),
+        "bank_queue": bank.queue_size() if viewer.is_admin else None,
     }
 
 

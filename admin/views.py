@@ -5,6 +5,7 @@ from flask_admin.theme import Bootstrap4Theme
 
 from admin import dashboard
 from admin.audit import AuditLogView
+from admin.bank import BankView
 from admin.base import StaffOnly, actor, now
 from admin.bookings import BookingView
 from admin.jobs import JobsView
@@ -32,6 +33,7 @@ def init_admin(app):
     admin.add_view(ClubSessionView(ClubSession, name="Sessions", endpoint="sessions"))
     admin.add_view(BookingView(Booking, name="Bookings", endpoint="bookings"))
     admin.add_view(PlayerView(User, name="Players", endpoint="players"))
+    admin.add_view(BankView(name="Bank transfers", endpoint="bank", url="/admin/bank"))
     admin.add_view(SettingsView(name="Settings", endpoint="settings", url="/admin/settings"))
     admin.add_view(JobsView(name="Jobs", endpoint="jobs", url="/admin/jobs"))
     admin.add_view(AuditLogView(AuditLog, name="Audit log", endpoint="audit", url="/admin/audit"))

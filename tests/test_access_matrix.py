@@ -119,6 +119,7 @@ PREFIX_RULES = {
     "settings.": ADMIN_ONLY,
     "jobs.": ADMIN_ONLY,
     "audit.": ADMIN_ONLY,
+    "bank.": ADMIN_ONLY,
 }
 GENERIC_ARGS = {"export_type": "csv"}
 

@@ -14,6 +14,7 @@ from werkzeug.serving import make_server
 
 from loafy.booking.bookings import book_session, cancel_booking, expire_unpaid
 from loafy.checks import find_violations
+from loafy.errors import Conflict, PermissionDenied, ValidationError
 from loafy.models import AuditLog, BankTransaction, Booking, LedgerEntry
 from loafy.money import bank, bank_feeds
 from tests.helpers import reload
@@ -257,7 +258,7 @@ def test_no_code_is_unmatched_and_staff_assign_it(base, factory, now):
     assert transaction(body["id"]).status == "matched"
     assert AuditLog.select().where(AuditLog.action == "bank.assign").count() == 1
     assert AuditLog.select().where(AuditLog.action == "booking.bank_transfer_assigned").count() == 1
-    with pytest.raises(Exception):
+    with pytest.raises(Conflict):
         bank.assign_transaction(admin, stored.id, booking.code, now)  # once only
 
 
@@ -311,7 +312,7 @@ def test_expired_booking_with_its_slot_gone_is_refund_due_for_staff(base, factor
     assert stored.status == "refund_due"
     assert "NGUYEN VAN AN" in bank.payer_details(stored) and "0987654321" in bank.payer_details(stored)
     admin = factory.user(role="admin")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         bank.resolve_transaction(admin, stored.id, now, refunded=True)  # needs the bank's reference
     bank.resolve_transaction(admin, stored.id, now, refunded=True, bank_reference="FT999")
     assert reload(booking).refund_due_at is None
@@ -469,3 +470,60 @@ def test_booking_json_has_the_bank_details(base, factory, now, client):
         "memo": booking.code,
     }
     assert Booking.get_by_id(booking.id).status == "pending_payment"
+
+
+# --- the staff queue in the admin ----------------------------------------------------------------
+
+
+def _csrf(client, path):
+    import re
+
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def test_admin_queue_assign_and_resolve(base, factory, now, client):
+    from tests.helpers import login
+
+    booking = book(factory, now)
+    unmatched = sepay_body("chuyen khoan tien san thu 3", PRICE)
+    post_sepay(base, unmatched)
+    over = book(factory, now)
+    overpaid = sepay_body(over.code, PRICE + 30_000)
+    post_sepay(base, overpaid)
+    admin = factory.user(role="admin")
+    login(client, admin)
+    page = client.get("/admin/bank/").get_data(as_text=True)
+    assert "chuyen khoan tien san thu 3" in page and 'id="bank-queue-size">2<' in page
+    assert 'id="bank-queue"' in client.get("/admin/").get_data(as_text=True)
+    stored = transaction(unmatched["id"])
+    token = _csrf(client, "/admin/bank/")
+    response = client.post(
+        "/admin/bank/assign/", data={"id": stored.id, "code": booking.code, "csrf_token": token}
+    )
+    assert response.status_code == 302
+    assert reload(booking).status == "confirmed" and transaction(unmatched["id"]).status == "matched"
+    # The overpaid 30.000 ₫ go back by hand: recorded with the bank's reference, audited.
+    flagged = transaction(overpaid["id"])
+    response = client.post(
+        "/admin/bank/resolve/",
+        data={"id": flagged.id, "refunded": "1", "bank_reference": "FT777", "csrf_token": token},
+    )
+    assert response.status_code == 302
+    assert transaction(overpaid["id"]).resolved_by_id == admin.id
+    refunds = LedgerEntry.select().where((LedgerEntry.booking == over.id) & (LedgerEntry.kind == "refund"))
+    assert [r.amount for r in refunds] == [30_000]
+    assert AuditLog.select().where(AuditLog.action == "bank.resolve").count() == 1
+    assert list(bank.queue_query()) == []
+
+
+def test_the_queue_is_for_admins_only(base, factory, now, client):
+    from tests.helpers import login
+
+    post_sepay(base, sepay_body("no code here", PRICE))
+    login(client, factory.user(role="organizer"))
+    assert client.get("/admin/bank/").status_code == 403
+    stored = BankTransaction.get()
+    with pytest.raises(PermissionDenied):
+        bank.assign_transaction(factory.user(role="organizer"), stored.id, "LB-AAAAA", now)
+    assert transaction(stored.provider_id).status == "unmatched"
