@@ -57,6 +57,10 @@ REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL")
 # webhook secret (payments nobody would confirm) or the other way round, or a publishable key alone.
 STRIPE_PAIRED = ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
 
+# Development only (never production): the bank feeds work out of the box under `loafy dev`.
+DEV_SEPAY_API_KEY = "sepay_loafy_dev"
+DEV_CASSO_WEBHOOK_SECRET = "casso_loafy_dev"  # noqa: S105 - development only
+
 _FLAGS = dict.fromkeys(("1", "true", "yes", "on"), True) | dict.fromkeys(("0", "false", "no", "off"), False)
 
 _OIDC_VAR = re.compile(r"^OIDC_([A-Z0-9_]+?)_(ISSUER|CLIENT_ID|CLIENT_SECRET|LABEL)$")
@@ -96,6 +100,9 @@ def load_config(environ=None, overrides=None, instance_path="instance"):
                     )
     else:
         config["SECRET_KEY"] = config["SECRET_KEY"] or _dev_secret(instance_path, env)
+        if env == "development":  # `loafy bank simulate` and the pay page's button sign with these
+            config["SEPAY_API_KEY"] = config["SEPAY_API_KEY"] or DEV_SEPAY_API_KEY
+            config["CASSO_WEBHOOK_SECRET"] = config["CASSO_WEBHOOK_SECRET"] or DEV_CASSO_WEBHOOK_SECRET
         if not config["DATABASE_URL"]:
             config["DATABASE_URL"] = f"sqlite:///{Path(instance_path).resolve() / 'loafy.db'}"
 

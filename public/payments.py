@@ -2,13 +2,13 @@
 
 import logging
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from loafy.booking.bookings import get_booking
 from loafy.errors import LoafyError, NotFound, ValidationError
 from loafy.models import utcnow
-from loafy.money import payments, vietqr
+from loafy.money import bank, payments, vietqr
 from loafy.settings import get_settings
 from public.api import json_body
 from public.i18n import PAY_ERROR_CODES, error_text, messages_for
@@ -66,11 +66,30 @@ def pay(booking_id):
         settings=settings,
         publishable_key=payments.publishable_key(),
         stripe_js_url=payments.stripe_js_url(),
+        bank=vietqr.bank_details(settings, booking.code),
+        simulate=current_app.config["LOAFY_ENV"] == "development"
+        and booking.payment_method == "bank_transfer",
         vietqr=vietqr.qr_svg(settings, booking.amount, booking.code)
         if booking.payment_method == "bank_transfer"
         else None,
         now=now,
     )
+
+
+@bp.post("/bookings/<int:booking_id>/simulate-transfer")
+@login_required
+def simulate_transfer(booking_id):
+    """Development only: the bank feed reports this booking's transfer (matched by the worker)."""
+    if current_app.config["LOAFY_ENV"] != "development":
+        raise NotFound("That page does not exist.")
+    booking = _own_booking(booking_id)
+    if booking.payment_method != "bank_transfer":
+        raise NotFound("That booking is not paid by bank transfer.")
+    settings = get_settings()
+    bank.simulate_transfer(booking.code, booking.amount, settings["bank_account_number"], utcnow())
+    if request.accept_mimetypes.best == "application/json" or request.is_json:
+        return jsonify({"success": True})
+    return redirect(url_for("payments.pay", booking_id=booking.id))
 
 
 @bp.get("/bookings/<int:booking_id>/status.json")

@@ -527,3 +527,83 @@ def test_the_queue_is_for_admins_only(base, factory, now, client):
     with pytest.raises(PermissionDenied):
         bank.assign_transaction(factory.user(role="organizer"), stored.id, "LB-AAAAA", now)
     assert transaction(stored.provider_id).status == "unmatched"
+
+
+# --- the pay page, development's simulate button and CLI -----------------------------------------
+
+
+def test_pay_page_shows_what_to_transfer_and_no_simulate_button_outside_development(
+    base, factory, now, client
+):
+    from tests.helpers import english, login
+
+    booking = book(factory, now)
+    login(english(client), booking.user)
+    page = client.get(f"/bookings/{booking.id}/pay").get_data(as_text=True)
+    assert page.index('class="vietqr"') < page.index('id="bank-account"')  # the QR first, above the fold
+    assert f'data-copy="{booking.code}"' in page and f'data-copy="{ACCOUNT}"' in page
+    assert f'data-copy="{PRICE}"' in page
+    assert "This page shows it by itself" in page and 'id="simulate-transfer"' not in page
+    assert client.post(
+        f"/bookings/{booking.id}/simulate-transfer", headers={"X-CSRFToken": "x"}
+    ).status_code in (
+        400,
+        404,
+    )
+    assert reload(booking).status == "pending_payment"
+
+
+def _dev_app(database_url, tmp_path, **extra):
+    from loafy.app import create_app
+    from tests.conftest import _test_config
+
+    config = _test_config(
+        database_url, tmp_path, LOAFY_ENV="development", JOBS_INLINE="1", SEPAY_API_KEY=SEPAY_KEY, **extra
+    )
+    return create_app(config)
+
+
+def test_simulate_button_in_development_confirms_the_booking(database_url, tmp_path, factory, now):
+    from tests.helpers import csrf_token, login
+
+    booking = book(factory, now)
+    dev = _dev_app(database_url, tmp_path)
+    dev_client = dev.test_client()
+    login(dev_client, booking.user)
+    page = dev_client.get(f"/bookings/{booking.id}/pay").get_data(as_text=True)
+    assert 'id="simulate-transfer"' in page
+    response = dev_client.post(
+        f"/bookings/{booking.id}/simulate-transfer",
+        headers={"X-CSRFToken": csrf_token(dev_client), "Accept": "application/json"},
+    )
+    assert response.status_code == 200, response.data
+    assert reload(booking).status == "confirmed"
+    assert dev_client.get(f"/bookings/{booking.id}/status.json").get_json()["status"] == "confirmed"
+
+
+@pytest.mark.parametrize("provider", ["sepay", "casso"])
+def test_cli_bank_simulate_posts_a_signed_webhook(base, database_url, tmp_path, factory, now, provider):
+    booking = book(factory, now)
+    dev = _dev_app(database_url, tmp_path, CASSO_WEBHOOK_SECRET=CASSO_SECRET)
+    result = dev.test_cli_runner().invoke(
+        args=["bank", "simulate", booking.code, str(PRICE), "--provider", provider, "--url", base]
+    )
+    assert result.exit_code == 0, result.output
+    assert "200" in result.output
+    assert reload(booking).status == "confirmed"
+    assert BankTransaction.get().provider == provider
+
+
+def test_cli_bank_simulate_is_for_development_only(app, factory, now):
+    booking = book(factory, now)
+    result = app.test_cli_runner().invoke(args=["bank", "simulate", booking.code, str(PRICE)])
+    assert result.exit_code != 0 and "development" in result.output
+    assert BankTransaction.select().count() == 0
+
+
+def test_cli_reconcile_without_stripe_lists_the_flagged(base, app):
+    post_sepay(base, sepay_body("khong co ma", 70_000))
+    result = app.test_cli_runner().invoke(args=["payments", "reconcile"])
+    assert result.exit_code == 1
+    assert "card payments are not set up" in result.output
+    assert "FLAGGED bank sepay" in result.output and "unmatched" in result.output

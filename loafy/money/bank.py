@@ -469,3 +469,16 @@ def raw_payload(transaction):
         return json.loads(transaction.raw)
     except ValueError:
         return transaction.raw
+
+
+def simulate_transfer(code, amount, account_number, now, provider="sepay"):
+    """Development: store an incoming transfer as the feed would report it (same parsing, same
+    store, same match job) -- the pay page's "simulate transfer" button."""
+    from loafy.money import bank_feeds
+
+    _path, _headers, raw = bank_feeds.simulated_delivery(
+        provider, f"MBVCB.{amount % 10000} {code} chuyen khoan", amount, account_number, now, "-", "-"
+    )
+    body = json.loads(raw)
+    items = [bank_feeds.parse_sepay(body)] if provider == "sepay" else bank_feeds.parse_casso(body)
+    return [store_transaction(item, raw.decode("utf-8"), now)[0] for item in items]

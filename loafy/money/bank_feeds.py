@@ -208,3 +208,56 @@ def _local_time(value):
     if parsed.tzinfo is None:
         return parsed - timedelta(hours=7)
     return parsed.astimezone(UTC).replace(tzinfo=None)
+
+
+# --- development: what a feed would post -----------------------------------------------------------
+
+
+def simulated_delivery(
+    provider, memo, amount, account_number, now, api_key=None, secret=None, provider_id=None
+):
+    """(path, headers, body bytes) of a correctly signed delivery of one incoming transfer, as SePay
+    or Casso would send it: `loafy bank simulate` and the pay page's button in development."""
+    import secrets as random
+
+    provider_id = provider_id or f"sim-{random.token_hex(6)}"
+    local = (now + timedelta(hours=7)).strftime("%Y-%m-%d %H:%M:%S")
+    if provider == "sepay":
+        body = {
+            "id": provider_id,
+            "gateway": "Simulated",
+            "transactionDate": local,
+            "accountNumber": account_number,
+            "code": None,
+            "content": memo,
+            "transferType": "in",
+            "transferAmount": int(amount),
+            "accumulated": 0,
+            "subAccount": None,
+            "referenceCode": f"SIM{provider_id[-6:].upper()}",
+            "description": memo,
+        }
+        headers = {"Authorization": f"Apikey {api_key}"}
+    elif provider == "casso":
+        body = {
+            "error": 0,
+            "data": {
+                "id": provider_id,
+                "reference": f"SIM{provider_id[-6:].upper()}",
+                "description": memo,
+                "amount": int(amount),
+                "runningBalance": 0,
+                "transactionDateTime": local,
+                "accountNumber": account_number,
+                "bankName": "Simulated",
+                "counterAccountName": "NGUOI CHUYEN THU",
+                "counterAccountNumber": "0000000000",
+                "counterAccountBankName": "Simulated",
+            },
+        }
+        headers = {"X-Casso-Signature": casso_header(secret, body, now)}
+    else:
+        raise ValidationError("Choose sepay or casso.", field="provider")
+    headers["Content-Type"] = "application/json"
+    raw = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return f"/api/webhooks/bank/{provider}", headers, raw

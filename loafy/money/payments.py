@@ -115,6 +115,11 @@ def init_app(app):
     )
 
 
+def card_payments_configured():
+    """Stripe's keys are set: card payments can be taken (and reconciled)."""
+    return bool(_state.get("secret_key") and _state.get("webhook_secret"))
+
+
 def publishable_key():
     return _state.get("publishable_key")
 
