@@ -74,6 +74,11 @@ def seed_demo():
         click.echo("sessions exist already; demo data not added")
     else:
         click.echo(f"demo data added: {len(result['accounts'])} accounts, {result['sessions']} sessions")
+        if result.get("bank_booking"):
+            click.echo(
+                f"player@loafy.local's booking {result['bank_booking']} waits for a bank transfer: press "
+                "'simulate transfer' on its pay page, or run loafy bank simulate CODE AMOUNT"
+            )
 
 
 @click.group("user")
