@@ -607,3 +607,27 @@ def test_cli_reconcile_without_stripe_lists_the_flagged(base, app):
     assert result.exit_code == 1
     assert "card payments are not set up" in result.output
     assert "FLAGGED bank sepay" in result.output and "unmatched" in result.output
+
+
+def test_out_of_order_and_late_repeats_change_nothing(base, factory, now):
+    """Two halves of one payment delivered in reverse order, then the first again ten minutes
+    later (SePay retries for half an hour): paid once, every transfer stored once."""
+    from loafy import clock
+
+    booking = book(factory, now)
+    first, second = sepay_body(booking.code, 60_000), sepay_body(booking.code, 60_000)
+    assert post_sepay(base, second).status_code == 200
+    assert reload(booking).status == "pending_payment"
+    assert post_sepay(base, first).status_code == 200
+    assert reload(booking).status == "confirmed"
+    before = (reload(booking).updated_at, payments_of(booking))
+    clock.freeze(now + timedelta(minutes=10))
+    try:
+        assert post_sepay(base, first).status_code == 200
+        assert post_sepay(base, second).status_code == 200
+    finally:
+        clock.freeze(now)
+    assert (reload(booking).updated_at, payments_of(booking)) == before
+    assert BankTransaction.select().count() == 2
+    assert sorted(t.status for t in BankTransaction.select()) == ["matched", "underpaid"]
+    assert list(bank.queue_query()) == []
