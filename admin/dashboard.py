@@ -8,11 +8,8 @@ from peewee import Case, fn
 from admin.jobs import queue_health
 from loafy.clock import club_tz
 from loafy.models import Booking, ClubSession, LedgerEntry, User
-<<<<<<< HEAD
 from loafy.money import bank
-=======
 from loafy.money.payments import mismatched_payments
->>>>>>> main
 
 UNPAID_LIMIT = 20
 UNPAID_WINDOW = timedelta(hours=2)

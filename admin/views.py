@@ -32,20 +32,11 @@ def init_admin(app):
         index_view=StaffIndexView(name=_l("Dashboard"), url="/admin", endpoint="admin"),
         theme=Bootstrap4Theme(base_template="admin/loafy/base.html"),
     )
-<<<<<<< HEAD
-    admin.add_view(ClubSessionView(ClubSession, name="Sessions", endpoint="sessions"))
-    admin.add_view(BookingView(Booking, name="Bookings", endpoint="bookings"))
-    admin.add_view(PlayerView(User, name="Players", endpoint="players"))
-    admin.add_view(BankView(name="Bank transfers", endpoint="bank", url="/admin/bank"))
-    admin.add_view(SettingsView(name="Settings", endpoint="settings", url="/admin/settings"))
-    admin.add_view(JobsView(name="Jobs", endpoint="jobs", url="/admin/jobs"))
-    admin.add_view(AuditLogView(AuditLog, name="Audit log", endpoint="audit", url="/admin/audit"))
-=======
     admin.add_view(ClubSessionView(ClubSession, name=_l("Sessions"), endpoint="sessions"))
     admin.add_view(BookingView(Booking, name=_l("Bookings"), endpoint="bookings"))
     admin.add_view(PlayerView(User, name=_l("Players"), endpoint="players"))
+    admin.add_view(BankView(name=_l("Bank transfers"), endpoint="bank", url="/admin/bank"))
     admin.add_view(SettingsView(name=_l("Settings"), endpoint="settings", url="/admin/settings"))
     admin.add_view(JobsView(name=_l("Jobs"), endpoint="jobs", url="/admin/jobs"))
     admin.add_view(AuditLogView(AuditLog, name=_l("Audit log"), endpoint="audit", url="/admin/audit"))
->>>>>>> main
     return admin

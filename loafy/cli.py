@@ -173,12 +173,12 @@ def payments_group():
 @app_command
 def payments_reconcile(since_text):
     """Compare the ledger with Stripe's PaymentIntents; prints each difference, exit 1 if any."""
-    from loafy.money import payments
+    from loafy.money import stripe_client
     from loafy.money.bank import flagged_lines
     from loafy.money.payments import parse_day, reconcile
 
     differences = []
-    if payments.card_payments_configured():
+    if stripe_client.has_secret_key():
         differences = reconcile(parse_day(since_text) if since_text else None)
     else:
         click.echo("card payments are not set up: nothing to compare with Stripe")

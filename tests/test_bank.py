@@ -17,6 +17,7 @@ from loafy.checks import find_violations
 from loafy.errors import Conflict, PermissionDenied, ValidationError
 from loafy.models import AuditLog, BankTransaction, Booking, LedgerEntry
 from loafy.money import bank, bank_feeds
+from tests.conftest import NO_STRIPE
 from tests.helpers import reload
 
 SEPAY_KEY = "sepay-test-key"
@@ -49,7 +50,8 @@ def server():
 
 @pytest.fixture
 def app_config(app_config):
-    return {**app_config, "SEPAY_API_KEY": SEPAY_KEY, "CASSO_WEBHOOK_SECRET": CASSO_SECRET}
+    # A club on bank transfers alone: no Stripe key at all.
+    return {**app_config, **NO_STRIPE, "SEPAY_API_KEY": SEPAY_KEY, "CASSO_WEBHOOK_SECRET": CASSO_SECRET}
 
 
 @pytest.fixture

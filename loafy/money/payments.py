@@ -103,67 +103,6 @@ class InvalidRefundAmount(ValidationError):
     code = "invalid_refund_amount"
 
 
-<<<<<<< HEAD
-# --- configuration -------------------------------------------------------------------------------
-
-
-def init_app(app):
-    """Keep the Stripe settings; the client itself is built on first use."""
-    _state.clear()
-    _state.update(
-        secret_key=app.config.get("STRIPE_SECRET_KEY"),
-        publishable_key=app.config.get("STRIPE_PUBLISHABLE_KEY"),
-        webhook_secret=app.config.get("STRIPE_WEBHOOK_SECRET"),
-        api_base=(app.config.get("STRIPE_API_BASE") or "").rstrip("/") or None,
-        retries=int(app.config.get("STRIPE_MAX_NETWORK_RETRIES", 2)),
-        timeout=float(app.config.get("STRIPE_TIMEOUT_SECONDS") or HTTP_TIMEOUT_SECONDS),
-        client=None,
-    )
-
-
-def card_payments_configured():
-    """Stripe's keys are set: card payments can be taken (and reconciled)."""
-    return bool(_state.get("secret_key") and _state.get("webhook_secret"))
-
-
-def publishable_key():
-    return _state.get("publishable_key")
-
-
-def stripe_js_url():
-    """Stripe.js: localstripe's stand-in when the API is pointed at it, else the real one."""
-    base = _state.get("api_base")
-    return f"{base}/js.stripe.com/v3/" if base else "https://js.stripe.com/v3/"
-
-
-def client():
-    import stripe
-
-    if _state.get("client") is None:
-        if not _state.get("secret_key"):
-            raise PaymentsNotConfigured()
-        options = {
-            "max_network_retries": _state["retries"],
-            "http_client": stripe.RequestsClient(timeout=_state["timeout"]),
-        }
-        if _state["api_base"]:
-            options["base_addresses"] = {"api": _state["api_base"]}
-        _state["client"] = stripe.StripeClient(_state["secret_key"], **options)
-    return _state["client"]
-
-
-def _plain(obj):
-    return obj.to_dict() if hasattr(obj, "to_dict") else obj
-
-
-def _unreachable(exc):
-    import stripe
-
-    return isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError))
-
-
-=======
->>>>>>> main
 # --- intents -------------------------------------------------------------------------------------
 
 
