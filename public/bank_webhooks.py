@@ -8,11 +8,21 @@ signature 401 and nothing is stored; a repeat delivery 200, changing nothing.
 import json
 import logging
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from loafy.models import utcnow
 from loafy.money import bank, bank_feeds
+from public.api_schemas import (
+    NO_AUTH,
+    BankFeedReceived,
+    CassoDelivery,
+    CassoSignature,
+    SepayAuthorization,
+    SepayTransaction,
+    answer,
+    endpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +47,16 @@ def _text(raw):
 
 
 @bp.post("/api/webhooks/bank/sepay")
+@endpoint(
+    "SePay's transfer notifications (Authorization: Apikey SEPAY_API_KEY); 404 when not configured",
+    "SePay",
+    ok=BankFeedReceived,
+    json=SepayTransaction,
+    headers=SepayAuthorization,
+    errors=(400, 401, 404, 413, 422),
+    security=NO_AUTH,
+    raw=True,  # verified and parsed by the view, as the feed sent it
+)
 def sepay():
     api_key = current_app.config.get("SEPAY_API_KEY")
     if not api_key:
@@ -45,10 +65,21 @@ def sepay():
     raw, body = _body()
     item = bank_feeds.parse_sepay(body)
     bank.store_transaction(item, _text(raw), utcnow())
-    return jsonify({"success": True})
+    return answer(BankFeedReceived, {"success": True})
 
 
 @bp.post("/api/webhooks/bank/casso")
+@endpoint(
+    "Casso's transfer notifications (X-Casso-Signature, HMAC-SHA512 with a timestamp); 404 when not "
+    "configured",
+    "Casso",
+    ok=BankFeedReceived,
+    json=CassoDelivery,
+    headers=CassoSignature,
+    errors=(400, 401, 404, 413, 422),
+    security=NO_AUTH,
+    raw=True,  # the signature is over the body: the view checks it
+)
 def casso():
     secret = current_app.config.get("CASSO_WEBHOOK_SECRET")
     if not secret:
@@ -58,4 +89,4 @@ def casso():
     bank_feeds.verify_casso(request.headers.get("X-Casso-Signature"), body, secret, now)
     for item in bank_feeds.parse_casso(body):
         bank.store_transaction(item, _text(raw), now)
-    return jsonify({"success": True})
+    return answer(BankFeedReceived, {"success": True})
