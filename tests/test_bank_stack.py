@@ -70,6 +70,17 @@ def test_bank_transfer_club_runs_in_production_without_stripe(stack, factory):
     _row, token = create_token(player, "stack test")
     auth = {"Authorization": f"Bearer {token}"}
 
+    card = requests.post(
+        f"{stack}/api/bookings",
+        json={"session_id": club_session.id, "guest_count": 0, "payment_method": "stripe"},
+        headers=auth,
+        timeout=10,
+    )
+    assert card.status_code == 422, card.text
+    assert card.json()["error"]["code"] == "payment_method_unavailable"
+    assert "Stripe" in card.json()["error"]["message"]
+    assert Booking.select().count() == 0
+
     response = requests.post(
         f"{stack}/api/bookings",
         json={"session_id": club_session.id, "guest_count": 0, "payment_method": "bank_transfer"},
