@@ -4,11 +4,13 @@ record that it was dealt with (a refund sent, with the bank's reference). Rules 
 
 from flask import flash, redirect, request
 from flask_admin import BaseView, expose
+from flask_babel import gettext as _
 
 from admin.base import StaffOnly, actor, flash_error, now, parse_id
 from loafy.errors import LoafyError
 from loafy.models import BankTransaction
 from loafy.money import bank
+from loafy.web.labels import word
 
 RECENT = 100
 
@@ -38,7 +40,7 @@ class BankView(StaffOnly, BaseView):
     def _transaction_id(self):
         transaction_id = parse_id(request.form.get("id"))
         if transaction_id is None:
-            flash("That bank transaction does not exist.", "error")
+            flash(_("That bank transaction does not exist."), "error")
         return transaction_id
 
     @expose("/assign/", methods=("POST",))
@@ -49,7 +51,14 @@ class BankView(StaffOnly, BaseView):
                 row = bank.assign_transaction(
                     actor(), transaction_id, request.form.get("code", "")[:40], now()
                 )
-                flash(f"Assigned to {row.code}: {row.status.replace('_', ' ')}.", "success")
+                flash(
+                    _(
+                        "Assigned to %(code)s: %(status)s.",
+                        code=row.code,
+                        status=word("bank_status", row.status),
+                    ),
+                    "success",
+                )
             except LoafyError as exc:
                 flash_error(exc)
         return redirect(self.get_url(".index"))
@@ -67,7 +76,7 @@ class BankView(StaffOnly, BaseView):
                     refunded=request.form.get("refunded") == "1",
                     bank_reference=request.form.get("bank_reference", "")[:100],
                 )
-                flash("Done: the transaction left the queue.", "success")
+                flash(_("Done: the transfer left the queue."), "success")
             except LoafyError as exc:
                 flash_error(exc)
         return redirect(self.get_url(".index"))

@@ -496,7 +496,7 @@ def test_admin_queue_assign_and_resolve(base, factory, now, client):
     admin = factory.user(role="admin")
     login(client, admin)
     page = client.get("/admin/bank/").get_data(as_text=True)
-    assert "chuyen khoan tien san thu 3" in page and 'id="bank-queue-size">2<' in page
+    assert "chuyen khoan tien san thu 3" in page and 'id="bank-queue-size" data-count="2"' in page
     assert 'id="bank-queue"' in client.get("/admin/").get_data(as_text=True)
     stored = transaction(unmatched["id"])
     token = _csrf(client, "/admin/bank/")
@@ -633,3 +633,13 @@ def test_out_of_order_and_late_repeats_change_nothing(base, factory, now):
     assert BankTransaction.select().count() == 2
     assert sorted(t.status for t in BankTransaction.select()) == ["matched", "underpaid"]
     assert list(bank.queue_query()) == []
+
+
+def test_the_queue_speaks_vietnamese(base, factory, now, client):
+    from tests.helpers import login
+
+    post_sepay(base, sepay_body("tien san", PRICE))
+    login(client, factory.user(role="admin"))
+    page = client.get("/admin/bank/", headers={"Accept-Language": "vi"}).get_data(as_text=True)
+    assert "Chuyển khoản ngân hàng" in page and "Không có mã đặt chỗ" in page and "Gán" in page
+    assert "No booking code" not in page
