@@ -7,6 +7,7 @@ Read public/api_schemas.py to add an endpoint; this module rarely changes.
 
 import json
 import re
+import threading
 from copy import deepcopy
 from datetime import UTC, datetime
 from typing import Annotated
@@ -179,7 +180,7 @@ def answer(model, obj, status=200, **extra):
 # --- requests: checked before the view, refusals in our error shape -----------------------------
 
 
-def _json_object():
+def json_object():
     """The body as a JSON object: 415 when it does not say it is JSON, 400 when malformed or not
     an object (a list, a number, nothing)."""
     require_json()
@@ -198,7 +199,7 @@ class _Plugin(FlaskPlugin):
     come from their model already (`answer`), so checking them again would only cost time."""
 
     def request_validation(self, request, query, json, form, headers, cookies):
-        body = _json_object() if json is not None else None
+        body = json_object() if json is not None else None
         request.context = Context(
             query.model_validate(request.args.to_dict()) if query is not None else None,
             json.model_validate(body) if json is not None else None,
@@ -352,12 +353,17 @@ def _operation_details(view):
     return None
 
 
+_building = threading.Lock()  # spectree's first build rewrites its models: one thread at a time
+
+
 def build_document():
     """The OpenAPI 3.1 document of the current app's declared views (a fresh copy: callers may
     change it). Built once per app, on first use."""
     cached = current_app.extensions.get("loafy_openapi")
     if cached is None:
-        cached = current_app.extensions["loafy_openapi"] = json.dumps(_derive())
+        with _building:
+            cached = current_app.extensions.get("loafy_openapi") or json.dumps(_derive())
+            current_app.extensions["loafy_openapi"] = cached
     return json.loads(cached)
 
 
