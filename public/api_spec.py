@@ -15,7 +15,7 @@ from typing import Annotated
 from flask import current_app, make_response, request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 from pydantic import ValidationError as PydanticError
-from pydantic_core import PydanticCustomError, PydanticUseDefault
+from pydantic_core import PydanticCustomError, PydanticUseDefault, core_schema
 from spectree import Response, SpecTree
 from spectree.plugins.base import Context
 from spectree.plugins.flask_plugin import FlaskPlugin
@@ -120,7 +120,19 @@ WholeNumber = whole_number()
 DateTimeText = Annotated[
     str, BeforeValidator(_iso_text), WithJsonSchema({"type": "string", "format": "date-time"})
 ]
-Blank = BeforeValidator(_blank_is_default)  # for Query fields: `?status=` means not sent
+class _Blank:
+    """For Query fields: `?status=` counts as not sent (the default applies), and the document
+    says so (a client's form may send its empty fields)."""
+
+    def __get_pydantic_core_schema__(self, source, handler):
+        return core_schema.no_info_before_validator_function(_blank_is_default, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema, handler):
+        inner = handler(schema)
+        return inner if inner == {"type": "string"} else {"anyOf": [inner, {"const": ""}]}
+
+
+Blank = _Blank()
 UtcTime = Annotated[
     datetime,
     PlainSerializer(_utc_text, return_type=str),
