@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from admin.jobs import queue_health
 from loafy.clock import club_tz
 from loafy.models import Booking, ClubSession, User
+from loafy.money import bank
 from loafy.money.ledger import mismatched_payments, net_received_since
 
 UNPAID_LIMIT = 20
@@ -67,6 +68,7 @@ def build(now, viewer):
         # Card payments that did not match what was owed: kept, counted for nothing, to be settled.
         "flagged": list(mismatched_payments().limit(FLAGGED_LIMIT)) if viewer.is_admin else [],
         "jobs": queue_health(),
+        "bank_queue": bank.queue_size() if viewer.is_admin else None,
     }
 
 

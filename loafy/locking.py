@@ -62,3 +62,9 @@ def lock_user(user_id):
     if user is None:
         raise NotFound("That player does not exist.")
     return user
+
+
+def lock_row(model, row_id):
+    """Any other row under its lock (a bank transaction being matched, say); None when missing."""
+    _require_transaction(model.__name__)
+    return _locked(model.select().where(model.id == row_id)).first()

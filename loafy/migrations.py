@@ -10,7 +10,7 @@ import logging
 from peewee import CharField, DateTimeField, IntegerField, Model
 
 from loafy.db import db
-from loafy.models import ALL_MODELS, ROLES, RefundRequest, Role, WebSession, utcnow
+from loafy.models import ALL_MODELS, ROLES, BankTransaction, RefundRequest, Role, WebSession, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,15 @@ def _refund_requests():
     db.create_tables([RefundRequest], safe=True)
 
 
+def _bank_transactions():
+    db.create_tables([BankTransaction], safe=True)
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (40, "server-side web sessions (logout ends a copied cookie)", _web_sessions),
     (48, "card refund requests (recorded before Stripe is called)", _refund_requests),
+    (60, "bank transactions from SePay and Casso, matched to bookings", _bank_transactions),
 ]
 
 

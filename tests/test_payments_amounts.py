@@ -88,10 +88,14 @@ def test_an_intent_changed_to_1_dong_confirms_nothing_and_is_flagged(live, booki
 
     # Staff see it on the booking and on the dashboard.
     admin = login(app.test_client(), factory.user(role="admin"))
-    page = admin.get(f"/admin/bookings/details/?id={booking.id}").get_data(as_text=True)
-    assert "flagged-payment" in page and "does not" in page and intent_id in page
-    dashboard = admin.get("/admin/").get_data(as_text=True)
+    en = {"Accept-Language": "en"}
+    page = admin.get(f"/admin/bookings/details/?id={booking.id}", headers=en).get_data(as_text=True)
+    assert "flagged-payment" in page and "does not match" in page and intent_id in page
+    dashboard = admin.get("/admin/", headers=en).get_data(as_text=True)
     assert 'id="flagged-payments"' in dashboard and booking.code in dashboard
+    assert "Card payments that did not match" in dashboard
+    vi = {"Accept-Language": "vi"}
+    assert "Thanh toán thẻ không khớp" in admin.get("/admin/", headers=vi).get_data(as_text=True)
 
     # The player can still pay the right amount with a fresh intent, which confirms the booking.
     fresh = card.create_intent(booking.user, booking.id, now)
