@@ -643,3 +643,18 @@ def test_the_queue_speaks_vietnamese(base, factory, now, client):
     page = client.get("/admin/bank/", headers={"Accept-Language": "vi"}).get_data(as_text=True)
     assert "Chuyển khoản ngân hàng" in page and "Không có mã đặt chỗ" in page and "Gán" in page
     assert "No booking code" not in page
+
+
+def test_booking_details_list_its_transfers_in_vietnamese(base, factory, now, client):
+    from tests.helpers import login
+
+    booking = book(factory, now)
+    post_sepay(base, sepay_body(booking.code, 50_000))
+    post_sepay(base, sepay_body(booking.code, 70_000))
+    login(client, factory.user(role="admin"))
+    page = client.get(f"/admin/bookings/details/?id={booking.id}", headers={"Accept-Language": "vi"})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'id="bank-transfers"' in text
+    assert "Chuyển khoản thiếu: chưa đủ tiền" in text and "Chuyển khoản, khớp theo mã" in text
+    assert "Chuyển thiếu" in text and "Đã khớp: đã thanh toán" in text
+    assert "đã đủ nhờ lần chuyển sau" in text and "completed by" not in text

@@ -38,6 +38,10 @@ from loafy.settings import get_settings
 log = logging.getLogger(__name__)
 
 MATCH_JOB = "jobs.bank.match_transaction"
+# The ledger rows' notes (fixed, so every face can say them in the reader's language).
+MATCHED_NOTE = "bank transfer, matched by its code"
+ASSIGNED_NOTE = "bank transfer, assigned by staff"
+SHORT_NOTE = "short bank transfer: not paid yet"
 
 
 # --- the registry of codes a memo may hold -------------------------------------------------------
@@ -128,7 +132,7 @@ def _booking_record(actor, booking, transaction, amount, now):
         provider_id=ledger_id(transaction),
         amount=amount,
         now=now,
-        note=f"bank transfer {transaction.provider} {transaction.provider_id}",
+        note=MATCHED_NOTE if actor is None else ASSIGNED_NOTE,
         action="booking.bank_transfer_matched" if actor is None else "booking.bank_transfer_assigned",
         details={"transaction": transaction.id, "memo": transaction.memo[:200]},
         refuse_settled=False,
@@ -150,7 +154,7 @@ def _booking_record_partial(booking, transaction, now):
                     provider_id=ledger_id(transaction),
                     amount=transaction.amount,
                     status="succeeded",
-                    note="short bank transfer: the booking is not paid yet",
+                    note=SHORT_NOTE,
                     created_at=now,
                 )
         except IntegrityError:
