@@ -658,3 +658,48 @@ def test_booking_details_list_its_transfers_in_vietnamese(base, factory, now, cl
     assert "Chuyển khoản thiếu: chưa đủ tiền" in text and "Chuyển khoản, khớp theo mã" in text
     assert "Chuyển thiếu" in text and "Đã khớp: đã thanh toán" in text
     assert "đã đủ nhờ lần chuyển sau" in text and "completed by" not in text
+
+
+# --- configuration: Stripe optional, half a Stripe refused ----------------------------------------
+
+
+def test_production_starts_without_any_stripe_variable(tmp_path):
+    from loafy.config import load_config
+
+    environ = {"LOAFY_ENV": "production", "SECRET_KEY": "s", "DATABASE_URL": "sqlite:////tmp/x.db"}
+    config = load_config(environ=environ, instance_path=tmp_path)
+    assert config["STRIPE_SECRET_KEY"] is None and config["SEPAY_API_KEY"] is None
+
+
+@pytest.mark.parametrize(
+    ("present", "named"),
+    [
+        ({"STRIPE_SECRET_KEY": "sk"}, "STRIPE_WEBHOOK_SECRET"),
+        ({"STRIPE_WEBHOOK_SECRET": "wh"}, "STRIPE_SECRET_KEY"),
+        ({"STRIPE_PUBLISHABLE_KEY": "pk"}, "STRIPE_SECRET_KEY"),
+    ],
+)
+def test_half_a_stripe_configuration_stops_production(tmp_path, present, named):
+    from loafy.config import load_config
+    from loafy.errors import ConfigError
+
+    environ = {"LOAFY_ENV": "production", "SECRET_KEY": "s", "DATABASE_URL": "sqlite:////tmp/x.db", **present}
+    with pytest.raises(ConfigError, match=named):
+        load_config(environ=environ, instance_path=tmp_path)
+
+
+def test_development_has_bank_feed_keys_production_does_not(tmp_path):
+    from loafy.config import load_config
+
+    dev = load_config(environ={"LOAFY_ENV": "development"}, instance_path=tmp_path)
+    assert dev["SEPAY_API_KEY"] and dev["CASSO_WEBHOOK_SECRET"]
+
+
+def test_casso_batch_stores_each_transfer_once(base, factory, now):
+    first, second = book(factory, now), book(factory, now)
+    items = [casso_body(first.code, PRICE)["data"], casso_body(second.code.lower(), PRICE)["data"]]
+    body = {"error": 0, "data": items}
+    assert post_casso(base, body, now).status_code == 200
+    assert post_casso(base, body, now).status_code == 200  # Casso retries the whole batch
+    assert BankTransaction.select().count() == 2
+    assert reload(first).status == reload(second).status == "confirmed"

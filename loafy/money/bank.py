@@ -375,13 +375,6 @@ def get_transaction(transaction_id):
     return transaction
 
 
-def target_of(transaction):
-    kind = _KINDS.get(transaction.target_kind or "")
-    if kind is None or transaction.code is None:
-        return None
-    return kind.lookup(transaction.code)
-
-
 def assign_transaction(actor, transaction_id, code, now):
     """Staff say what an unmatched transfer pays (a booking or pass code): it is then matched
     exactly as if the memo had held that code. Audited."""
@@ -466,13 +459,6 @@ def flagged_lines():
             f"payer {payer_details(transaction)}"
         )
     return lines
-
-
-def raw_payload(transaction):
-    try:
-        return json.loads(transaction.raw)
-    except ValueError:
-        return transaction.raw
 
 
 def simulate_transfer(code, amount, account_number, now, provider="sepay"):
