@@ -703,3 +703,29 @@ def test_casso_batch_stores_each_transfer_once(base, factory, now):
     assert post_casso(base, body, now).status_code == 200  # Casso retries the whole batch
     assert BankTransaction.select().count() == 2
     assert reload(first).status == reload(second).status == "confirmed"
+
+
+def test_two_transfers_for_one_booking_matched_at_once_see_each_other(base, factory, now):
+    """Two halves (or two full payments) arriving in the same second, matched by two jobs at once:
+    together they pay the booking; a second full payment is a duplicate, never a second confirm."""
+    halves, twice = book(factory, now), book(factory, now)
+    bodies = [sepay_body(halves.code, PRICE // 2), sepay_body(halves.code, PRICE // 2)]
+    bodies += [sepay_body(twice.code, PRICE), sepay_body(twice.code, PRICE)]
+    barrier = threading.Barrier(len(bodies))
+    codes = []
+
+    def deliver(body):
+        barrier.wait()
+        codes.append(post_sepay(base, body).status_code)
+
+    threads = [threading.Thread(target=deliver, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert codes == [200] * 4
+    assert reload(halves).status == "confirmed"
+    assert sorted(transaction(b["id"]).status for b in bodies[:2]) == ["matched", "underpaid"]
+    assert reload(twice).status == "confirmed"
+    assert sorted(transaction(b["id"]).status for b in bodies[2:]) == ["duplicate", "matched"]
+    assert find_violations() == []

@@ -47,6 +47,10 @@ SHORT_NOTE = "short bank transfer: not paid yet"
 # --- the registry of codes a memo may hold -------------------------------------------------------
 
 
+def _as_is(target):
+    return target
+
+
 @dataclass(frozen=True)
 class CodeKind:
     """A kind of thing a transfer can pay, found by its code's prefix.
@@ -54,7 +58,8 @@ class CodeKind:
     lookup(code) -> the target or None · amount_due(target) -> VND · is_paid(target) -> bool ·
     record(actor, target, transaction, amount, now) -> "confirmed" | "reconfirmed" | "refund_due" |
     "duplicate" (pays it; the same function staff use) · record_partial(target, transaction, now)
-    (money in, nothing confirmed) · describe(target) -> text for staff.
+    (money in, nothing confirmed) · describe(target) -> text for staff · lock(target) -> the
+    target re-read under its lock.
     """
 
     name: str
@@ -65,6 +70,9 @@ class CodeKind:
     record: Callable
     record_partial: Callable
     describe: Callable = str
+    # lock(target) -> the target re-read under its lock, inside the caller's transaction: two
+    # transfers for one booking, matched at once, must see each other (the sum, already paid).
+    lock: Callable = _as_is
     body_alphabet: str = CODE_ALPHABET
     body_length: int = CODE_LENGTH
 
@@ -124,6 +132,12 @@ def _booking_lookup(code):
     return Booking.get_or_none(Booking.code == code)
 
 
+def _booking_lock(booking):
+    from loafy.booking.bookings import lock_booking
+
+    return lock_booking(booking)
+
+
 def _booking_record(actor, booking, transaction, amount, now):
     return staff.record_received(
         actor,
@@ -171,6 +185,7 @@ register_code_kind(
         record=_booking_record,
         record_partial=_booking_record_partial,
         describe=lambda booking: f"{booking.code} ({booking.status}, {booking.payment_status})",
+        lock=_booking_lock,
     )
 )
 
@@ -271,6 +286,7 @@ def match_transaction(transaction_id, now):
 def _apply(actor, transaction, kind, code, target, now):
     """Pay `target` with the transaction; record what happened on the transaction. Caller holds
     the transaction's lock."""
+    target = kind.lock(target)
     due = kind.amount_due(target)
     if kind.is_paid(target):
         outcome = kind.record(actor, target, transaction, transaction.amount, now)
