@@ -11,7 +11,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from werkzeug.exceptions import BadRequest
 
-from loafy.booking import sold_out, staff
+from loafy.booking import sold_out, staff, waitlist
 from loafy.booking.bookings import SessionFull, book_session, get_booking
 from loafy.booking.club_sessions import clean_page, get_session, list_sessions
 from loafy.booking.listings import list_bookings_page
@@ -143,8 +143,46 @@ def booking_json(booking):
         "cancelled_at": iso_utc(booking.cancelled_at),
         "expired_at": iso_utc(booking.expired_at),
         "checked_in_at": iso_utc(booking.checked_in_at),
+        "source": booking.source,
         "session": session_summary(booking.club_session),
     }
+
+
+def offer_json(booking):
+    """The offer an entry received (a booking: pay it with its id)."""
+    return {
+        "id": booking.id,
+        "code": booking.code,
+        "status": booking.status,
+        "payment_status": booking.payment_status,
+        "payment_method": booking.payment_method,
+        "payment_deadline": iso_utc(booking.payment_deadline),
+        "slots": booking.slots,
+        "amount": booking.amount,
+        "currency": "vnd",
+    }
+
+
+def waitlist_entry_json(entry, staff_view=False):
+    offer = getattr(entry, "offer", None)
+    data = {
+        "id": entry.id,
+        "session_id": entry.club_session_id,
+        "party_size": entry.party_size,
+        "min_party": entry.min_party,
+        "status": entry.status,
+        "position": getattr(entry, "position", None),
+        "booking_id": entry.booking_id,
+        "payment_method": entry.payment_method,
+        "created_at": iso_utc(entry.created_at),
+        "offered_at": iso_utc(entry.offered_at),
+        "closed_at": iso_utc(entry.closed_at),
+        "offer": offer_json(offer) if offer is not None else None,
+        "session": session_summary(entry.club_session),
+    }
+    if staff_view:
+        data["user"] = {"id": entry.user.id, "name": entry.user.name, "email": entry.user.email}
+    return data
 
 
 def page_json(result, serialize):
@@ -260,6 +298,56 @@ def cancel_booking_view(booking_id):
     """The owner cancels their booking; an admin cancelling someone else's is audited."""
     booking = staff.cancel_booking_as(current_user, booking_id, utcnow(), reason="cancelled via API")
     return jsonify(booking_json(booking))
+
+
+# --- waitlist -----------------------------------------------------------------------------------
+
+
+@bp.post("/sessions/<int:session_id>/waitlist")
+@role_required()
+def join_waitlist_view(session_id):
+    data = json_body()
+    entry = waitlist.join_waitlist(
+        current_user,
+        session_id,
+        data.get("party_size"),
+        utcnow(),
+        min_party=data.get("min_party"),
+        payment_method=data.get("payment_method"),
+    )
+    entry = waitlist.get_entry(entry.id, current_user)
+    entry.position = waitlist.position(entry)
+    entry.offer = None
+    response = jsonify(waitlist_entry_json(entry))
+    response.headers["Location"] = url_for("api.get_waitlist_entry_view", entry_id=entry.id)
+    return response, 201
+
+
+@bp.get("/waitlist")
+@role_required()
+def list_waitlist_view():
+    page, per_page = clean_page(request.args.get("page"), request.args.get("per_page"))
+    session_id = request.args.get("session_id")
+    result = waitlist.list_entries_page(current_user, session_id or None, page, per_page)
+    return jsonify(page_json(result, lambda e: waitlist_entry_json(e, staff_view=session_id is not None)))
+
+
+@bp.get("/waitlist/<int:entry_id>")
+@role_required()
+def get_waitlist_entry_view(entry_id):
+    entry = waitlist.get_entry(entry_id, current_user)
+    [entry] = waitlist.with_offers([entry])
+    return jsonify(waitlist_entry_json(entry, staff_view=entry.user_id != current_user.id))
+
+
+@bp.delete("/waitlist/<int:entry_id>")
+@role_required()
+def leave_waitlist_view(entry_id):
+    """The owner leaves; the session's organizer or an admin removes (audited)."""
+    entry = waitlist.leave_waitlist(current_user, entry_id, utcnow())
+    entry = waitlist.get_entry(entry.id, current_user)
+    [entry] = waitlist.with_offers([entry])
+    return jsonify(waitlist_entry_json(entry, staff_view=entry.user_id != current_user.id))
 
 
 # --- the description ----------------------------------------------------------------------------

@@ -7,7 +7,14 @@ checks the running app's answers against it: change a route, change this file.
 from copy import deepcopy
 
 from loafy.booking.club_sessions import MAX_PER_PAGE
-from loafy.models import BOOKING_STATUSES, PAYMENT_METHODS, PAYMENT_STATUSES, SESSION_STATUSES
+from loafy.models import (
+    BOOKING_SOURCES,
+    BOOKING_STATUSES,
+    PAYMENT_METHODS,
+    PAYMENT_STATUSES,
+    SESSION_STATUSES,
+    WAITLIST_STATUSES,
+)
 
 # Who may call an operation: shown on /api/docs and in each operation's `x-loafy-who`.
 ANYONE, SIGNED_IN, STAFF, ADMIN = "anyone", "signed in", "organizer, admin", "admin"
@@ -164,7 +171,69 @@ SCHEMAS = {
             "cancelled_at": _nullable(TIME),
             "expired_at": _nullable(TIME),
             "checked_in_at": _nullable(TIME),
+            "source": {"type": "string", "enum": list(BOOKING_SOURCES)},
             "session": _ref("SessionSummary"),
+        },
+    },
+    "WaitlistOffer": {
+        "type": "object",
+        "required": ["id", "code", "status", "payment_deadline", "slots", "amount", "currency"],
+        "properties": {
+            "id": {"type": "integer", "description": "The offer's booking id (pay it like any booking)"},
+            "code": {"type": "string", "pattern": "^LB-[A-Z2-9]{5}$"},
+            "status": {"type": "string", "enum": list(BOOKING_STATUSES)},
+            "payment_status": {"type": "string", "enum": list(PAYMENT_STATUSES)},
+            "payment_method": {"type": "string", "enum": list(PAYMENT_METHODS)},
+            "payment_deadline": _nullable(TIME),
+            "slots": {"type": "integer", "minimum": 1, "maximum": 4},
+            "amount": VND,
+            "currency": {"const": "vnd"},
+        },
+    },
+    "WaitlistEntry": {
+        "type": "object",
+        "required": ["id", "session_id", "party_size", "min_party", "status", "position", "booking_id"],
+        "properties": {
+            "id": {"type": "integer"},
+            "session_id": {"type": "integer"},
+            "party_size": {"type": "integer", "minimum": 1, "maximum": 4},
+            "min_party": {"type": "integer", "minimum": 1, "maximum": 4},
+            "status": {"type": "string", "enum": list(WAITLIST_STATUSES)},
+            "position": _nullable({"type": "integer", "minimum": 1}),
+            "booking_id": _nullable({"type": "integer"}),
+            "payment_method": {"type": "string", "enum": list(PAYMENT_METHODS)},
+            "created_at": TIME,
+            "offered_at": _nullable(TIME),
+            "closed_at": _nullable(TIME),
+            "offer": {"oneOf": [_ref("WaitlistOffer"), {"type": "null"}]},
+            "session": _ref("SessionSummary"),
+            "user": {
+                "type": "object",
+                "description": "Staff views only",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "name": {"type": "string"},
+                    "email": _nullable({"type": "string"}),
+                },
+            },
+        },
+    },
+    "WaitlistInput": {
+        "type": "object",
+        "required": ["party_size"],
+        "properties": {
+            "party_size": {"type": "integer", "minimum": 1, "maximum": 4},
+            "min_party": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 4,
+                "description": "The smallest offer accepted (default: party_size)",
+            },
+            "payment_method": {
+                "type": "string",
+                "enum": list(PAYMENT_METHODS),
+                "description": "How the offer is paid (default: the first online method enabled)",
+            },
         },
     },
     "BookingInput": {
@@ -209,6 +278,7 @@ def _page_of(name):
 
 SCHEMAS["SessionPage"] = _page_of("Session")
 SCHEMAS["BookingPage"] = _page_of("Booking")
+SCHEMAS["WaitlistPage"] = _page_of("WaitlistEntry")
 
 ERROR_TEXT = {
     400: "Malformed JSON, a body that is not an object, or a missing/expired CSRF token (cookie calls)",
@@ -266,6 +336,7 @@ def _op(summary, who, ok, errors, *, ok_status=200, body=None, params=(), securi
 
 SESSION_ID = _path_id("session_id", "Session id")
 BOOKING_ID = _path_id("booking_id", "Booking id")
+ENTRY_ID = _path_id("entry_id", "Waitlist entry id")
 
 PATHS = {
     "/api/auth/me": {
@@ -386,6 +457,52 @@ PATHS = {
             _ref("Booking"),
             [400, 401, 403, 404, 409],
             params=[BOOKING_ID],
+        ),
+    },
+    "/api/sessions/{session_id}/waitlist": {
+        "post": _op(
+            "Join a full session's waitlist with my party",
+            SIGNED_IN,
+            _ref("WaitlistEntry"),
+            [400, 401, 404, 409, 413, 422],
+            ok_status=201,
+            params=[SESSION_ID],
+            body=_ref("WaitlistInput"),
+            description="409 codes: not_full (room for min_party: book instead), duplicate (a live "
+            "booking or entry for the session), closed (cancelled, started or unpublished).",
+        )
+    },
+    "/api/waitlist": {
+        "get": _op(
+            "My waitlist entries, newest first; staff: a session's waitlist in order",
+            SIGNED_IN,
+            _ref("WaitlistPage"),
+            [401, 403, 404, 422],
+            params=[
+                {
+                    "name": "session_id",
+                    "in": "query",
+                    "schema": {"type": "integer"},
+                    "description": "Staff: that session's whole waitlist (organizers their own sessions)",
+                },
+                *PAGE_PARAMS,
+            ],
+        )
+    },
+    "/api/waitlist/{entry_id}": {
+        "get": _op(
+            "One waitlist entry (its player, an admin, or the session's organizer)",
+            "owner, admin, the session's organizer",
+            _ref("WaitlistEntry"),
+            [401, 404],
+            params=[ENTRY_ID],
+        ),
+        "delete": _op(
+            "Leave the waitlist (an offer not yet paid is declined and passed on)",
+            "owner, admin, the session's organizer",
+            _ref("WaitlistEntry"),
+            [400, 401, 404, 409],
+            params=[ENTRY_ID],
         ),
     },
     "/api/payments/stripe/intent": {

@@ -81,6 +81,10 @@ ROUTES = {
     ("api.get_booking_view", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
     ("api.create_booking_view", "POST"): R(LOGIN, 415, 415, 415),  # a form body is not JSON
     ("api.cancel_booking_view", "DELETE"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
+    ("api.join_waitlist_view", "POST"): R(LOGIN, 415, 415, 415, args={"session_id": "session"}),
+    ("api.list_waitlist_view", "GET"): R(LOGIN, 200, 200, 200),
+    ("api.get_waitlist_entry_view", "GET"): R(LOGIN, 404, 404, 404, args={"entry_id": 999_999}),
+    ("api.leave_waitlist_view", "DELETE"): R(LOGIN, 404, 404, 404, args={"entry_id": 999_999}),
     ("api.openapi_json", "GET"): everyone(200),
     ("api.docs", "GET"): everyone(200),
     # payments

@@ -14,11 +14,11 @@ serves the waitlist first. The every-minute sweep (offer_everywhere) is the back
 import logging
 from datetime import timedelta
 
-from peewee import JOIN, IntegrityError, fn
+from peewee import IntegrityError, fn
 
 from loafy import audit, notifications, queue
 from loafy.booking import bookings, sold_out
-from loafy.booking.club_sessions import can_handle_session, sees_drafts
+from loafy.booking.club_sessions import Page, can_handle_session, sees_drafts
 from loafy.db import db
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.models import (
@@ -162,42 +162,56 @@ def entry_for(user, session_id):
     return entry
 
 
-def list_entries(viewer, session_id=None, live_only=False):
-    """The viewer's own entries (newest first), or a session's whole waitlist in order for the
-    staff who handle it. Entries carry their session, offer booking and position."""
+def _entries_query(viewer, session_id):
+    """The viewer's own entries (newest first), or a session's whole waitlist in (created, id)
+    order for the staff who handle that session."""
     if viewer is None or not getattr(viewer, "is_authenticated", False):
         raise PermissionDenied("Please sign in.")
-    offer = Booking.alias("offer")
     query = (
-        WaitlistEntry.select(WaitlistEntry, ClubSession, User, offer)
+        WaitlistEntry.select(WaitlistEntry, ClubSession, User)
         .join(ClubSession)
         .switch(WaitlistEntry)
         .join(User)
-        .switch(WaitlistEntry)
-        .join(offer, JOIN.LEFT_OUTER, on=(WaitlistEntry.booking == offer.id), attr="offer")
     )
     if session_id is None:
-        query = query.where(WaitlistEntry.user == viewer.id).order_by(
+        return query.where(WaitlistEntry.user == viewer.id).order_by(
             WaitlistEntry.created_at.desc(), WaitlistEntry.id.desc()
         )
-    else:
-        club_session = ClubSession.get_or_none(
-            ClubSession.id == parse_id(session_id, "That session does not exist.")
-        )
-        if club_session is None or (club_session.status == "draft" and not sees_drafts(viewer)):
-            raise NotFound("That session does not exist.")
-        if not can_handle_session(viewer, club_session):
-            raise PermissionDenied("Only the session's organizer or an admin can see its waitlist.")
-        query = query.where(WaitlistEntry.club_session == club_session.id).order_by(
-            WaitlistEntry.created_at, WaitlistEntry.id
-        )
+    club_session = ClubSession.get_or_none(
+        ClubSession.id == parse_id(session_id, "That session does not exist.")
+    )
+    if club_session is None or (club_session.status == "draft" and not sees_drafts(viewer)):
+        raise NotFound("That session does not exist.")
+    if not can_handle_session(viewer, club_session):
+        raise PermissionDenied("Only the session's organizer or an admin can see its waitlist.")
+    return query.where(WaitlistEntry.club_session == club_session.id).order_by(
+        WaitlistEntry.created_at, WaitlistEntry.id
+    )
+
+
+def with_offers(entries):
+    """Each entry with its offer booking as `offer` (or None) and its `position`: two queries
+    plus one per session among them."""
+    ids = [entry.booking_id for entry in entries if entry.booking_id]
+    offers = {booking.id: booking for booking in Booking.select().where(Booking.id.in_(ids))} if ids else {}
+    for entry in entries:
+        entry.offer = offers.get(entry.booking_id)
+    return attach_positions(entries)
+
+
+def list_entries(viewer, session_id=None, live_only=False):
+    """Every entry of `_entries_query` (live ones only if asked), with offers and positions."""
+    query = _entries_query(viewer, session_id)
     if live_only:
         query = query.where(WaitlistEntry.status.in_(ACTIVE_WAITLIST_STATUSES))
-    entries = list(query)
-    for entry in entries:
-        if (getattr(entry, "offer", None) is not None and entry.offer.id is None) or entry.booking_id is None:
-            entry.offer = None
-    return attach_positions(entries)
+    return with_offers(list(query))
+
+
+def list_entries_page(viewer, session_id, page, per_page):
+    """One `Page` of `_entries_query`, with offers and positions."""
+    query = _entries_query(viewer, session_id)
+    total = query.count()
+    return Page(with_offers(list(query.paginate(page, per_page))), total, page, per_page)
 
 
 # --- joining and leaving -------------------------------------------------------------------------
