@@ -99,6 +99,8 @@ ROUTES = {
     ("pages.my_bookings", "GET"): R(LOGIN, 200, 200, 200),
     ("pages.booking_detail", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
     ("pages.cancel", "POST"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
+    ("pages.join_waitlist", "POST"): R(LOGIN, OK, OK, OK, args={"session_id": "session"}),
+    ("pages.leave_waitlist", "POST"): R(LOGIN, 404, 404, 404, args={"entry_id": 999_999}),
     ("pages.set_language", "GET"): everyone(302, args={"code": "en"}),
     ("pages.set_language", "POST"): everyone(302, args={"code": "en"}),
     # staff area actions
