@@ -24,12 +24,14 @@ from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, 
 from loafy.models import (
     ACTIVE_BOOKING_STATUSES,
     ACTIVE_WAITLIST_STATUSES,
+    PAYMENT_METHODS,
     Booking,
     ClubSession,
     Notification,
     User,
     WaitlistEntry,
 )
+from loafy.money import methods
 from loafy.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -244,23 +246,22 @@ def parse_party(party_size, min_party, max_guests):
     return party, smallest
 
 
-def _offer_method(requested, club_session, settings):
-    """How an offer is paid: the method asked for if this session takes it, else the first online one."""
-    from loafy.money import payments  # payments imports bookings, which imports this module
-
-    methods = list(settings["payment_methods"])
-    if "stripe" in methods and not payments.publishable_key():
-        methods.remove("stripe")  # no Stripe keys: an offer by card could not be paid anywhere
-    if "cash" in methods and club_session.price > 0 and not club_session.allow_pay_at_door:
-        methods.remove("cash")
+def _offer_method(requested, club_session, settings, now):
+    """How an offer is paid: the method asked for if the session takes it, else the first it takes
+    (a free session takes none and charges nothing: the club's first method is recorded)."""
+    accepted = methods.booking_form_methods(club_session, now, settings)
     if requested not in (None, ""):
-        if requested not in methods:
-            raise bookings.PaymentMethodUnavailable(field="payment_method")
+        if requested not in PAYMENT_METHODS:
+            raise methods.PaymentMethodUnavailable(field="payment_method")
+        if club_session.price > 0:
+            methods.check_payment_method(club_session, requested, now, settings)
         return requested
     for method in ("stripe", "bank_transfer", "cash"):
-        if method in methods:
+        if method in accepted:
             return method
-    raise bookings.PaymentMethodUnavailable(field="payment_method")
+    if club_session.price <= 0:
+        return settings["payment_methods"][0]
+    raise methods.PaymentMethodUnavailable(field="payment_method")
 
 
 def _check_joinable(club_session, actor, now):
@@ -290,7 +291,7 @@ def join_waitlist(actor, club_session, party_size, now, min_party=None, payment_
         with db.atomic():
             current = bookings.lock_session(session_id)
             _check_joinable(current, actor, now)
-            method = _offer_method(payment_method, current, settings)
+            method = _offer_method(payment_method, current, settings, now)
             # Lapsed holds first (invariant 2): they may make room, which goes to those ahead.
             bookings._release_overdue([session_id], now)
             offer_slots(session_id, now)
