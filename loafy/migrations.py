@@ -10,7 +10,16 @@ import logging
 from peewee import CharField, DateTimeField, IntegerField, Model
 
 from loafy.db import db
-from loafy.models import ALL_MODELS, BOOKING_SOURCES, ROLES, Role, WaitlistEntry, WebSession, utcnow
+from loafy.models import (
+    ALL_MODELS,
+    BOOKING_SOURCES,
+    ROLES,
+    BankTransaction,
+    Role,
+    WaitlistEntry,
+    WebSession,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +61,15 @@ def _waitlist():
     db.create_tables([WaitlistEntry], safe=True)
 
 
+def _bank_transactions():
+    db.create_tables([BankTransaction], safe=True)
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (40, "server-side web sessions (logout ends a copied cookie)", _web_sessions),
     (50, "waitlist: entries, and bookings' source", _waitlist),
+    (60, "bank transactions from SePay and Casso, matched to bookings", _bank_transactions),
 ]
 
 

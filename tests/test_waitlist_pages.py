@@ -108,7 +108,11 @@ def test_staff_see_the_waitlist_in_order_and_remove_an_entry(client, factory, no
     login(client, organizer)
     page = text(client.get(f"/admin/sessions/details/?id={club_session.id}", headers=EN))
     assert page.index("Ánh Dương") < page.index("Bảo Ngọc")
-    assert "Waitlist" in page and "Offers made" in page and Booking.get_by_id(reload(first).booking_id).code in page
+    assert (
+        "Waitlist" in page
+        and "Offers made" in page
+        and Booking.get_by_id(reload(first).booking_id).code in page
+    )
     vietnamese = text(client.get(f"/admin/sessions/details/?id={club_session.id}"))
     assert "Danh sách chờ" in vietnamese and "Các lời mời đã gửi" in vietnamese and "Đang chờ" in vietnamese
     second = WaitlistEntry.get(WaitlistEntry.status == "waiting")
