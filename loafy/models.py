@@ -2,6 +2,7 @@
 
 from flask_login import UserMixin
 from peewee import (
+    SQL,
     BooleanField,
     CharField,
     Check,
@@ -24,6 +25,9 @@ ACTIVE_BOOKING_STATUSES = ("pending_payment", "confirmed")
 PAYMENT_STATUSES = ("unpaid", "paid", "refunded", "failed")
 PAYMENT_METHODS = ("stripe", "bank_transfer", "cash")
 LEDGER_KINDS = ("intent", "payment", "refund")
+BOOKING_SOURCES = ("direct", "waitlist")
+WAITLIST_STATUSES = ("waiting", "offered", "booked", "lapsed", "left")
+ACTIVE_WAITLIST_STATUSES = ("waiting", "offered")
 
 
 def _in(column, values):
@@ -179,6 +183,12 @@ class Booking(BaseModel):
     expired_at = DateTimeField(null=True)
     # Set when a paid booking is cancelled and its money must go back; cleared by the refund.
     refund_due_at = DateTimeField(null=True)
+    # waitlist: how the booking came about; the database default keeps hand-written INSERTs direct.
+    source = CharField(
+        max_length=10,
+        default="direct",
+        constraints=[SQL("DEFAULT 'direct'"), _in("source", BOOKING_SOURCES)],
+    )
 
     class Meta:
         table_name = "bookings"
@@ -344,6 +354,55 @@ class WebSession(BaseModel):
 
 
 ALL_MODELS.append(WebSession)
+
+
+class WaitlistEntry(BaseModel):
+    """A player (and their party) waiting for a full session. An offer is a pending booking
+    (`booking`, source "waitlist") of min(party_size, free) >= min_party slots."""
+
+    user = ForeignKeyField(User, backref="waitlist_entries", on_delete="RESTRICT")
+    club_session = ForeignKeyField(ClubSession, backref="waitlist_entries", on_delete="RESTRICT")
+    party_size = IntegerField(constraints=[Check("party_size BETWEEN 1 AND 4")])
+    min_party = IntegerField(constraints=[Check("min_party >= 1"), Check("min_party <= party_size")])
+    payment_method = CharField(max_length=20, constraints=[_in("payment_method", PAYMENT_METHODS)])
+    status = CharField(max_length=10, default="waiting", constraints=[_in("status", WAITLIST_STATUSES)])
+    booking = ForeignKeyField(Booking, backref="waitlist_entries", null=True, on_delete="RESTRICT")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    offered_at = DateTimeField(null=True)
+    closed_at = DateTimeField(null=True)  # booked, lapsed or left
+
+    class Meta:
+        table_name = "waitlist_entries"
+        constraints = [Check("status = 'waiting' OR status = 'left' OR booking_id IS NOT NULL")]
+
+
+# One live entry per player and session (a double click, two tabs: the database settles it).
+WaitlistEntry.add_index(
+    WaitlistEntry.index(
+        WaitlistEntry.user,
+        WaitlistEntry.club_session,
+        unique=True,
+        where=WaitlistEntry.status.in_(ACTIVE_WAITLIST_STATUSES),
+        name="waitlist_one_live_per_user_session",
+    )
+)
+# The offer walk: a session's waiting entries in (created, id) order; the hot path's NOT EXISTS.
+WaitlistEntry.add_index(
+    WaitlistEntry.index(
+        WaitlistEntry.club_session,
+        WaitlistEntry.status,
+        WaitlistEntry.created_at,
+        WaitlistEntry.id,
+        name="waitlist_by_session",
+    )
+)
+WaitlistEntry.add_index(WaitlistEntry.index(WaitlistEntry.booking, name="waitlist_by_booking"))
+WaitlistEntry.add_index(
+    WaitlistEntry.index(WaitlistEntry.user, WaitlistEntry.created_at, name="waitlist_by_user")
+)
+
+ALL_MODELS.append(WaitlistEntry)
 
 
 # bank ------------------------------------------------------------------------------------------

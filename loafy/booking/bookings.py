@@ -13,7 +13,7 @@ from datetime import timedelta
 from peewee import IntegrityError, fn
 
 from loafy import notifications, queue
-from loafy.booking import sold_out
+from loafy.booking import sold_out, waitlist
 from loafy.booking.club_sessions import can_handle_session
 from loafy.clock import format_local
 from loafy.db import db, fetch_one, is_postgres, prepared_sql, raw_sql
@@ -167,6 +167,7 @@ def book_session(actor, club_session, guest_count, payment_method, now):
 
 def _book_locked(actor, session_id, guests, slots, payment_method, settings, now):
     """The exact path: every rule checked under the session's lock, refusals explained."""
+    waitlist.serve_waitlist_first(session_id, now)  # freed slots go to the waitlist before this booker
     for _attempt in range(CODE_ATTEMPTS):
         try:
             with db.atomic():
@@ -209,6 +210,8 @@ WHERE id = ? AND status = 'published' AND starts_at > ? AND available_slots >= ?
   AND (booking_opens_at IS NULL OR booking_opens_at <= ?
        OR (? AND early_access_opens_at <= ?))
   AND (? OR allow_pay_at_door OR price = 0)
+  AND NOT EXISTS (SELECT 1 FROM waitlist_entries w
+                  WHERE w.club_session_id = club_sessions.id AND w.status = 'waiting')
 RETURNING {SESSION_COLUMNS}
 """  # noqa: S608 - built from constants
 BOOKING_COLUMNS = """code, user_id, club_session_id, guest_count, slots, unit_price, amount, payment_method,
@@ -392,6 +395,7 @@ def _book_once(actor, session_id, guests, slots, payment_method, settings, now):
     released = []
     if existing is not None:  # their own unpaid booking lapsed: release it, they may book again
         released = _release_overdue([session_id], now)
+    waitlist.leave_for_direct_booking(actor, session_id, now)  # booking instead of waiting
     # Invariant 2: a pending booking past its deadline never blocks this one, even if the expiry
     # job is late. Only when the slots are short do we release this session's overdue bookings
     # (indexed, under the lock we hold) and try again: the common path stays one UPDATE.
@@ -498,6 +502,7 @@ def _release_overdue(session_ids, now):
         ).execute()
     sold_out.forget(returned)
     notifications.bookings_expired([(b.id, b.user_id) for b in overdue], now)
+    waitlist.after_release(overdue, now)  # lapsed offers close; the freed slots go to the waitlist
     for booking in overdue:
         if booking.stripe_payment_intent_id:  # its open PaymentIntent must be cancelled at Stripe
             queue.enqueue(SETTLE_JOB, booking.id)
@@ -585,6 +590,7 @@ def cancel_booking(actor, booking, now, reason=""):
         sold_out.forget([booking.club_session_id])
         notifications.booking_cancelled(booking, now, refund=refund)
         queue.enqueue(SETTLE_JOB, booking.id)  # refund it or cancel its open PaymentIntent
+        waitlist.after_cancel(booking, now)  # the freed slots go to the waitlist first
     log.info("cancelled %s by user %s%s", booking.code, actor.id, " (refund due)" if refund else "")
     return Booking.get_by_id(booking.id)
 
@@ -643,6 +649,8 @@ def _confirm(booking, now):
     Booking.update(
         status="confirmed", payment_status="paid", confirmed_at=now, updated_at=now, payment_deadline=None
     ).where(Booking.id == booking.id).execute()
+    if booking.source == "waitlist":
+        waitlist.offer_paid(booking, now)
 
 
 def _mark_refund_due(booking, now):

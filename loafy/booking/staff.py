@@ -7,7 +7,7 @@ Organizers act on their own sessions (and those sessions' bookings); admins on e
 import logging
 
 from loafy import audit, settings
-from loafy.booking import bookings, club_sessions
+from loafy.booking import bookings, club_sessions, waitlist
 from loafy.booking.club_sessions import can_handle_session
 from loafy.db import db
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
@@ -77,6 +77,8 @@ def update_session(actor, session_id, data, now):
         raise NotFound("That session does not exist.")
     with db.atomic():
         after = club_sessions.update_session(actor, session_id, data, now)
+        if waitlist.offer_freed_slots(session_id, now):  # more capacity: the waitlist first
+            after = ClubSession.get_by_id(session_id)
         changes = {
             name: [getattr(before, name), getattr(after, name)]
             for name in club_sessions.EDITABLE_FIELDS
