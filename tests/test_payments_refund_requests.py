@@ -67,7 +67,17 @@ def http_calls(monkeypatch):
     return calls
 
 
-def test_no_transaction_is_open_when_stripe_is_called(live, factory, now, admin, http_calls):
+def test_no_transaction_is_open_when_stripe_is_called(live, factory, now, admin, http_calls, monkeypatch):
+    from loafy import notifications
+
+    mails = []
+    original_send = notifications.send_email
+
+    def send_email(*args, **kwargs):  # the other network call: SMTP (the tests' backend is a folder)
+        mails.append(db.in_transaction())
+        return original_send(*args, **kwargs)
+
+    monkeypatch.setattr(notifications, "send_email", send_email)
     booking = paid_booking(live, factory, now)  # intent, webhook (re-fetch), confirmation
     staff.refund_booking(admin, booking.id, now, amount=50_000)  # the admin's Refund button
     cancel_booking(booking.user, booking, now)  # the rest goes back through the settle job
@@ -76,6 +86,7 @@ def test_no_transaction_is_open_when_stripe_is_called(live, factory, now, admin,
     assert any(method == "post" and path == "refunds" for method, path, _ in http_calls)
     inside = [(method, path) for method, path, in_transaction in http_calls if in_transaction]
     assert inside == []
+    assert mails and not any(mails)  # booked, confirmed, refunded twice, cancelled: all after commit
 
 
 def test_the_stripe_client_refuses_inside_a_transaction(live):
