@@ -144,7 +144,13 @@ def csrf_world(factory, now):
         "admin": admin,
         "player": player,
         "raw": raw,
-        "args": {"session_id": club_session.id, "booking_id": own.id, "token_id": token.id, "code": "en"},
+        "args": {
+            "session_id": club_session.id,
+            "booking_id": own.id,
+            "token_id": token.id,
+            "code": "en",
+            "entry_id": 1,  # a waitlist place: none exists, and the CSRF check answers first anyway
+        },
         "identity_id": spare.id,
         "session": club_session.id,
         "empty": empty.id,
