@@ -417,34 +417,24 @@ def offer_slots(session_id, now):
     free = club_session.available_slots
     if free <= 0 or club_session.status != "published" or club_session.starts_at <= now:
         return []  # offers close when the session starts
-    candidates = list(
-        WaitlistEntry.select(
-            WaitlistEntry.id,
-            WaitlistEntry.user,
-            WaitlistEntry.party_size,
-            WaitlistEntry.min_party,
-            WaitlistEntry.payment_method,
-        )
-        .where(
-            (WaitlistEntry.club_session == session_id)
-            & (WaitlistEntry.status == "waiting")
-            & (WaitlistEntry.min_party <= free)
-        )
-        .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
-    )
-    if not candidates:
-        return []
-    settings = get_settings()
+    settings = None
     offers = []
-    for entry in candidates:
-        if entry.min_party > free:
-            continue  # keeps its place; a later, smaller party may fit
-        booking = _make_offer(entry, club_session, min(entry.party_size, free), settings, now)
-        if booking is None:
-            continue
-        free -= booking.slots
-        offers.append(booking)
-        if free == 0:
+    after = None  # (created_at, id) of the last entry read: the walk reads a page at a time
+    while free > 0:
+        page = _waiting_page(session_id, free, after)
+        for entry in page:
+            after = (entry.created_at, entry.id)
+            if entry.min_party > free:
+                continue  # keeps its place; a later, smaller party may fit
+            settings = settings or get_settings()
+            booking = _make_offer(entry, club_session, min(entry.party_size, free), settings, now)
+            if booking is None:
+                continue
+            free -= booking.slots
+            offers.append(booking)
+            if free == 0:
+                break
+        if len(page) < OFFER_PAGE:
             break
     if offers:
         log.info(
@@ -453,6 +443,37 @@ def offer_slots(session_id, now):
             ", ".join(f"{b.code} ({b.slots})" for b in offers),
         )
     return offers
+
+
+OFFER_PAGE = 50
+
+
+def _waiting_page(session_id, free, after):
+    """The next waiting entries that could fit `free` slots, in (created_at, id) order."""
+    query = (
+        WaitlistEntry.select(
+            WaitlistEntry.id,
+            WaitlistEntry.user,
+            WaitlistEntry.party_size,
+            WaitlistEntry.min_party,
+            WaitlistEntry.payment_method,
+            WaitlistEntry.created_at,
+        )
+        .where(
+            (WaitlistEntry.club_session == session_id)
+            & (WaitlistEntry.status == "waiting")
+            & (WaitlistEntry.min_party <= free)
+        )
+        .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
+        .limit(OFFER_PAGE)
+    )
+    if after is not None:
+        created, entry_id = after
+        query = query.where(
+            (WaitlistEntry.created_at > created)
+            | ((WaitlistEntry.created_at == created) & (WaitlistEntry.id > entry_id))
+        )
+    return list(query)
 
 
 def _make_offer(entry, club_session, slots, settings, now):
