@@ -141,7 +141,10 @@ def run(kind, threads):
                 free = ClubSession.get_by_id(club_session.id).available_slots
                 active = (
                     Booking.select()
-                    .where((Booking.club_session == club_session.id) & Booking.status.in_(ACTIVE_BOOKING_STATUSES))
+                    .where(
+                        (Booking.club_session == club_session.id)
+                        & Booking.status.in_(ACTIVE_BOOKING_STATUSES)
+                    )
                     .count()
                 )
                 offered = sum(o.slots for o in offers)

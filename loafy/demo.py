@@ -106,7 +106,7 @@ def seed_demo(now, timezone="Asia/Ho_Chi_Minh"):
                         now,
                     )
                 )
-    transfer = _bank_transfer_booking(users["player"], created, now)
+    transfer = _bank_transfer_booking(find_user_by_email("player@loafy.local"), created, now)
     full = _full_session_with_waitlist(organizer, find_user_by_email("member@loafy.local"), today, tz, now)
     log.info("demo data: %d accounts, %d sessions", len(DEMO_ACCOUNTS), len(created) + 1)
     return {

@@ -15,6 +15,7 @@ from loafy.models import (
     BOOKING_SOURCES,
     ROLES,
     BankTransaction,
+    RefundRequest,
     Role,
     WaitlistEntry,
     WebSession,
@@ -49,6 +50,10 @@ def _web_sessions():
     db.create_tables([WebSession], safe=True)
 
 
+def _refund_requests():
+    db.create_tables([RefundRequest], safe=True)
+
+
 def _waitlist():
     """Booking.source (direct | waitlist) and the waitlist's table (a fresh database has both)."""
     columns = {column.name for column in db.get_columns("bookings")}
@@ -68,6 +73,7 @@ def _bank_transactions():
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (40, "server-side web sessions (logout ends a copied cookie)", _web_sessions),
+    (48, "card refund requests (recorded before Stripe is called)", _refund_requests),
     (50, "waitlist: entries, and bookings' source", _waitlist),
     (60, "bank transactions from SePay and Casso, matched to bookings", _bank_transactions),
 ]

@@ -466,3 +466,36 @@ BankTransaction.add_index(
     )
 )
 ALL_MODELS.append(BankTransaction)
+
+
+# money: a card refund is recorded before Stripe is called and finished after, never inside one
+# transaction with the call.
+REFUND_REQUEST_STATUSES = ("requested", "sent", "failed")
+
+
+class RefundRequest(BaseModel):
+    """A card refund asked for (by staff, or owed back automatically), written and committed before
+    Stripe is called. Its result is recorded after the call; a crash between leaves it `requested`,
+    and the sweep sends it again with the same idempotency key (and finds it at Stripe by the
+    request id in the refund's metadata), so the money goes back once."""
+
+    booking = ForeignKeyField(Booking, backref="refund_requests", on_delete="RESTRICT")
+    payment_intent_id = CharField(max_length=255)
+    amount = IntegerField(constraints=[Check("amount > 0")])
+    idempotency_key = CharField(max_length=255, unique=True)
+    reason = CharField(max_length=50, default="")
+    status = CharField(
+        max_length=20, default="requested", constraints=[_in("status", REFUND_REQUEST_STATUSES)]
+    )
+    stripe_refund_id = CharField(max_length=255, null=True)
+    error = TextField(default="")
+    requested_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+    finished_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "refund_requests"
+        indexes = ((("status", "booking"), False),)
+
+
+ALL_MODELS.append(RefundRequest)

@@ -187,7 +187,7 @@ def render(notification, booking=None, settings=None):
     if getattr(booking, "source", "direct") == "waitlist":
         kind = WAITLIST_TEMPLATES.get(kind, kind)
     if notification.kind in ("booking_cancelled", "payment_refunded"):
-        from loafy.money.payments import ledger_totals  # payments imports bookings, which imports this
+        from loafy.money.ledger import ledger_totals  # the ledger imports bookings, which imports this
 
         # The ledger's figures, not the price: a cash booking may be unpaid, a refund partial.
         context["paid"], context["refunded"] = ledger_totals(booking.id)

@@ -7,7 +7,7 @@ from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
 
 from loafy.clock import format_vnd
-from loafy.money.payments import MAX_AMOUNT as MAX_CARD_AMOUNT
+from loafy.money.stripe_client import MAX_AMOUNT as MAX_CARD_AMOUNT
 from loafy.web.locale import current_locale
 
 COOKIE_MAX_AGE = 365 * 24 * 3600

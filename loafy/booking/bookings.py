@@ -18,6 +18,7 @@ from loafy.booking.club_sessions import can_handle_session
 from loafy.clock import format_local
 from loafy.db import db, fetch_one, is_postgres, prepared_sql, raw_sql
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
+from loafy.locking import lock_booking, lock_session, lock_sessions
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, LedgerEntry, User
 from loafy.money.methods import PaymentMethodUnavailable, check_payment_method, method_unavailable_reason
 from loafy.settings import get_settings, recent_settings
@@ -117,26 +118,6 @@ def parse_guest_count(value, max_guests):
 
 def _session_id(value):
     return parse_id(value, "That session does not exist.")
-
-
-def lock_session(session_id):
-    """Re-read the session inside the caller's transaction, locking its row on PostgreSQL (SQLite's
-    BEGIN IMMEDIATE already serializes writers). Any service changing a session's slots or its
-    bookings' states takes this lock first (payments too), in the lock order above."""
-    query = ClubSession.select().where(ClubSession.id == session_id)
-    if is_postgres():
-        query = query.for_update()
-    club_session = query.first()
-    if club_session is None:
-        raise NotFound("That session does not exist.")
-    return club_session
-
-
-def lock_booking(booking):
-    """The booking re-read under its session's lock, inside the caller's transaction: a payment or a
-    cancellation committed since the caller's first read is seen before anything is decided."""
-    lock_session(booking.club_session_id)
-    return Booking.get_by_id(booking.id)
 
 
 def _check_open(club_session, actor, now):
@@ -476,17 +457,6 @@ def _is_overdue(booking, now):
     )
 
 
-def _lock_sessions(session_ids):
-    """Lock several session rows in id order (PostgreSQL), so two sweeps never deadlock."""
-    if is_postgres():
-        list(
-            ClubSession.select(ClubSession.id)
-            .where(ClubSession.id.in_(session_ids))
-            .order_by(ClubSession.id)
-            .for_update()
-        )
-
-
 def _release_overdue(session_ids, now):
     """Expire these sessions' pending bookings past their deadline and return their slots.
 
@@ -556,7 +526,7 @@ def expire_unpaid(now, sessions_per_transaction=200):
     for start in range(0, len(session_ids), sessions_per_transaction):
         batch = session_ids[start : start + sessions_per_transaction]
         with db.atomic():
-            _lock_sessions(batch)
+            lock_sessions(batch)
             codes.extend(_release_overdue(batch, now))
     if codes:
         log.info("released %d unpaid booking(s): %s", len(codes), ", ".join(sorted(codes)[:20]))

@@ -21,6 +21,7 @@ from loafy.booking import bookings, sold_out
 from loafy.booking.club_sessions import Page, can_handle_session, sees_drafts
 from loafy.db import db
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
+from loafy.locking import lock_session
 from loafy.models import (
     ACTIVE_BOOKING_STATUSES,
     ACTIVE_WAITLIST_STATUSES,
@@ -289,7 +290,7 @@ def join_waitlist(actor, club_session, party_size, now, min_party=None, payment_
     party, smallest = parse_party(party_size, min_party, settings["max_guests"])
     try:
         with db.atomic():
-            current = bookings.lock_session(session_id)
+            current = lock_session(session_id)
             _check_joinable(current, actor, now)
             method = _offer_method(payment_method, current, settings, now)
             # Lapsed holds first (invariant 2): they may make room, which goes to those ahead.
@@ -346,7 +347,7 @@ def leave_waitlist(actor, entry_id, now):
     entry = get_entry(entry_id, actor)
     is_owner = entry.user_id == actor.id
     with db.atomic():
-        bookings.lock_session(entry.club_session_id)
+        lock_session(entry.club_session_id)
         entry = WaitlistEntry.get_by_id(entry.id)
         if entry.status == "left":
             return entry  # a second click, a stale page: nothing changes
@@ -535,7 +536,7 @@ def offer_freed_slots(session_id, now):
     Call it inside the transaction that freed them."""
     if not has_waiting(session_id):
         return []
-    bookings.lock_session(session_id)
+    lock_session(session_id)
     return offer_slots(session_id, now)
 
 
@@ -546,7 +547,7 @@ def serve_waitlist_first(session_id, now):
     if not has_waiting(session_id):
         return []
     with db.atomic():
-        bookings.lock_session(session_id)
+        lock_session(session_id)
         bookings._release_overdue([session_id], now)  # offers what it frees (after_release)
         return [booking.code for booking in offer_slots(session_id, now)]
 
@@ -604,7 +605,7 @@ def offer_everywhere(now):
     codes = []
     for session_id in session_ids:
         with db.atomic():
-            bookings.lock_session(session_id)
+            lock_session(session_id)
             codes += [booking.code for booking in offer_slots(session_id, now)]
     if codes:
         log.warning("waitlist sweep offered %d spot(s) a freeing event left: %s", len(codes), codes)

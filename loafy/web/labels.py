@@ -157,6 +157,18 @@ WORDS["audit_action"].update(
     }
 )
 WORDS["object_type"]["bank_transaction"] = _l("Bank transfer")
+# The fixed resolutions the service writes (staff notes are shown as typed).
+WORDS["bank_resolution"] = {
+    "completed by a later transfer": _l("completed by a later transfer"),
+    "done": _l("nothing more to do"),
+}
+WORDS["ledger_note"].update(
+    {
+        "bank transfer, matched by its code": _l("Bank transfer, matched by its code"),
+        "bank transfer, assigned by staff": _l("Bank transfer, assigned by staff"),
+        "short bank transfer: not paid yet": _l("Short bank transfer: not paid yet"),
+    }
+)
 WORDS["audit_field"].update(
     {
         "transaction": _l("Transfer"),
