@@ -8,10 +8,11 @@ from admin.audit import AuditLogView
 from admin.base import StaffOnly, actor, now
 from admin.bookings import BookingView
 from admin.jobs import JobsView
+from admin.passes import PassProductView, PassView
 from admin.players import PlayerView
 from admin.sessions import ClubSessionView
 from admin.settings import SettingsView
-from loafy.models import AuditLog, Booking, ClubSession, User
+from loafy.models import AuditLog, Booking, ClubSession, Pass, PassProduct, User
 
 
 class StaffIndexView(StaffOnly, AdminIndexView):
@@ -32,6 +33,10 @@ def init_admin(app):
     admin.add_view(ClubSessionView(ClubSession, name="Sessions", endpoint="sessions"))
     admin.add_view(BookingView(Booking, name="Bookings", endpoint="bookings"))
     admin.add_view(PlayerView(User, name="Players", endpoint="players"))
+    admin.add_view(PassView(Pass, name="Passes", endpoint="passes_admin", url="/admin/passes"))
+    admin.add_view(
+        PassProductView(PassProduct, name="Pass products", endpoint="pass_products", url="/admin/products")
+    )
     admin.add_view(SettingsView(name="Settings", endpoint="settings", url="/admin/settings"))
     admin.add_view(JobsView(name="Jobs", endpoint="jobs", url="/admin/jobs"))
     admin.add_view(AuditLogView(AuditLog, name="Audit log", endpoint="audit", url="/admin/audit"))

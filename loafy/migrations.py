@@ -10,7 +10,18 @@ import logging
 from peewee import CharField, DateTimeField, IntegerField, Model
 
 from loafy.db import db
-from loafy.models import ALL_MODELS, ROLES, Role, WebSession, utcnow
+from loafy.models import (
+    ALL_MODELS,
+    BOOKING_PAYMENT_METHODS,
+    ROLES,
+    Booking,
+    LedgerEntry,
+    Pass,
+    PassProduct,
+    Role,
+    WebSession,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +51,29 @@ def _web_sessions():
     db.create_tables([WebSession], safe=True)
 
 
+def _passes():
+    """Pass products and passes; bookings and ledger rows may point at a pass; a booking may be paid
+    with a pack ("pass"); the admin-set membership dates become granted passes (nothing is lost)."""
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    from loafy.db import is_postgres
+    from loafy.passes.migrate import membership_dates_to_passes, widen_payment_method_check
+
+    db.create_tables([PassProduct, Pass], safe=True)
+    migrator = PostgresqlMigrator(db) if is_postgres() else SqliteMigrator(db)
+    for model in (Booking, LedgerEntry):
+        table = model._meta.table_name
+        if "pass_id" not in {c.name for c in db.get_columns(table)}:
+            migrate(migrator.add_column(table, "pass_id", model.club_pass))
+        model._schema.create_indexes(safe=True)
+    widen_payment_method_check(BOOKING_PAYMENT_METHODS)
+    membership_dates_to_passes(utcnow())
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (40, "server-side web sessions (logout ends a copied cookie)", _web_sessions),
+    (55, "passes: memberships and session packs; membership dates become granted passes", _passes),
 ]
 
 

@@ -89,8 +89,16 @@ def user_json(user):
         "avatar_url": user.avatar_url,
         "role": user.role_id,
         "roles": [user.role_id],
-        "membership": {"active": user.is_member(now), "until": iso_utc(user.membership_until)},
+        "membership": _membership(user, now),
     }
+
+
+def _membership(user, now):
+    """{active, ends_at} from the user's period passes (loafy.passes)."""
+    from loafy.passes.passes import membership
+
+    state = membership(user.id, now)
+    return {"active": state["active"], "ends_at": iso_utc(state["ends_at"])}
 
 
 def session_summary(club_session):

@@ -59,8 +59,8 @@ SCHEMAS = {
             "roles": {"type": "array", "items": {"type": "string"}},
             "membership": {
                 "type": "object",
-                "required": ["active", "until"],
-                "properties": {"active": {"type": "boolean"}, "until": _nullable(TIME)},
+                "required": ["active", "ends_at"],
+                "properties": {"active": {"type": "boolean"}, "ends_at": _nullable(TIME)},
             },
         },
     },

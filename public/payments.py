@@ -30,6 +30,10 @@ def _own_booking(booking_id):
 @login_required
 def create_intent():
     data = json_body()  # malformed or not an object: 400, like every other endpoint
+    if "pass_id" in data and "booking_id" not in data:  # passes: paying a pass by card
+        from loafy.passes import card
+
+        return jsonify(card.create_pass_intent(current_user, data["pass_id"], utcnow()))
     if "booking_id" not in data:
         raise ValidationError('Send JSON like {"booking_id": 12}.', field="booking_id")
     return jsonify(payments.create_intent(current_user, data["booking_id"], utcnow()))
@@ -110,6 +114,11 @@ def vietqr_payload(bank_bin, account, amount, reference):
         + "6304"
     )
     return body + _crc16(body)
+
+
+def pass_vietqr_svg(club_pass, settings):
+    """The VietQR code for a pending pass (its LP- code as the transfer's note)."""
+    return _vietqr_svg(club_pass, settings)
 
 
 def _vietqr_svg(booking, settings):

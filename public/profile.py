@@ -5,6 +5,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from loafy.models import utcnow
+from loafy.passes import passes
 from loafy.people import accounts, tokens, web_sessions
 from loafy.web.guards import role_required
 from public.auth import end_browser_session, providers
@@ -13,13 +14,16 @@ bp = Blueprint("profile", __name__, url_prefix="/profile")
 
 
 def _render(new_token=None, status=200):
+    now = utcnow()
     page = render_template(
         "public/profile.html",
         identities=accounts.list_identities(current_user),
         tokens=tokens.list_tokens(current_user),
         providers=providers(),
         new_token=new_token,
-        now=utcnow(),
+        membership=passes.membership(current_user.id, now),
+        mine=passes.list_passes(current_user, None, now),
+        now=now,
     )
     response = make_response(page, status)
     response.headers["Cache-Control"] = "no-store"  # the page may show a token once

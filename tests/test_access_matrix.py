@@ -88,6 +88,17 @@ ROUTES = {
     ("payments.stripe_webhook", "POST"): everyone(503),  # Stripe not configured in the matrix app
     ("payments.pay", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
     ("payments.booking_status", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
+    # passes
+    ("passes.list_products_view", "GET"): everyone(200),
+    ("passes.create_product_view", "POST"): R(LOGIN, 403, 403, OK),  # a form body: 415 for admins
+    ("passes.update_product_view", "PUT"): R(LOGIN, 403, 403, OK, args={"product_id": 999_999}),
+    ("passes.buy_pass_view", "POST"): R(LOGIN, 415, 415, 415),
+    ("passes.list_passes_view", "GET"): R(LOGIN, 200, 200, 200),
+    ("passes.get_pass_view", "GET"): R(LOGIN, 404, 404, 404, args={"pass_id": 999_999}),
+    ("passes.passes_page", "GET"): everyone(200),
+    ("passes.buy_pass_page", "POST"): R(LOGIN, 302, 302, 302),  # no product: back to /passes, said why
+    ("passes.pay_pass_page", "GET"): R(LOGIN, 404, 404, 404, args={"pass_id": 999_999}),
+    ("passes.pass_status", "GET"): R(LOGIN, 404, 404, 404, args={"pass_id": 999_999}),
     # operations
     ("ops.ping", "GET"): everyone(200),
     # booking pages
@@ -116,6 +127,8 @@ PREFIX_RULES = {
     "settings.": ADMIN_ONLY,
     "jobs.": ADMIN_ONLY,
     "audit.": ADMIN_ONLY,
+    "passes_admin.": STAFF,
+    "pass_products.": ADMIN_ONLY,
 }
 GENERIC_ARGS = {"export_type": "csv"}
 

@@ -20,6 +20,7 @@ from loafy.clock import format_vnd as vnd
 from loafy.db import db
 from loafy.errors import Conflict, LoafyError, NotFound, PermissionDenied, Unavailable, ValidationError
 from loafy.models import Booking, LedgerEntry, WebhookEvent
+from loafy.passes import card as pass_card
 
 log = logging.getLogger(__name__)
 
@@ -368,6 +369,7 @@ def handle_webhook(payload, signature, now):
         log.warning("Stripe unreachable handling %s %s: %s", event_type, event_id, exc)
         raise PaymentUnavailable("Stripe could not be reached; the event will be retried.")
     booking_id = _booking_for(intent) if intent else None
+    pass_id = pass_card.pass_for(intent) if intent and booking_id is None else None  # passes
 
     with db.atomic():
         try:
@@ -377,6 +379,10 @@ def handle_webhook(payload, signature, now):
                 )
         except IntegrityError:
             return "duplicate"
+        if booking_id is None and pass_id is not None:  # passes: a pass paid by card
+            outcome = pass_card.apply_intent(pass_id, intent, [(r, intent["id"]) for r in refunds], now)
+            log.info("webhook %s %s for pass %s: %s", event_type, event_id, pass_id, outcome)
+            return outcome
         if booking_id is None:
             log.info("webhook %s %s: no booking of ours; ignored", event_type, event_id)
             return "ignored"
