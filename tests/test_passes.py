@@ -61,7 +61,10 @@ def test_less_than_the_price_waits_for_the_rest(factory, now):
     first = dict(provider="bank_transfer", amount=200_000, now=now)
     assert passes.record_pass_payment(club_pass.id, provider_id="t1", **first) == "underpaid"
     assert reload(club_pass).status == "pending_payment"
-    assert passes.record_pass_payment(club_pass.id, provider_id="t2", **dict(first, amount=300_000)) == "activated"
+    assert (
+        passes.record_pass_payment(club_pass.id, provider_id="t2", **dict(first, amount=300_000))
+        == "activated"
+    )
     assert reload(club_pass).status == "paid"
 
 
@@ -73,7 +76,10 @@ def test_buying_again_while_active_stacks_where_the_last_one_ends(factory, admin
     second = pay_cash(passes.buy_pass(player, product.id, "cash", later), admin, later)
     assert second.starts_at == first.ends_at
     assert second.status_at(later) == "scheduled"
-    assert passes.membership(player.id, later) == {"active": True, "ends_at": first.ends_at + timedelta(days=30)}
+    assert passes.membership(player.id, later) == {
+        "active": True,
+        "ends_at": first.ends_at + timedelta(days=30),
+    }
     # At the exact end of the run the membership ends, not a second later.
     end = second.ends_at
     assert passes.membership(player.id, end - timedelta(seconds=1))["active"] is True
@@ -96,23 +102,31 @@ def test_unpaid_passes_expire_after_their_deadline_and_a_late_payment_still_acti
     assert passes.expire_unpaid_passes(late) == [club_pass.code]
     assert passes.expire_unpaid_passes(late) == []  # the sweep twice changes nothing
     assert reload(club_pass).status == "expired"
-    outcome = passes.record_pass_payment(club_pass.id, provider="stripe", provider_id="pi_late", amount=500_000, now=late)
+    outcome = passes.record_pass_payment(
+        club_pass.id, provider="stripe", provider_id="pi_late", amount=500_000, now=late
+    )
     assert outcome == "activated"
     assert reload(club_pass).status_at(late) == "active"
 
 
 def test_early_access_is_gained_and_lost_at_the_exact_instant(factory, now):
     player = factory.user()
-    club_pass = factory.paid_pass(player, "period", starts_at=now + timedelta(hours=1), ends_at=now + timedelta(hours=5))
+    club_pass = factory.paid_pass(
+        player, "period", starts_at=now + timedelta(hours=1), ends_at=now + timedelta(hours=5)
+    )
     opens = now + timedelta(hours=6)
     session_ = factory.club_session(
-        starts_at=now + timedelta(days=2), booking_opens_at=opens, early_access_opens_at=now - timedelta(hours=1)
+        starts_at=now + timedelta(days=2),
+        booking_opens_at=opens,
+        early_access_opens_at=now - timedelta(hours=1),
     )
     with pytest.raises(NotOpenYet):
         book_session(player, session_, 0, "stripe", club_pass.starts_at - timedelta(seconds=1))
     assert book_session(player, session_, 0, "stripe", club_pass.starts_at).status == "pending_payment"
     other = factory.club_session(
-        starts_at=now + timedelta(days=2), booking_opens_at=opens, early_access_opens_at=now - timedelta(hours=1)
+        starts_at=now + timedelta(days=2),
+        booking_opens_at=opens,
+        early_access_opens_at=now - timedelta(hours=1),
     )
     with pytest.raises(NotOpenYet):
         book_session(player, other, 0, "stripe", club_pass.ends_at)
@@ -122,7 +136,9 @@ def test_a_product_without_early_access_makes_no_early_bird(factory, now):
     player = factory.user()
     product = factory.product("period", early_access=False)
     factory.paid_pass(player, "period", product=product, early_access=False)
-    session_ = factory.club_session(booking_opens_at=now + timedelta(hours=2), early_access_opens_at=now - timedelta(hours=1))
+    session_ = factory.club_session(
+        booking_opens_at=now + timedelta(hours=2), early_access_opens_at=now - timedelta(hours=1)
+    )
     with pytest.raises(NotOpenYet):
         book_session(player, session_, 0, "stripe", now)
     assert passes.membership(player.id, now)["active"] is True
@@ -151,7 +167,9 @@ def test_the_pack_that_expires_first_pays(factory, now):
     player = factory.user()
     later = factory.paid_pass(player, "pack", credits=5, ends_at=now + timedelta(days=50))
     sooner = factory.paid_pass(player, "pack", credits=5, ends_at=now + timedelta(days=10))
-    factory.paid_pass(player, "pack", credits=5, starts_at=now - timedelta(days=90), ends_at=now - timedelta(days=1))
+    factory.paid_pass(
+        player, "pack", credits=5, starts_at=now - timedelta(days=90), ends_at=now - timedelta(days=1)
+    )
     booking = book_session(player, factory.club_session(), 0, "pass", now)
     assert booking.club_pass_id == sooner.id
     assert credits.credits_left(reload(later)) == 5
@@ -216,7 +234,9 @@ def _book_in_process(url, player_id, session_id, now, start, out):
             out.put(repr(exc))
 
 
-def test_five_parallel_bookings_on_three_credits_give_exactly_three_processes(app, factory, now, database_url):
+def test_five_parallel_bookings_on_three_credits_give_exactly_three_processes(
+    app, factory, now, database_url
+):
     player = factory.user()
     pack = factory.paid_pass(player, "pack", credits=3)
     sessions = [factory.club_session() for _ in range(5)]
@@ -253,7 +273,11 @@ def test_staff_sell_at_the_desk_grant_and_cancel_with_refund(factory, admin, now
     granted = passes.grant_pass(admin, player.id, factory.product("period").id, now, note="volunteer")
     assert granted.payment_method == "grant" and granted.amount == 0
     assert passes.membership(player.id, now)["active"] is True
-    assert [a.action for a in AuditLog.select().order_by(AuditLog.id)] == ["pass.sell", "pass.cancel", "pass.grant"]
+    assert [a.action for a in AuditLog.select().order_by(AuditLog.id)] == [
+        "pass.sell",
+        "pass.cancel",
+        "pass.grant",
+    ]
     with pytest.raises(PermissionDenied):
         passes.cancel_pass(player, granted.id, now)
     with pytest.raises(PermissionDenied):
@@ -261,15 +285,21 @@ def test_staff_sell_at_the_desk_grant_and_cancel_with_refund(factory, admin, now
 
 
 def test_products_are_validated_and_audited(factory, admin, now):
-    product = products.create_product(admin, {"name": "10 buổi", "kind": "pack", "price": 900_000, "credits": 10,
-                                               "validity_days": 90}, now)
+    product = products.create_product(
+        admin, {"name": "10 buổi", "kind": "pack", "price": 900_000, "credits": 10, "validity_days": 90}, now
+    )
     assert (product.kind, product.credits, product.duration_days) == ("pack", 10, None)
     with pytest.raises(LoafyError) as refused:
-        products.create_product(admin, {"name": "x", "kind": "pack", "price": 1, "credits": 0, "validity_days": 9}, now)
+        products.create_product(
+            admin, {"name": "x", "kind": "pack", "price": 1, "credits": 0, "validity_days": 9}, now
+        )
     assert refused.value.field == "credits"
     products.update_product(admin, product.id, {"active": False}, now)
     assert products.list_products() == []
-    assert [a.action for a in AuditLog.select().order_by(AuditLog.id)] == ["pass_product.create", "pass_product.update"]
+    assert [a.action for a in AuditLog.select().order_by(AuditLog.id)] == [
+        "pass_product.create",
+        "pass_product.update",
+    ]
 
 
 def test_a_pass_is_found_by_its_code_in_any_case_with_or_without_the_dash(factory, now):
