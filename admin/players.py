@@ -3,6 +3,8 @@
 from flask import flash, redirect, request
 from flask_admin import expose
 from flask_admin.contrib.peewee.filters import FilterEqual
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from admin.base import StaffModelView, actor, back, flash_error, now, parse_id
 from loafy.booking import staff
@@ -10,6 +12,7 @@ from loafy.errors import LoafyError
 from loafy.models import ROLES, Booking, ClubSession, Identity, User
 from loafy.passes import passes, products
 from loafy.web.formatting import local_time
+from loafy.web.labels import choices, word
 
 HISTORY_LIMIT = 100
 
@@ -21,13 +24,13 @@ class PlayerView(StaffModelView):
     can_delete = False
     details_template = "admin/loafy/player_details.html"
     column_list = ("name", "email", "role", "active", "created_at", "last_login_at")
+    phone_columns = ("name", "role")
     column_sortable_list = ("name", "email", "created_at", "last_login_at")
     column_default_sort = ("created_at", True)
     column_searchable_list = ("name", "email")
     named_filter_urls = True
-    column_filters = (FilterEqual(User.role, "Role", options=[(r, r) for r in ROLES]),)
+    column_filters = (FilterEqual(User.role, _l("Role"), options=choices("role", ROLES)),)
     column_formatters = {
-        "role": lambda v, c, m, n: m.role_id,  # the key itself: no query per row for the Role
         "created_at": lambda v, c, m, n: local_time(m.created_at, "%d/%m/%Y %H:%M"),
         "last_login_at": lambda v, c, m, n: local_time(m.last_login_at, "%d/%m/%Y %H:%M"),
     }
@@ -66,7 +69,7 @@ class PlayerView(StaffModelView):
     def _player_id(self):
         user_id = parse_id(request.form.get("id"))
         if user_id is None:
-            flash("That player does not exist.", "error")
+            flash(_("That player does not exist."), "error")
         return user_id
 
     @expose("/role/", methods=("POST",))
@@ -77,7 +80,7 @@ class PlayerView(StaffModelView):
         role = request.form.get("role", "")
         try:
             user = staff.set_role(actor(), user_id, role, now())
-            flash(f"{user.name} is now {user.role_id}.", "success")
+            flash(_("%(name)s is now %(role)s.", name=user.name, role=word("role", user.role_id)), "success")
         except LoafyError as exc:
             flash_error(exc)
         return back(self.get_url(".details_view", id=user_id))

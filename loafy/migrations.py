@@ -14,6 +14,7 @@ from loafy.models import (
     ALL_MODELS,
     BOOKING_PAYMENT_METHODS,
     ROLES,
+    BankTransaction,
     Booking,
     LedgerEntry,
     Pass,
@@ -68,12 +69,15 @@ def _passes():
         model._schema.create_indexes(safe=True)
     widen_payment_method_check(BOOKING_PAYMENT_METHODS)
     membership_dates_to_passes(utcnow())
+def _bank_transactions():
+    db.create_tables([BankTransaction], safe=True)
 
 
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (40, "server-side web sessions (logout ends a copied cookie)", _web_sessions),
     (55, "passes: memberships and session packs; membership dates become granted passes", _passes),
+    (60, "bank transactions from SePay and Casso, matched to bookings", _bank_transactions),
 ]
 
 

@@ -30,9 +30,10 @@ from loafy.clock import club_tz
 from loafy.db import db
 from loafy.errors import Conflict, PermissionDenied, ValidationError
 from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, utcnow
-from loafy.money import payments
+from loafy.money.methods import booking_form_methods
 from loafy.people.accounts import set_locale
 from loafy.settings import get_settings
+from loafy.web.formatting import local_time
 from loafy.web.guards import role_required
 from loafy.web.locale import COOKIE, SUPPORTED
 from public.auth import safe_next
@@ -123,21 +124,11 @@ def session_list():
     return _list("pages.session_list", _("Sessions"))
 
 
-def _payment_methods(club_session, settings):
-    """The enabled methods this session takes (cash only when it allows paying at the door)."""
-    methods = list(settings["payment_methods"])
-    if "cash" in methods and club_session.price > 0 and not club_session.allow_pay_at_door:
-        methods.remove("cash")
-    if "stripe" in methods and not payments.publishable_key():
-        methods.remove("stripe")  # no Stripe keys: a card booking would reach a page with no way to pay
-    return methods
-
-
 def _render_session(session_id, form=None, error=None, status=200):
     viewer, now = _viewer(), utcnow()
     club_session = get_session_for_viewer(session_id, viewer, now)
     settings = get_settings()
-    methods = _payment_methods(club_session, settings)
+    methods = booking_form_methods(club_session, now, settings)
     pack_left = _pack_credits(viewer, club_session, now)
     if pack_left:
         methods = ["pass", *methods]  # passes: "use my pack (N credits left)" comes first
@@ -188,7 +179,18 @@ def book(session_id):
         booking = book_session(_viewer(), session_id, form["guest_count"], form["payment_method"], utcnow())
     except IN_PLACE as exc:
         return _render_session(session_id, form=form, error=exc, status=exc.status)
-    flash(_("Booked! Your code is %(code)s.", code=booking.code), "success")
+    if booking.status == "pending_payment" and booking.payment_deadline:
+        # Nothing is booked until it is paid: say what is held, and until when.
+        held = local_time(booking.payment_deadline, "%H:%M")
+        flash(
+            _(
+                "Your spot is held until %(time)s. Pay to confirm booking %(code)s.",
+                time=held,
+                code=booking.code,
+            )
+        )
+    else:
+        flash(_("Booked! Your code is %(code)s.", code=booking.code), "success")
     return redirect(_pay_url(booking, utcnow()) or url_for("pages.booking_detail", booking_id=booking.id))
 
 

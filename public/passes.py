@@ -4,125 +4,130 @@ from flask import Blueprint, flash, jsonify, redirect, render_template, request,
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from loafy.errors import LoafyError, NotFound, ValidationError
+from loafy.errors import LoafyError, NotFound
 from loafy.models import utcnow
 from loafy.money import payments
 from loafy.passes import credits, passes, products
 from loafy.settings import get_settings
-from loafy.web.formatting import iso_utc
 from loafy.web.guards import role_required
-from public.api import json_body, page_json
+from public.api_schemas import (
+    ADMIN,
+    ANYONE,
+    SIGNED_IN,
+    NewPass,
+    NewPassProduct,
+    Pass,
+    PassFilter,
+    PassPage,
+    PassProduct,
+    PassProductChange,
+    PassProductPage,
+    answer,
+    endpoint,
+    including,
+)
 from public.i18n import error_text
 
 bp = Blueprint("passes", __name__)
 
 
-def product_json(product):
-    return {
-        "id": product.id,
-        "name": product.name,
-        "kind": product.kind,
-        "price": product.price,
-        "currency": "vnd",
-        "duration_days": product.duration_days,
-        "credits": product.credits,
-        "validity_days": product.validity_days,
-        "early_access": product.early_access,
-        "active": product.active,
-        "renewable": product.renewable,
-    }
-
-
-def pass_json(club_pass, now=None):
-    now = now or utcnow()
-    left = getattr(club_pass, "credits_left", "unset")
-    if left == "unset":
+def _pass_answer(club_pass, now):
+    """A pass as the API shows it: its status at `now` and its credits left (counted)."""
+    left = getattr(club_pass, "credits_left", None)
+    if club_pass.kind == "pack" and left is None:
         left = credits.credits_left(club_pass)
-    return {
-        "id": club_pass.id,
-        "code": club_pass.code,
-        "kind": club_pass.kind,
-        "status": club_pass.status_at(now),
-        "product": product_json(club_pass.product),
-        "user_id": club_pass.user_id,
-        "amount": club_pass.amount,
-        "currency": "vnd",
-        "payment_method": club_pass.payment_method,
-        "payment_deadline": iso_utc(club_pass.payment_deadline),
-        "starts_at": iso_utc(club_pass.starts_at),
-        "ends_at": iso_utc(club_pass.ends_at),
-        "credits_total": club_pass.credits_total,
-        "credits_left": left,
-        "early_access": club_pass.early_access,
-        "auto_renew": club_pass.auto_renew,
-        "created_at": iso_utc(club_pass.created_at),
-    }
-
-
-def membership_json(user, now):
-    state = passes.membership(user.id, now)
-    return {"active": state["active"], "ends_at": iso_utc(state["ends_at"])}
+    return including(club_pass, status=club_pass.status_at(now), credits_left=left)
 
 
 # --- JSON API ------------------------------------------------------------------------------------
 
 
 @bp.get("/api/pass-products")
+@endpoint("What the club sells (active products)", ANYONE, ok=PassProductPage)
 def list_products_view():
     items = products.list_products()
-    return jsonify(
-        {"items": [product_json(p) for p in items], "page": 1, "per_page": len(items), "total": len(items)}
+    return answer(
+        PassProductPage, {"items": items, "page": 1, "per_page": max(1, len(items)), "total": len(items)}
     )
 
 
 @bp.post("/api/pass-products")
 @role_required("admin")
+@endpoint(
+    "Create a pass product (period membership or pack)",
+    ADMIN,
+    ok=PassProduct,
+    status=201,
+    json=NewPassProduct,
+    errors=(400, 401, 403, 413, 415, 422),
+)
 def create_product_view():
-    product = products.create_product(current_user, json_body(), utcnow())
-    return jsonify(product_json(product)), 201
+    product = products.create_product(current_user, request.context.json.fields(), utcnow())
+    return answer(PassProduct, product, status=201)
 
 
 @bp.put("/api/pass-products/<int:product_id>")
 @role_required("admin")
+@endpoint(
+    "Change a pass product (sold passes keep what they were sold with)",
+    ADMIN,
+    ok=PassProduct,
+    json=PassProductChange,
+    errors=(400, 401, 403, 404, 413, 415, 422),
+)
 def update_product_view(product_id):
-    return jsonify(product_json(products.update_product(current_user, product_id, json_body(), utcnow())))
+    product = products.update_product(current_user, product_id, request.context.json.fields(), utcnow())
+    return answer(PassProduct, product)
 
 
 @bp.post("/api/passes")
 @role_required()
+@endpoint(
+    "Buy a pass: pending until paid (card, bank transfer with its LP- code, or cash at the desk)",
+    SIGNED_IN,
+    ok=Pass,
+    status=201,
+    json=NewPass,
+    errors=(400, 401, 404, 409, 413, 415, 422),
+)
 def buy_pass_view():
-    data = json_body()
-    if "product_id" not in data:
-        raise ValidationError(
-            'Send JSON like {"product_id": 1, "payment_method": "stripe"}.', field="product_id"
-        )
+    data = request.context.json
+    now = utcnow()
     club_pass = passes.buy_pass(
         current_user,
-        data.get("product_id"),
-        data.get("payment_method"),
-        utcnow(),
+        data.product_id,
+        data.payment_method,
+        now,
         card_available=bool(payments.publishable_key()),
     )
-    response = jsonify(pass_json(passes.get_pass(club_pass.id, current_user)))
+    response = answer(Pass, _pass_answer(passes.get_pass(club_pass.id, current_user), now), status=201)
     response.headers["Location"] = url_for("passes.get_pass_view", pass_id=club_pass.id)
-    return response, 201
+    return response
 
 
 @bp.get("/api/passes")
 @role_required()
+@endpoint(
+    "My passes, newest first (staff: a player's, with user_id)",
+    SIGNED_IN,
+    ok=PassPage,
+    query=PassFilter,
+    errors=(401, 403, 404, 422),
+)
 def list_passes_view():
+    q = request.context.query
     now = utcnow()
-    items = passes.list_passes(current_user, request.args.get("user_id"), now)
-    result = type(
-        "Page", (), {"items": items, "page": 1, "per_page": max(len(items), 1), "total": len(items)}
-    )
-    return jsonify(page_json(result, lambda p: pass_json(p, now)))
+    items = passes.list_passes(current_user, q.user_id, now)
+    start = (q.page - 1) * q.per_page
+    page = [_pass_answer(p, now) for p in items[start : start + q.per_page]]
+    return answer(PassPage, {"items": page, "page": q.page, "per_page": q.per_page, "total": len(items)})
 
 
 @bp.get("/api/passes/<int:pass_id>")
 @role_required()
+@endpoint("One pass (its holder, staff)", SIGNED_IN, ok=Pass, errors=(401, 404))
 def get_pass_view(pass_id):
-    return jsonify(pass_json(passes.get_pass(pass_id, current_user)))
+    return answer(Pass, _pass_answer(passes.get_pass(pass_id, current_user), utcnow()))
 
 
 # --- pages ---------------------------------------------------------------------------------------
@@ -174,7 +179,7 @@ def buy_pass_page():
 @bp.get("/passes/<int:pass_id>/pay")
 @role_required()
 def pay_pass_page(pass_id):
-    from public.payments import pass_vietqr_svg
+    from loafy.money import vietqr
 
     now = utcnow()
     club_pass = passes.get_pass(pass_id, current_user)
@@ -188,7 +193,9 @@ def pay_pass_page(pass_id):
         settings=settings,
         publishable_key=payments.publishable_key(),
         stripe_js_url=payments.stripe_js_url(),
-        vietqr=pass_vietqr_svg(club_pass, settings) if club_pass.payment_method == "bank_transfer" else None,
+        vietqr=vietqr.qr_svg(settings, club_pass.amount, club_pass.code)
+        if club_pass.payment_method == "bank_transfer"
+        else None,
         now=now,
     )
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.helpers import login
+from tests.helpers import english, login
 
 ROLES = ("anonymous", "player", "organizer", "admin")
 LOGIN, OK = "LOGIN", "OK"
@@ -34,6 +34,12 @@ PREFIXES = {
     "passes_admin.": STAFF,  # organizers see passes and take payment; selling, granting and
     "pass_products.": ADMIN_ONLY,  # cancelling are refused by the service (admin only)
 }
+
+
+@pytest.fixture(autouse=True)
+def _english_staff_area(client):
+    """These tests read the staff area's English words (test_admin_vietnamese.py reads its Vietnamese)."""
+    english(client)
 
 
 def expectation(endpoint):

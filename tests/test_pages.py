@@ -178,14 +178,15 @@ def test_status_filter_is_for_staff_only(client, factory):
 
 
 def test_session_page_shows_the_form_with_enabled_methods(client, factory, player, monkeypatch):
-    from loafy.money import payments
+    from loafy.money import stripe_client
 
     club_session = factory.club_session(price=120_000, allow_pay_at_door=False)
     club_settings.update_settings({"payment_methods": ["stripe", "cash"]})
     login(client, player)
+    monkeypatch.setitem(stripe_client._state, "publishable_key", None)
     page = text(client.get(f"/sessions/{club_session.id}", headers=EN))
     assert 'value="stripe"' not in page  # no Stripe keys: a card booking would have no way to pay
-    monkeypatch.setitem(payments._state, "publishable_key", "pk_test_page")
+    monkeypatch.setitem(stripe_client._state, "publishable_key", "pk_test_page")
     page = text(client.get(f"/sessions/{club_session.id}", headers=EN))
     assert 'name="guest_count"' in page and '<option value="3"' in page and '<option value="4"' not in page
     assert 'value="stripe"' in page
@@ -224,7 +225,9 @@ def test_booking_redirects_to_the_booking_and_stores_it(client, factory, player)
     assert (booking.guest_count, booking.slots, booking.amount) == (2, 3, 450_000)
     assert reload(club_session).available_slots == 7
     page = text(client.get(f"/bookings/{booking.id}", headers=EN))
-    assert f"Booked! Your code is {booking.code}." in page
+    # Not "booked" while unpaid: what is held, and until when (03:30 UTC is 10:30 in the club).
+    assert f"Your spot is held until 10:30. Pay to confirm booking {booking.code}." in page
+    assert "Booked!" not in page
     assert "450.000 ₫" in page and "Awaiting payment" in page
 
 
