@@ -33,6 +33,7 @@ PREFIXES = {
     "audit.": ADMIN_ONLY,
     "passes_admin.": STAFF,  # organizers see passes and take payment; selling, granting and
     "pass_products.": ADMIN_ONLY,  # cancelling are refused by the service (admin only)
+    "bank.": ADMIN_ONLY,
 }
 
 
