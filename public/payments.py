@@ -46,11 +46,12 @@ def _own_booking(booking_id):
 )
 def create_intent():
     data = request.context.json
-    if data.booking_id is None and data.pass_id is not None:  # passes: paying a pass by card
+    sent = data.model_fields_set
+    if "pass_id" in sent and "booking_id" not in sent:  # passes: paying a pass by card
         from loafy.passes import card
 
         return answer(PaymentIntent, card.create_pass_intent(current_user, data.pass_id, utcnow()))
-    if data.booking_id is None:
+    if "booking_id" not in sent:
         raise ValidationError(
             'Send JSON like {"booking_id": 12} (or {"pass_id": 3} for a pass).', field="booking_id"
         )
