@@ -309,3 +309,14 @@ def test_a_pass_is_found_by_its_code_in_any_case_with_or_without_the_dash(factor
         assert passes.find_pass_by_code(text).id == club_pass.id
     assert passes.find_pass_by_code("LP-") is None
     assert Pass.select().count() == 1
+
+
+def test_loafy_check_finds_an_overspent_pack(factory, now):
+    player = factory.user()
+    pack = factory.paid_pass(player, "pack", credits=1)
+    booking = book_session(player, factory.club_session(), 0, "pass", now)
+    assert find_violations() == []
+    Booking.update(slots=2, guest_count=1, amount=2 * booking.unit_price).where(
+        Booking.id == booking.id
+    ).execute()
+    assert any(pack.code in v and "2 credits spent of 1" in v for v in find_violations())
