@@ -425,3 +425,9 @@ class Pass(Answer):
 
 class PassPage(_Page):
     items: list[Pass]
+
+
+class AutoRenew(Body):
+    """Renew this membership by card from its end on: the card saved by Stripe.js (pm_...)."""
+
+    payment_method: Annotated[str, Field(min_length=4, max_length=100, pattern=r"^pm_[A-Za-z0-9_]+$")]

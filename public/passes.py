@@ -14,6 +14,7 @@ from public.api_schemas import (
     ADMIN,
     ANYONE,
     SIGNED_IN,
+    AutoRenew,
     NewPass,
     NewPassProduct,
     Pass,
@@ -128,6 +129,34 @@ def list_passes_view():
 @endpoint("One pass (its holder, staff)", SIGNED_IN, ok=Pass, errors=(401, 404))
 def get_pass_view(pass_id):
     return answer(Pass, _pass_answer(passes.get_pass(pass_id, current_user), utcnow()))
+
+
+@bp.post("/api/passes/<int:pass_id>/auto-renew")
+@role_required()
+@endpoint(
+    "Renew my running membership by card (a Stripe subscription on the product's Plan)",
+    SIGNED_IN,
+    ok=Pass,
+    json=AutoRenew,
+    errors=(400, 401, 403, 404, 409, 413, 415, 422),
+)
+def auto_renew_on_view(pass_id):
+    from loafy.passes import renewal
+
+    now = utcnow()
+    club_pass = renewal.turn_on(current_user, pass_id, request.context.json.payment_method, now)
+    return answer(Pass, _pass_answer(passes.get_pass(club_pass.id, current_user), now))
+
+
+@bp.delete("/api/passes/<int:pass_id>/auto-renew")
+@role_required()
+@endpoint("Stop renewing my membership (it runs to its end)", SIGNED_IN, ok=Pass, errors=(400, 401, 403, 404))
+def auto_renew_off_view(pass_id):
+    from loafy.passes import renewal
+
+    now = utcnow()
+    club_pass = renewal.turn_off(current_user, pass_id, now)
+    return answer(Pass, _pass_answer(passes.get_pass(club_pass.id, current_user), now))
 
 
 # --- pages ---------------------------------------------------------------------------------------

@@ -62,6 +62,17 @@ def revoke_token(token_id):
     return redirect(url_for("profile.show"))
 
 
+@bp.post("/passes/<int:pass_id>/auto-renew/off")
+@role_required()
+def auto_renew_off(pass_id):
+    """passes: stop renewing a membership by card (the running pass runs to its end)."""
+    from loafy.passes import renewal
+
+    renewal.turn_off(current_user, pass_id, utcnow())
+    flash(_("Auto-renew is off. Your membership runs to its end."), "info")
+    return redirect(url_for("profile.show"))
+
+
 @bp.post("/sign-out-everywhere")
 @role_required()
 def sign_out_everywhere():

@@ -69,6 +69,7 @@ ROUTES = {
     ("profile.revoke_token", "POST"): R(LOGIN, 302, 302, 302, args={"token_id": "token"}),
     ("profile.unlink_identity", "POST"): R(LOGIN, 302, 302, 302, args={"identity_id": "identity"}),
     ("profile.sign_out_everywhere", "POST"): R(LOGIN, 302, 302, 302),
+    ("profile.auto_renew_off", "POST"): R(LOGIN, 404, 404, 404, args={"pass_id": 999_999}),
     # JSON API
     ("api.me", "GET"): R(LOGIN, 200, 200, 200),
     ("api.logout", "POST"): R(LOGIN, 200, 200, 200),
@@ -96,6 +97,8 @@ ROUTES = {
     ("passes.list_passes_view", "GET"): R(LOGIN, 200, 200, 200),
     ("passes.get_pass_view", "GET"): R(LOGIN, 404, 404, 404, args={"pass_id": 999_999}),
     ("passes.passes_page", "GET"): everyone(200),
+    ("passes.auto_renew_on_view", "POST"): R(LOGIN, 415, 415, 415, args={"pass_id": 999_999}),
+    ("passes.auto_renew_off_view", "DELETE"): R(LOGIN, 404, 404, 404, args={"pass_id": 999_999}),
     ("passes.buy_pass_page", "POST"): R(LOGIN, 302, 302, 302),  # no product: back to /passes, said why
     ("passes.pay_pass_page", "GET"): R(LOGIN, 404, 404, 404, args={"pass_id": 999_999}),
     ("passes.pass_status", "GET"): R(LOGIN, 404, 404, 404, args={"pass_id": 999_999}),

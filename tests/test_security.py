@@ -181,6 +181,7 @@ def forged_request(w, endpoint):
         "passes.create_product_view": {"name": "Forged", "kind": "period", "price": 1, "duration_days": 9},
         "passes.update_product_view": {"price": 1},
         "passes.buy_pass_view": {"product_id": w["product"], "payment_method": "cash"},
+        "passes.auto_renew_on_view": {"payment_method": "pm_card_visa"},
     }
     forms = {
         "pages.book": {"guest_count": "0", "payment_method": "stripe"},

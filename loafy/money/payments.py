@@ -40,6 +40,7 @@ from loafy.money.stripe_client import plain as _plain
 from loafy.money.stripe_client import refunds_of as _refunds_of
 from loafy.money.stripe_client import unreachable as _unreachable
 from loafy.passes import card as pass_card
+from loafy.passes import renewal as pass_renewal
 
 log = logging.getLogger(__name__)
 
@@ -320,6 +321,8 @@ def handle_webhook(payload, signature, now, wall_clock=time.time):
         raise BadPayload()
     if WebhookEvent.get_or_none(WebhookEvent.event_id == event_id) is not None:
         return "duplicate"  # cheap exit before calling Stripe; the insert below is the real guard
+    if event_type in pass_renewal.EVENTS:  # passes: auto-renewal by subscription
+        return pass_renewal.handle_event(event_id, event_type, obj, now)
 
     intent = charge = None
     refunds = []
