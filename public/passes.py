@@ -6,7 +6,7 @@ from flask_login import current_user
 
 from loafy.errors import LoafyError, NotFound
 from loafy.models import utcnow
-from loafy.money import payments
+from loafy.money import stripe_client as payments
 from loafy.passes import credits, passes, products
 from loafy.settings import get_settings
 from loafy.web.guards import role_required

@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from loafy.booking.bookings import get_booking
 from loafy.errors import LoafyError, NotFound, ValidationError
 from loafy.models import utcnow
-from loafy.money import bank, payments, vietqr
+from loafy.money import bank, card, stripe_client, vietqr, webhooks
 from loafy.settings import get_settings
 from public.api_schemas import (
     NO_AUTH,
@@ -48,14 +48,14 @@ def create_intent():
     data = request.context.json
     sent = data.model_fields_set
     if "pass_id" in sent and "booking_id" not in sent:  # passes: paying a pass by card
-        from loafy.passes import card
+        from loafy.passes import card as pass_card
 
-        return answer(PaymentIntent, card.create_pass_intent(current_user, data.pass_id, utcnow()))
+        return answer(PaymentIntent, pass_card.create_pass_intent(current_user, data.pass_id, utcnow()))
     if "booking_id" not in sent:
         raise ValidationError(
             'Send JSON like {"booking_id": 12} (or {"pass_id": 3} for a pass).', field="booking_id"
         )
-    return answer(PaymentIntent, payments.create_intent(current_user, data.booking_id, utcnow()))
+    return answer(PaymentIntent, card.create_intent(current_user, data.booking_id, utcnow()))
 
 
 @bp.post("/api/webhooks/stripe")
@@ -73,7 +73,7 @@ def create_intent():
 def stripe_webhook():
     """Stripe's deliveries. 2xx only once the change is committed; 4xx for a forged or broken
     body; 5xx (database or Stripe down) makes Stripe retry."""
-    outcome = payments.handle_webhook(
+    outcome = webhooks.handle_webhook(
         request.get_data(cache=False), request.headers.get("Stripe-Signature"), utcnow()
     )
     return jsonify({"received": True, "outcome": outcome})
@@ -87,7 +87,7 @@ def pay(booking_id):
     problem = None
     if booking.payment_method == "stripe":
         try:
-            payments.check_payable(booking, now)
+            card.check_payable(booking, now)
         except LoafyError as exc:
             problem = error_text(exc)
     settings = get_settings()
@@ -98,8 +98,8 @@ def pay(booking_id):
         problem=problem,
         script_errors=messages_for(PAY_ERROR_CODES),
         settings=settings,
-        publishable_key=payments.publishable_key(),
-        stripe_js_url=payments.stripe_js_url(),
+        publishable_key=stripe_client.publishable_key(),
+        stripe_js_url=stripe_client.stripe_js_url(),
         bank=vietqr.bank_details(settings, booking.code),
         simulate=current_app.config["LOAFY_ENV"] == "development"
         and booking.payment_method == "bank_transfer",

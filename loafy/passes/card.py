@@ -19,6 +19,32 @@ log = logging.getLogger(__name__)
 CURRENCY = "vnd"
 
 
+def _money():
+    """The card helpers this module uses, from the money modules (imported late: they import it)."""
+    from types import SimpleNamespace
+
+    from loafy.money import card, refunds, stripe_client
+
+    return SimpleNamespace(
+        client=stripe_client.client,
+        _plain=stripe_client.plain,
+        _fetch=stripe_client.fetch,
+        _charge_of=stripe_client.charge_of,
+        _refunds_of=stripe_client.refunds_of,
+        _unreachable=stripe_client.unreachable,
+        has_secret_key=stripe_client.has_secret_key,
+        PaymentUnavailable=stripe_client.PaymentUnavailable,
+        PaymentProviderError=stripe_client.PaymentProviderError,
+        MAX_AMOUNT=stripe_client.MAX_AMOUNT,
+        AmountTooLarge=card.AmountTooLarge,
+        AlreadyPaid=card.AlreadyPaid,
+        REUSABLE_STATUSES=card.REUSABLE_STATUSES,
+        CANCELABLE_STATUSES=card.CANCELABLE_STATUSES,
+        _cancel_quietly=card.cancel_quietly,
+        _refund_key=refunds._refund_key,
+    )
+
+
 class NotCardPass(Conflict):
     code = "not_card_payment"
     message = "This pass is not paid by card."
@@ -32,7 +58,7 @@ def _own_pass(actor, pass_id):
 
 
 def check_payable(club_pass, now):
-    from loafy.money.payments import MAX_AMOUNT, AmountTooLarge
+    payments = _money()
 
     if club_pass.payment_method != "stripe":
         raise NotCardPass()
@@ -44,8 +70,8 @@ def check_payable(club_pass, now):
         raise passes.PassNotPending()
     if club_pass.amount <= 0:
         raise passes.PassNotPending("This pass has nothing to pay.", code="nothing_to_pay")
-    if club_pass.amount > MAX_AMOUNT:
-        raise AmountTooLarge(
+    if club_pass.amount > payments.MAX_AMOUNT:
+        raise payments.AmountTooLarge(
             "This pass costs more than a card can be charged at once. Please pay by bank transfer."
         )
 
@@ -55,7 +81,7 @@ def create_pass_intent(actor, pass_id, now):
     a booking: {client_secret, payment_intent_id, amount, currency}."""
     import stripe
 
-    from loafy.money import payments
+    payments = _money()
 
     if actor is None or not getattr(actor, "is_authenticated", True):
         raise PermissionDenied("Please sign in to pay.")
@@ -109,6 +135,7 @@ def create_pass_intent(actor, pass_id, now):
         log.error("Stripe refused an intent for pass %s: %s", club_pass.code, exc)
         raise payments.PaymentProviderError()
 
+    lost_race = False
     with db.atomic():
         if intent["id"] != previous:
             changed = (
@@ -126,10 +153,12 @@ def create_pass_intent(actor, pass_id, now):
             )
             if not changed:
                 current = Pass.get_by_id(club_pass.id)
-                if current.stripe_payment_intent_id != intent["id"]:
-                    payments._cancel_quietly(stripe_client, intent["id"])
-                    raise passes.PassNotPending("This pass changed meanwhile; please reload the page.")
-        _record_intent(club_pass, intent, now)
+                lost_race = current.stripe_payment_intent_id != intent["id"]
+        if not lost_race:
+            _record_intent(club_pass, intent, now)
+    if lost_race:  # another tab stored its intent first, or the pass changed: ours must not stay open
+        payments._cancel_quietly(stripe_client, intent["id"])
+        raise passes.PassNotPending("This pass changed meanwhile; please reload the page.")
     return {
         "client_secret": intent["client_secret"],
         "payment_intent_id": intent["id"],
@@ -247,13 +276,13 @@ def _record_refunds(pass_id, refunds, actor, now):
 def settle_pass(pass_id, now):
     """Make a pass's money match its state: cancel the open intent of an expired or cancelled pass,
     refund by card what is owed back. Idempotent; Stripe errors propagate (the job retries)."""
-    from loafy.money import payments
+    payments = _money()
 
     club_pass = Pass.get_or_none(Pass.id == pass_id)
     if club_pass is None:
         return "missing"
     outcome = "nothing"
-    if not payments._state.get("secret_key"):
+    if not payments.has_secret_key():
         return "not_configured"
     intent_id = club_pass.stripe_payment_intent_id
     if club_pass.status in ("expired", "cancelled") and intent_id and not passes._has_card_payment(pass_id):
@@ -262,11 +291,9 @@ def settle_pass(pass_id, now):
             if payments._cancel_quietly(payments.client(), intent_id):
                 outcome = "intent_cancelled"
         elif intent and intent["status"] == "succeeded":
-            charge = payments._charge_of(intent)
+            refunds = [(r, intent_id) for r in payments._refunds_of(payments._charge_of(intent))]
             with db.atomic():
-                outcome = apply_intent(
-                    pass_id, intent, [(r, intent_id) for r in payments._refunds_of(charge)], now
-                )
+                outcome = apply_intent(pass_id, intent, refunds, now)
         club_pass = Pass.get_by_id(pass_id)
     if club_pass.refund_due_at is not None:
         owed = passes.owed_back(club_pass)
@@ -278,7 +305,7 @@ def settle_pass(pass_id, now):
 
 
 def _refund(club_pass, amount, now):
-    from loafy.money import payments
+    payments = _money()
 
     intent_ids = [
         row.provider_id

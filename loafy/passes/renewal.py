@@ -30,9 +30,9 @@ class NotRenewable(Conflict):
 
 
 def _stripe():
-    from loafy.money import payments
+    from loafy.passes.card import _money
 
-    return payments
+    return _money()
 
 
 def _plan_for(product):
