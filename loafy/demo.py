@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from loafy.booking.club_sessions import create_session
 from loafy.clock import format_vnd
 from loafy.db import db
-from loafy.models import ClubSession, User
+from loafy.models import ClubSession, PassProduct, User
 from loafy.people.accounts import create_user, find_user_by_email
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,9 @@ def seed_demo(now, timezone="Asia/Ho_Chi_Minh"):
             if user.role_id != role:  # signed in with Dev sign-in before the demo existed: a player
                 User.update(role=role).where(User.id == user.id).execute()
                 user = User.get_by_id(user.id)
-            if member:
-                User.update(membership_until=now + timedelta(days=365)).where(User.id == user.id).execute()
             users[role] = user
+            users[email] = (user, member)
+        _seed_passes(users, now)
         organizer = users["organizer"]
         today = now.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz).date()
         created = []
@@ -183,6 +183,41 @@ def _bank_transfer_booking(player, created, now):
     deadline = min(now + timedelta(hours=DEMO_TRANSFER_HOURS), paid[-1].starts_at)
     Booking.update(payment_deadline=deadline).where(Booking.id == booking.id).execute()
     return booking.code
+
+
+# (name, kind, price VND, days, credits): what the demo club sells
+DEMO_PRODUCTS = (
+    ("Thành viên tháng / Monthly membership", "period", 300_000, 30, None),
+    ("Thành viên năm / Yearly membership", "period", 2_500_000, 365, None),
+    ("Gói 10 buổi / 10-session pack", "pack", 900_000, 90, 10),
+)
+
+
+def _seed_passes(users, now):
+    """The products to buy; members hold a year's membership, the demo player a 10-session pack."""
+    from loafy.passes.passes import _activate, _create_pass
+
+    made = {}
+    for name, kind, price, days, credits in DEMO_PRODUCTS:
+        made[kind, days] = PassProduct.create(
+            name=name,
+            kind=kind,
+            price=price,
+            duration_days=days if kind == "period" else None,
+            validity_days=days if kind == "pack" else None,
+            credits=credits,
+            early_access=True,
+            created_at=now,
+            updated_at=now,
+        )
+    for _sub, email, _name, _role, member in DEMO_ACCOUNTS:
+        user, _ = users[email]
+        product = made["period", 365] if member else None
+        if email.startswith("player@"):
+            product = made["pack", 90]
+        if product is not None:
+            club_pass = _create_pass(user.id, product, now, amount=0, payment_method="grant", note="demo")
+            _activate(club_pass, now)
 
 
 def _describe(title, price):
