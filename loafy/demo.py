@@ -107,8 +107,62 @@ def seed_demo(now, timezone="Asia/Ho_Chi_Minh"):
                     )
                 )
     transfer = _bank_transfer_booking(find_user_by_email("player@loafy.local"), created, now)
-    log.info("demo data: %d accounts, %d sessions", len(DEMO_ACCOUNTS), len(created))
-    return {"accounts": DEMO_ACCOUNTS, "sessions": len(created), "bank_booking": transfer}
+    full = _full_session_with_waitlist(organizer, find_user_by_email("member@loafy.local"), today, tz, now)
+    log.info("demo data: %d accounts, %d sessions", len(DEMO_ACCOUNTS), len(created) + 1)
+    return {
+        "accounts": DEMO_ACCOUNTS,
+        "sessions": len(created) + 1,
+        "bank_booking": transfer,
+        "full_session": full,
+    }
+
+
+# A full session with a waitlist: its spots held by demo guests, three parties waiting (the member
+# first, with a friend); the demo player can join the line, a cancellation shows the offer.
+DEMO_FULL_SESSION = ("Cầu lông đôi — đã kín / Doubles night (full)", "Nhà thi đấu Quận 1, 12 Nguyễn Du", 6)
+DEMO_WAITING = ((2, 2), (3, 1), (1, 1))  # (party, smallest offer taken), in order
+
+
+def _full_session_with_waitlist(organizer, member, today, tz, now):
+    """The full demo session's id: every spot booked (paid at the door), then the waitlist."""
+    from loafy.booking import waitlist
+    from loafy.booking.bookings import book_session
+
+    title, location, slots = DEMO_FULL_SESSION
+    day = today + timedelta(days=3)
+    starts = (
+        datetime(day.year, day.month, day.day, 19, tzinfo=tz).astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+    )
+    club_session = create_session(
+        organizer,
+        {
+            "title": title,
+            "description": _describe(title, 100_000),
+            "location": location,
+            "starts_at": starts,
+            "ends_at": starts + timedelta(hours=2),
+            "max_slots": slots,
+            "price": 100_000,
+            "status": "published",
+            "booking_opens_at": now,
+            "allow_pay_at_door": True,
+        },
+        now,
+    )
+    guests = [_demo_guest(n, now) for n in range(1, slots // 2 + 3)]
+    for guest in guests[: slots // 2]:
+        book_session(guest, club_session, 1, "cash", now)  # two spots each, confirmed (cash at the door)
+    waiting = [member, *guests[slots // 2 :]]
+    for seconds, (user, (party, smallest)) in enumerate(zip(waiting, DEMO_WAITING, strict=True)):
+        waitlist.join_waitlist(
+            user, club_session.id, party, now + timedelta(seconds=seconds), min_party=smallest
+        )
+    return club_session.id
+
+
+def _demo_guest(number, now):
+    email = f"guest{number}@loafy.local"
+    return find_user_by_email(email) or create_user(email, f"Khách demo {number}", role="player", now=now)
 
 
 # The demo's bank-transfer booking waits this long (not the usual half hour): time to try the

@@ -5,7 +5,7 @@ import logging
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from loafy.booking.bookings import get_booking
+from loafy.booking.bookings import get_own_booking
 from loafy.errors import LoafyError, NotFound, ValidationError
 from loafy.models import utcnow
 from loafy.money import bank, card, stripe_client, vietqr, webhooks
@@ -29,10 +29,7 @@ bp = Blueprint("payments", __name__)
 
 def _own_booking(booking_id):
     """The signed-in player's own booking; staff and other players get 404 here too."""
-    booking = get_booking(booking_id, current_user)
-    if booking.user_id != current_user.id:
-        raise NotFound("That booking does not exist.")
-    return booking
+    return get_own_booking(booking_id, current_user)
 
 
 @bp.post("/api/payments/stripe/intent")

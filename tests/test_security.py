@@ -151,6 +151,7 @@ def csrf_world(factory, now):
             "booking_id": own.id,
             "token_id": token.id,
             "code": "en",
+            "entry_id": 1,  # a waitlist place: none exists, and the CSRF check answers first anyway
             "product_id": product.id,
             "pass_id": factory.paid_pass(player, "pack", product=product).id,
         },

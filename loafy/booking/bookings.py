@@ -704,3 +704,18 @@ def held_slots(session_id):
         .where((Booking.club_session == session_id) & Booking.status.in_(ACTIVE_BOOKING_STATUSES))
         .scalar()
     )
+
+
+def get_own_booking(booking_id, viewer):
+    """The viewer's own booking (to pay it, to poll its status): anyone else's, staff's included,
+    is 'not found'. Only a whole number (or its digits as text) names one."""
+    if (
+        isinstance(booking_id, bool)
+        or not isinstance(booking_id, (int, str))
+        or (isinstance(booking_id, str) and not booking_id.strip().isdigit())
+    ):
+        raise NotFound("That booking does not exist.")
+    booking = get_booking(booking_id, viewer)
+    if booking.user_id != getattr(viewer, "id", None):
+        raise NotFound("That booking does not exist.")
+    return booking
