@@ -149,6 +149,10 @@ def _activate(club_pass, now, starts_at=None):
         .where((Pass.id == club_pass.id) & Pass.status.in_(("pending_payment", "expired")))
         .execute()
     )
+    if changed:
+        from loafy.passes import mail
+
+        mail.pass_confirmed(club_pass, now)
     return bool(changed)
 
 
