@@ -16,6 +16,7 @@ from admin.i18n import FIELD_LABELS
 from loafy.booking.club_sessions import EARLIEST_YEAR, LATEST_YEAR
 from loafy.clock import club_tz, utcnow
 from loafy.models import STAFF_ROLES
+from loafy.web.errors import error_text
 from loafy.web.guards import deny, has_role
 from loafy.web.labels import word
 
@@ -73,8 +74,9 @@ def utc_to_local(value):
     return value.replace(tzinfo=UTC).astimezone(club_tz()).replace(tzinfo=None) if value else None
 
 
-def flash_error(exc):
-    flash(exc.message, "error")
+def flash_error(exc, **context):
+    """A Core refusal in the reader's language (by its stable code; English as the service said it)."""
+    flash(error_text(exc, **context), "error")
 
 
 def back(default):

@@ -7,6 +7,7 @@ payment services plus the audit row). Organizers see the bookings of the session
 from flask import flash, has_request_context, redirect, request
 from flask_admin import expose
 from flask_admin.contrib.peewee.filters import FilterEqual
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from peewee import JOIN, ModelSelect
 
@@ -214,7 +215,7 @@ class BookingView(StaffModelView):
             return deny()
         booking_id = parse_id(request.form.get("id"))
         if booking_id is None:
-            flash("That booking does not exist.", "error")
+            flash(_("That booking does not exist."), "error")
             return redirect(self.get_url(".index_view"))
         try:
             message = success(operation(booking_id))
@@ -227,20 +228,20 @@ class BookingView(StaffModelView):
     def mark_paid(self):
         method = request.form.get("method", "")
         outcomes = {
-            "confirmed": "Payment recorded; the booking is confirmed.",
-            "reconfirmed": "Payment recorded; the expired booking is confirmed again.",
-            "refund_due": "Payment recorded, but the spot is gone: the money is marked for refund.",
+            "confirmed": _l("Payment recorded; the booking is confirmed."),
+            "reconfirmed": _l("Payment recorded; the expired booking is confirmed again."),
+            "refund_due": _l("Payment recorded, but the spot is gone: the money is marked for refund."),
         }
         return self._act(
             lambda booking_id: staff.mark_paid(actor(), booking_id, method, now()),
-            lambda outcome: outcomes.get(outcome, "Payment recorded."),
+            lambda outcome: str(outcomes.get(outcome) or _("Payment recorded.")),
         )
 
     @expose("/check-in/", methods=("POST",))
     def check_in(self):
         return self._act(
             lambda booking_id: staff.check_in(actor(), booking_id, now()),
-            lambda booking: f"{booking.code} is checked in.",
+            lambda booking: _("%(code)s is checked in.", code=booking.code),
         )
 
     @expose("/cancel/", methods=("POST",))
@@ -249,7 +250,9 @@ class BookingView(StaffModelView):
         return self._act(
             lambda booking_id: staff.cancel_booking(actor(), booking_id, now(), reason=reason),
             lambda booking: (
-                f"{booking.code} is cancelled" + (" and marked for refund." if booking.refund_due_at else ".")
+                _("%(code)s is cancelled and marked for refund.", code=booking.code)
+                if booking.refund_due_at
+                else _("%(code)s is cancelled.", code=booking.code)
             ),
             admin_only=True,
         )
@@ -258,7 +261,7 @@ class BookingView(StaffModelView):
     def refund(self):
         return self._act(
             lambda booking_id: staff.refund_booking(actor(), booking_id, now()),
-            lambda _result: "The refund was sent.",
+            lambda _result: _("The refund was sent."),
             admin_only=True,
         )
 
@@ -267,7 +270,7 @@ class BookingView(StaffModelView):
         method = request.form.get("method", "")
         return self._act(
             lambda booking_id: staff.record_manual_refund(actor(), booking_id, method, now()),
-            lambda amount: f"Recorded: {format_vnd(amount)} given back.",
+            lambda amount: _("Recorded: %(amount)s given back.", amount=format_vnd(amount)),
             admin_only=True,
         )
 

@@ -59,6 +59,15 @@ FIELD_LABELS = {
     "object_id": _l("Object id"),
     "details": _l("Details"),
     "updated_at": _l("Updated"),
+    # experience: passes, waitlist, bank
+    "product": _l("Product"),
+    "kind": _l("Kind"),
+    "credits": _l("Credits"),
+    "credits_total": _l("Credits"),
+    "duration_days": _l("Days (period)"),
+    "validity_days": _l("Valid for days (pack)"),
+    "early_access": _l("Early access"),
+    "renewable": _l("Auto-renew by card"),
 }
 
 

@@ -4,6 +4,8 @@ with its actions (mark paid, cancel with refund), selling at the desk and granti
 from flask import flash, redirect, request
 from flask_admin import expose
 from flask_admin.contrib.peewee.filters import FilterEqual
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, IntegerField, SelectField, StringField
 from wtforms.validators import InputRequired, Optional
 
@@ -12,6 +14,7 @@ from loafy.errors import LoafyError
 from loafy.models import PASS_KINDS, PASS_STATUSES, LedgerEntry, Pass, PassProduct, User
 from loafy.passes import credits, passes, products
 from loafy.web.formatting import local_time, vnd
+from loafy.web.labels import choices, word
 
 
 def _time(view, context, model, name):
@@ -34,7 +37,17 @@ class PassProductView(StaffModelView):
         "active",
         "renewable",
     )
-    column_formatters = {"price": lambda v, c, m, n: vnd(m.price)}
+    column_formatters = {"price": lambda v, c, m, n: vnd(m.price), "kind": lambda v, c, m, n: word("pass_kind", m.kind)}
+    column_labels = {
+        "kind": _l("Kind"),
+        "duration_days": _l("Days (period)"),
+        "credits": _l("Credits (pack)"),
+        "validity_days": _l("Valid for days (pack)"),
+        "early_access": _l("Early access"),
+        "active": _l("On sale"),
+        "renewable": _l("Auto-renew by card"),
+    }
+    phone_columns = ("name", "kind", "price")
     form_columns = (
         "name",
         "kind",
@@ -47,19 +60,19 @@ class PassProductView(StaffModelView):
         "renewable",
     )
     form_overrides = {"kind": SelectField}
-    form_args = {"kind": {"choices": list(PASS_KINDS)}}
+    form_args = {"kind": {"choices": choices("pass_kind", PASS_KINDS), "label": _l("Kind")}}
     form_extra_fields = {}
 
     def scaffold_form(self):
         form = super().scaffold_form()
-        form.name = StringField("Name", validators=[InputRequired()])
-        form.price = IntegerField("Price (VND)", validators=[InputRequired()])
-        form.duration_days = IntegerField("Days (period)", validators=[Optional()])
-        form.credits = IntegerField("Credits (pack)", validators=[Optional()])
-        form.validity_days = IntegerField("Valid for days (pack)", validators=[Optional()])
-        form.early_access = BooleanField("Early access", default=True)
-        form.active = BooleanField("On sale", default=True)
-        form.renewable = BooleanField("Auto-renew by card (period)")
+        form.name = StringField(_l("Name"), validators=[InputRequired()])
+        form.price = IntegerField(_l("Price (VND)"), validators=[InputRequired()])
+        form.duration_days = IntegerField(_l("Days (period)"), validators=[Optional()])
+        form.credits = IntegerField(_l("Credits (pack)"), validators=[Optional()])
+        form.validity_days = IntegerField(_l("Valid for days (pack)"), validators=[Optional()])
+        form.early_access = BooleanField(_l("Early access"), default=True)
+        form.active = BooleanField(_l("On sale"), default=True)
+        form.renewable = BooleanField(_l("Auto-renew by card (period)"))
         return form
 
     def create_model(self, form):
@@ -99,16 +112,18 @@ class PassView(StaffModelView):
         "created_at",
     )
     column_sortable_list = ("code", "status", "amount", "starts_at", "ends_at", "created_at")
+    phone_columns = ("code", "user", "status")
     column_default_sort = ("created_at", True)
     column_searchable_list = ("code", User.name, User.email)
     column_filters = (
-        FilterEqual(Pass.status, "Stored status", options=[(s, s) for s in PASS_STATUSES]),
-        FilterEqual(Pass.kind, "Kind", options=[(k, k) for k in PASS_KINDS]),
-        FilterEqual(Pass.user, "Player id"),
+        FilterEqual(Pass.status, _l("Stored status"), options=choices("pass_status", PASS_STATUSES)),
+        FilterEqual(Pass.kind, _l("Kind"), options=choices("pass_kind", PASS_KINDS)),
+        FilterEqual(Pass.user, _l("Player id")),
     )
     column_formatters = {
         "amount": lambda v, c, m, n: vnd(m.amount),
-        "status": lambda v, c, m, n: m.status_at(now()),
+        "status": lambda v, c, m, n: word("pass_status", m.status_at(now())),
+        "kind": lambda v, c, m, n: word("pass_kind", m.kind),
         "starts_at": _time,
         "ends_at": _time,
         "created_at": _time,
@@ -132,12 +147,12 @@ class PassView(StaffModelView):
         return products.list_products(include_inactive=True)
 
     def status_of(self, model):
-        return model.status_at(now())
+        return word("pass_status", model.status_at(now()))
 
     def _pass_id(self):
         pass_id = parse_id(request.form.get("id"))
         if pass_id is None:
-            flash("That pass does not exist.", "error")
+            flash(_("That pass does not exist."), "error")
         return pass_id
 
     @expose("/mark-paid/", methods=("POST",))
@@ -147,7 +162,7 @@ class PassView(StaffModelView):
             return redirect(self.get_url(".index_view"))
         try:
             club_pass = passes.mark_pass_paid(actor(), pass_id, request.form.get("method", "cash"), now())
-            flash(f"{club_pass.code} is paid and active.", "success")
+            flash(_("%(code)s is paid and active.", code=club_pass.code), "success")
         except LoafyError as exc:
             flash_error(exc)
         return back(self.get_url(".details_view", id=pass_id))
@@ -165,7 +180,7 @@ class PassView(StaffModelView):
                 refund=request.form.get("refund", "1") == "1",
                 reason=(request.form.get("reason") or "")[:200],
             )
-            flash(f"{club_pass.code} is cancelled.", "success")
+            flash(_("%(code)s is cancelled.", code=club_pass.code), "success")
         except LoafyError as exc:
             flash_error(exc)
         return back(self.get_url(".details_view", id=pass_id))
@@ -189,7 +204,11 @@ class PassView(StaffModelView):
                     actor(), user_id, request.form.get("product_id"), method, now()
                 )
             flash(
-                f"{club_pass.code} is active until {local_time(club_pass.ends_at, '%d/%m/%Y %H:%M')}.",
+                _(
+                    "%(code)s is active until %(until)s.",
+                    code=club_pass.code,
+                    until=local_time(club_pass.ends_at, "%d/%m/%Y %H:%M"),
+                ),
                 "success",
             )
         except LoafyError as exc:

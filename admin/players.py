@@ -62,7 +62,7 @@ class PlayerView(StaffModelView):
         return products.list_products(include_inactive=True)
 
     def pass_status(self, club_pass):
-        return club_pass.status_at(now())
+        return word("pass_status", club_pass.status_at(now()))
 
     # Actions ---------------------------------------------------------------------------------
 

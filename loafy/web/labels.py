@@ -179,3 +179,17 @@ WORDS["audit_field"].update(
         "note": _l("Note"),
     }
 )
+
+# experience: passes, shown to staff in words.
+WORDS["pass_kind"] = {"period": _l("Membership (period)"), "pack": _l("Session pack")}
+WORDS["pass_status"] = {
+    "pending_payment": _l("Awaiting payment"),
+    "paid": _l("Paid"),
+    "scheduled": _l("Starts later"),
+    "active": _l("Active"),
+    "expired": _l("Expired"),
+    "cancelled": _l("Cancelled"),
+}
+WORDS["payment_method"].setdefault("grant", _l("Granted (no payment)"))
+WORDS["object_type"].setdefault("pass", _l("Pass"))
+WORDS["object_type"].setdefault("pass_product", _l("Pass product"))
