@@ -250,7 +250,7 @@ def booking_detail(booking_id):
 @role_required()
 def cancel(booking_id):
     try:
-        booking = cancel_booking(_viewer(), booking_id, utcnow())
+        booking = cancel_booking(_viewer(), booking_id, utcnow(), reason="cancelled on the booking page")
     except (Conflict, ValidationError, PermissionDenied) as exc:
         flash(error_text(exc), "error")
         return redirect(url_for("pages.booking_detail", booking_id=booking_id))

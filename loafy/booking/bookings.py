@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from peewee import IntegrityError, fn
 
-from loafy import notifications, queue
+from loafy import audit, notifications, queue
 from loafy.booking import sold_out
 from loafy.booking.club_sessions import can_handle_session
 from loafy.clock import format_local
@@ -588,6 +588,7 @@ def cancel_booking(actor, booking, now, reason=""):
     """Cancel an active booking: the owner before the cutoff, staff at any time. Slots return at once.
 
     A paid booking is marked refund-due; the payments service refunds it (never silently dropped).
+    The audit row names the actor, in the same transaction, whichever face asked (page, API, admin).
     """
     booking = get_booking(booking, actor)
     is_staff = actor.is_admin
@@ -622,6 +623,8 @@ def cancel_booking(actor, booking, now, reason=""):
         ).execute()
         sold_out.forget([booking.club_session_id])
         notifications.booking_cancelled(booking, now, refund=refund)
+        details = {"code": booking.code, "reason": reason, "refund_due": refund}
+        audit.record(actor, "booking.cancel", "booking", booking.id, details, now)
         queue.enqueue(SETTLE_JOB, booking.id)  # refund it or cancel its open PaymentIntent
     log.info("cancelled %s by user %s%s", booking.code, actor.id, " (refund due)" if refund else "")
     return Booking.get_by_id(booking.id)

@@ -1,4 +1,5 @@
-"""Staff operations: each calls the owning service and writes the audit row in the same transaction.
+"""Staff operations: each calls the owning service and writes the audit row in the same transaction
+(unless the service writes it itself, as cancelling a booking does for players and staff alike).
 
 The admin area calls these and nothing else for changes; the rules stay in the services they wrap.
 Organizers act on their own sessions (and those sessions' bookings); admins on everything.
@@ -175,28 +176,10 @@ def check_in(actor, booking_id, now):
 
 
 def cancel_booking(actor, booking_id, now, reason=""):
-    """Cancel a booking (admins): slots return, a paid booking becomes refund-due."""
+    """Cancel a player's booking (admins): slots return, a paid booking becomes refund-due. The
+    booking service writes the audit row, as it does for every cancel."""
     _require_admin(actor, "Only an admin can cancel a player's booking.")
     booking = _booking_for(actor, booking_id)
-    with db.atomic():
-        cancelled = bookings.cancel_booking(actor, booking.id, now, reason=reason or "cancelled by staff")
-        audit.record(
-            actor,
-            "booking.cancel",
-            "booking",
-            booking.id,
-            {"code": booking.code, "reason": reason, "refund_due": cancelled.refund_due_at is not None},
-            now,
-        )
-    return cancelled
-
-
-def cancel_booking_as(actor, booking_id, now, reason=""):
-    """Cancel a booking for whoever asks (the API): an admin cancelling another player's booking is a
-    staff action, audited as in the staff area; anyone cancelling their own is the player's action."""
-    booking = bookings.get_booking(booking_id, actor)  # 404 for those who may not see it
-    if actor.is_admin and booking.user_id != actor.id:
-        return cancel_booking(actor, booking.id, now, reason=reason)
     return bookings.cancel_booking(actor, booking.id, now, reason=reason)
 
 
