@@ -10,10 +10,11 @@ from flask_admin.contrib.peewee.filters import FilterEqual
 from peewee import JOIN, ModelSelect
 
 from admin import exports
-from admin.base import IdEqualFilter, LocalDateFilter, StaffModelView, actor, back, flash_error, now, parse_id
+from admin.base import IdEqualFilter, LocalDateFilter, StaffModelView, actor, back, flash_error, now
 from loafy.booking import staff
+from loafy.booking.actions import allowed_actions
 from loafy.clock import format_vnd, to_local
-from loafy.errors import LoafyError
+from loafy.errors import LoafyError, as_id
 from loafy.models import (
     BOOKING_STATUSES,
     PAYMENT_METHODS,
@@ -152,7 +153,7 @@ class BookingView(StaffModelView):
         return super()._get_filter_groups()
 
     def get_one(self, id):
-        number = parse_id(id)
+        number = as_id(id)
         return None if number is None else self.get_query().where(Booking.id == number).first()
 
     def render(self, template, **kwargs):
@@ -174,26 +175,15 @@ class BookingView(StaffModelView):
         )
 
     def page_actions(self, booking):
-        user = actor()
-        active = booking.status in ("pending_payment", "confirmed")
-        unpaid = booking.payment_status in ("unpaid", "failed") and booking.amount > 0
-        return {
-            "mark_paid": booking.status != "cancelled" and unpaid,
-            "check_in": booking.status == "confirmed" and booking.checked_in_at is None,
-            "cancel": user.is_admin and active,
-            "refund": user.is_admin and booking.payment_status == "paid" and booking.amount > 0,
-            # Owed back, and not a card payment (those go back through Stripe, by the sweep or Refund).
-            "manual_refund": user.is_admin
-            and booking.refund_due_at is not None
-            and booking.stripe_payment_intent_id is None,
-        }
+        """The buttons: Core's answer for this staff member, the same rules the actions apply."""
+        return allowed_actions(actor(), booking, now())
 
     # Actions ---------------------------------------------------------------------------------
 
     def _act(self, operation, success, admin_only=False):
         if admin_only and not has_role(actor(), "admin"):
             return deny()
-        booking_id = parse_id(request.form.get("id"))
+        booking_id = as_id(request.form.get("id"))
         if booking_id is None:
             flash("That booking does not exist.", "error")
             return redirect(self.get_url(".index_view"))
@@ -232,7 +222,6 @@ class BookingView(StaffModelView):
             lambda booking: (
                 f"{booking.code} is cancelled" + (" and marked for refund." if booking.refund_due_at else ".")
             ),
-            admin_only=True,
         )
 
     @expose("/refund/", methods=("POST",))

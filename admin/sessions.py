@@ -23,13 +23,12 @@ from admin.base import (
     flash_error,
     local_to_utc,
     now,
-    parse_id,
     utc_to_local,
 )
 from loafy.booking import staff
 from loafy.booking.club_sessions import EDITABLE_FIELDS, MAX_PRICE, MAX_SLOTS_LIMIT, can_edit
 from loafy.clock import to_local
-from loafy.errors import LoafyError
+from loafy.errors import LoafyError, as_id
 from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, Booking, ClubSession, User
 from loafy.web.formatting import local_time, vnd
 from loafy.web.guards import deny, has_role
@@ -222,7 +221,7 @@ class ClubSessionView(StaffModelView):
 
     @expose("/publish/", methods=("POST",))
     def publish(self):
-        session_id = parse_id(request.form.get("id"))
+        session_id = as_id(request.form.get("id"))
         if session_id is None:
             flash("That session does not exist.", "error")
             return redirect(self.get_url(".index_view"))
@@ -242,7 +241,7 @@ class ClubSessionView(StaffModelView):
     def cancel(self):
         if not has_role(actor(), "admin"):
             return deny()
-        session_id = parse_id(request.form.get("id"))
+        session_id = as_id(request.form.get("id"))
         if session_id is None:
             flash("That session does not exist.", "error")
             return redirect(self.get_url(".index_view"))

@@ -190,6 +190,47 @@ class Booking(BaseModel):
     def is_active(self):
         return self.status in ACTIVE_BOOKING_STATUSES
 
+    # The deadline rule, once: an unpaid booking past its payment deadline has expired for everyone
+    # (invariant 2), whether or not the expiry job has run yet. Spelled three ways -- Python, a
+    # peewee expression, hand-written SQL for the hot path -- kept side by side here and checked
+    # against each other on both databases (tests/test_one_rule.py).
+    def is_overdue(self, now):
+        """Pending payment with a deadline that has passed."""
+        return (
+            self.status == "pending_payment"
+            and self.payment_deadline is not None
+            and self.payment_deadline <= now
+        )
+
+    def is_live(self, now):
+        """Active and not overdue: it holds its slots and blocks a second booking."""
+        return self.is_active and not self.is_overdue(now)
+
+    def shown_status(self, now):
+        """The status a person is shown: an overdue booking is expired."""
+        return "expired" if self.is_overdue(now) else self.status
+
+    @classmethod
+    def overdue(cls, now, of=None):
+        """is_overdue as a condition on `of` (Booking or an alias of it)."""
+        b = cls if of is None else of
+        return (
+            (b.status == "pending_payment") & b.payment_deadline.is_null(False) & (b.payment_deadline <= now)
+        )
+
+    @classmethod
+    def live(cls, now, of=None):
+        """is_live as a condition on `of` (Booking or an alias of it)."""
+        b = cls if of is None else of
+        return b.status.in_(ACTIVE_BOOKING_STATUSES) & ~cls.overdue(now, of=b)
+
+
+# The same conditions in SQL text, for `.format(b=<the bookings table's alias>)`; each `?` is `now`.
+OVERDUE_SQL = (
+    "({b}.status = 'pending_payment' AND {b}.payment_deadline IS NOT NULL AND {b}.payment_deadline <= ?)"
+)
+LIVE_SQL = "({b}.status IN ('pending_payment', 'confirmed') AND NOT " + OVERDUE_SQL + ")"
+
 
 # A player holds at most one active booking per session: a partial unique index (SQLite and PG).
 Booking.add_index(

@@ -19,7 +19,8 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from loafy import queue
-from loafy.booking.bookings import book_session, cancel_booking, get_booking
+from loafy.booking.actions import allowed_actions
+from loafy.booking.bookings import book_session, cancel_booking, cancel_until, get_booking
 from loafy.booking.listings import (
     get_session_for_viewer,
     list_bookings_page,
@@ -29,7 +30,7 @@ from loafy.booking.listings import (
 from loafy.clock import club_tz
 from loafy.db import db
 from loafy.errors import Conflict, PermissionDenied, ValidationError
-from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, utcnow
+from loafy.models import SESSION_STATUSES, utcnow
 from loafy.money import payments
 from loafy.people.accounts import set_locale
 from loafy.settings import get_settings
@@ -136,6 +137,7 @@ def _payment_methods(club_session, settings):
 def _render_session(session_id, form=None, error=None, status=200):
     viewer, now = _viewer(), utcnow()
     club_session = get_session_for_viewer(session_id, viewer, now)
+    mine = club_session.my_booking
     settings = get_settings()
     methods = _payment_methods(club_session, settings)
     form = form or {"guest_count": "0", "payment_method": methods[0] if methods else ""}
@@ -146,13 +148,13 @@ def _render_session(session_id, form=None, error=None, status=200):
         "public/session.html",
         club_session=club_session,
         availability=session_availability(club_session, viewer, now),
-        booking=club_session.my_booking,
+        booking=mine,
         methods=methods,
         max_guests=settings["max_guests"],
         form=form,
         error=message,
         error_field=getattr(error, "field", None),
-        pay_url=_pay_url(club_session.my_booking, now),
+        pay_url=_pay_url(allowed_actions(viewer, mine, now, settings)) if mine else None,
         here=url_for("pages.session_detail", session_id=club_session.id),
     )
     return page, status
@@ -175,48 +177,32 @@ def book(session_id):
     except IN_PLACE as exc:
         return _render_session(session_id, form=form, error=exc, status=exc.status)
     flash(_("Booked! Your code is %(code)s.", code=booking.code), "success")
-    return redirect(_pay_url(booking, utcnow()) or url_for("pages.booking_detail", booking_id=booking.id))
+    pay_url = _pay_url(allowed_actions(_viewer(), booking, utcnow()))
+    return redirect(pay_url or url_for("pages.booking_detail", booking_id=booking.id))
 
 
-def _pay_url(booking, now):
-    """Where to pay a booking that still waits for an online payment, else None."""
-    if (
-        booking is None
-        or booking.status != "pending_payment"
-        or booking.payment_method not in ("stripe", "bank_transfer")
-        or (booking.payment_deadline is not None and booking.payment_deadline <= now)
-    ):
-        return None
-    return url_for("payments.pay", booking_id=booking.id)
-
-
-def _shown_status(booking, now):
-    """A pending booking past its deadline is expired for everyone (invariant 2), job or not."""
-    if booking.status == "pending_payment" and booking.payment_deadline and booking.payment_deadline <= now:
-        return "expired"
-    return booking.status
-
-
-def _cancel_until(booking, settings):
-    return booking.club_session.starts_at - timedelta(hours=settings["cancellation_cutoff_hours"])
+def _pay_url(actions):
+    """Where to pay a booking that still waits for the viewer's online payment, else None."""
+    return url_for("payments.pay", booking_id=actions.booking.id) if actions.pay else None
 
 
 @bp.get("/bookings")
 @role_required()
 def my_bookings():
-    now = utcnow()
-    page = list_bookings_page(_viewer(), _page_number(), PER_PAGE, now)
+    viewer, now = _viewer(), utcnow()
+    page = list_bookings_page(viewer, _page_number(), PER_PAGE, now)
     settings = get_settings()
-    rows = [
-        {
-            "booking": b,
-            "status": _shown_status(b, now),
-            "pay_url": _pay_url(b, now),
-            "can_cancel": _shown_status(b, now) in ACTIVE_BOOKING_STATUSES
-            and now <= _cancel_until(b, settings),
-        }
-        for b in page.items
-    ]
+    rows = []
+    for b in page.items:
+        actions = allowed_actions(viewer, b, now, settings)
+        rows.append(
+            {
+                "booking": b,
+                "status": b.shown_status(now),
+                "pay_url": _pay_url(actions),
+                "can_cancel": actions.cancel,
+            }
+        )
     return render_template("public/bookings.html", page=page, rows=rows, now=now)
 
 
@@ -226,8 +212,8 @@ def booking_detail(booking_id):
     viewer, now = _viewer(), utcnow()
     booking = get_booking(booking_id, viewer)
     settings = get_settings()
-    cancel_until = _cancel_until(booking, settings)
-    status = _shown_status(booking, now)
+    actions = allowed_actions(viewer, booking, now, settings)
+    status = booking.shown_status(now)
     qr_svg = None
     if status == "confirmed":  # the door checks in confirmed bookings only
         qr = segno.make(booking.code, error="m")
@@ -237,11 +223,9 @@ def booking_detail(booking_id):
         booking=booking,
         status=status,
         qr_svg=qr_svg,
-        pay_url=_pay_url(booking, now),
-        cancel_until=cancel_until,
-        can_cancel=status in ACTIVE_BOOKING_STATUSES
-        and (booking.user_id == viewer.id or viewer.is_admin)
-        and (viewer.is_admin or now <= cancel_until),
+        pay_url=_pay_url(actions),
+        cancel_until=cancel_until(booking, settings),
+        can_cancel=actions.cancel,
         now=now,
     )
 

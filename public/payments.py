@@ -5,8 +5,8 @@ import logging
 from flask import Blueprint, jsonify, render_template, request
 from flask_login import current_user, login_required
 
-from loafy.booking.bookings import get_booking
-from loafy.errors import LoafyError, NotFound, ValidationError
+from loafy.booking.bookings import get_own_booking
+from loafy.errors import LoafyError, ValidationError
 from loafy.models import utcnow
 from loafy.money import payments
 from loafy.settings import get_settings
@@ -16,14 +16,6 @@ from public.i18n import PAY_ERROR_CODES, error_text, messages_for
 log = logging.getLogger(__name__)
 
 bp = Blueprint("payments", __name__)
-
-
-def _own_booking(booking_id):
-    """The signed-in player's own booking; staff and other players get 404 here too."""
-    booking = get_booking(booking_id, current_user)
-    if booking.user_id != current_user.id:
-        raise NotFound("That booking does not exist.")
-    return booking
 
 
 @bp.post("/api/payments/stripe/intent")
@@ -48,7 +40,7 @@ def stripe_webhook():
 @bp.get("/bookings/<int:booking_id>/pay")
 @login_required
 def pay(booking_id):
-    booking = _own_booking(booking_id)
+    booking = get_own_booking(booking_id, current_user)
     now = utcnow()
     problem = None
     if booking.payment_method == "stripe":
@@ -74,7 +66,7 @@ def pay(booking_id):
 @bp.get("/bookings/<int:booking_id>/status.json")
 @login_required
 def booking_status(booking_id):
-    booking = _own_booking(booking_id)
+    booking = get_own_booking(booking_id, current_user)
     return jsonify({"status": booking.status, "payment_status": booking.payment_status})
 
 

@@ -2,7 +2,6 @@
 
 import logging
 from datetime import UTC, date, datetime, timedelta
-from typing import NamedTuple
 
 from peewee import IntegrityError
 
@@ -11,6 +10,7 @@ from loafy.clock import club_tz
 from loafy.db import db, is_postgres
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, Booking, ClubSession
+from loafy.paging import Page
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ def _has_active_bookings(session_id):
 
 def cancel_session(actor, club_session, now, reason=""):
     """Cancel a session (admins): every active booking is cancelled and paid ones refunded."""
-    from loafy.booking.bookings import cancel_booking  # bookings imports this module's neighbours
+    from loafy.booking.bookings import cancel_session_bookings  # bookings imports this module
 
     if actor is None or not actor.is_admin:
         raise PermissionDenied("Only an admin can cancel a session.")
@@ -266,15 +266,8 @@ def cancel_session(actor, club_session, now, reason=""):
         ClubSession.update(status="cancelled", cancelled_at=now, updated_at=now).where(
             ClubSession.id == current.id
         ).execute()
-        active = [
-            b.id
-            for b in Booking.select(Booking.id).where(
-                (Booking.club_session == current.id) & Booking.status.in_(ACTIVE_BOOKING_STATUSES)
-            )
-        ]
-        for booking_id in active:
-            cancel_booking(actor, booking_id, now, reason=reason or "session cancelled")
-    log.info("session %s cancelled by %s; %d booking(s) cancelled", current.id, actor.id, len(active))
+        count = cancel_session_bookings(actor, current.id, now, reason or "session cancelled")
+    log.info("session %s cancelled by %s; %d booking(s) cancelled", current.id, actor.id, count)
     return ClubSession.get_by_id(current.id)
 
 
@@ -292,15 +285,6 @@ def delete_session(actor, club_session):
 
 
 MAX_PER_PAGE = 100
-
-
-class Page(NamedTuple):
-    """One page of a list: its rows, the total over all pages, and the page asked for."""
-
-    items: list
-    total: int
-    page: int
-    per_page: int
 
 
 def list_sessions(viewer, *, starts_from=None, starts_to=None, status=None, page=1, per_page=20):

@@ -11,7 +11,7 @@ from loafy import audit, settings
 from loafy.booking import bookings, club_sessions
 from loafy.booking.club_sessions import can_handle_session
 from loafy.db import db
-from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.models import Booking, ClubSession, User
 from loafy.money import payments
 from loafy.people import accounts
@@ -22,16 +22,7 @@ STAFF_PAYMENT_METHODS = ("cash", "bank_transfer")
 
 
 def _as_id(value, what):
-    raw = getattr(value, "id", value)
-    if isinstance(raw, bool):
-        raise NotFound(f"That {what} does not exist.")
-    try:
-        number = int(str(raw).strip())
-    except (TypeError, ValueError):
-        raise NotFound(f"That {what} does not exist.")
-    if not 0 < number < 2**31:
-        raise NotFound(f"That {what} does not exist.")
-    return number
+    return parse_id(value, f"That {what} does not exist.")
 
 
 def _require_staff(actor):
@@ -42,6 +33,41 @@ def _require_staff(actor):
 def _require_admin(actor, message="Only an admin can do that."):
     if actor is None or not actor.is_admin:
         raise PermissionDenied(message)
+
+
+def handle_refusal(actor, booking):
+    """Why `actor` may not handle `booking` as staff (an organizer: their sessions' bookings only)."""
+    if actor is None or not getattr(actor, "is_authenticated", True) or not actor.is_staff:
+        return PermissionDenied("Only organizers and admins can do that.")
+    if not can_handle_session(actor, booking.club_session):
+        return PermissionDenied("Organizers can only handle bookings of their own sessions.")
+    return None
+
+
+def mark_paid_refusal(actor, booking):
+    """Why `actor` may not record `booking`'s money as seen (cash, a transfer); None when they may."""
+    refusal = handle_refusal(actor, booking)
+    if refusal is not None:
+        return refusal
+    if booking.status == "cancelled":
+        return Conflict("This booking was cancelled: it cannot be marked paid.", code="cancelled")
+    if booking.payment_status == "paid":
+        return Conflict("This booking is already paid.", code="already_paid")
+    if booking.payment_status == "refunded":
+        return Conflict("This booking was refunded.", code="refunded")
+    return None
+
+
+def check_in_refusal(actor, booking):
+    """Why `actor` may not check `booking`'s player in; None when they may."""
+    refusal = handle_refusal(actor, booking)
+    if refusal is not None:
+        return refusal
+    if booking.status != "confirmed":
+        return Conflict("Only confirmed bookings can be checked in.", code="not_confirmed")
+    if booking.checked_in_at is not None:
+        return Conflict(f"{booking.code} is already checked in.", code="already_checked_in")
+    return None
 
 
 def _booking_for(actor, booking_id):
@@ -123,13 +149,12 @@ def mark_paid(actor, booking_id, method, now):
     with db.atomic():
         # Checked under the session's lock: two staff marking the same booking at once (one cash,
         # one transfer) must not both record a payment.
+        club_session = booking.club_session
         booking = bookings.lock_booking(booking)
-        if booking.status == "cancelled":
-            raise Conflict("This booking was cancelled: it cannot be marked paid.", code="cancelled")
-        if booking.payment_status == "paid":
-            raise Conflict("This booking is already paid.", code="already_paid")
-        if booking.payment_status == "refunded":
-            raise Conflict("This booking was refunded.", code="refunded")
+        booking.club_session = club_session
+        refusal = mark_paid_refusal(actor, booking)
+        if refusal is not None:
+            raise refusal
         outcome = bookings.record_payment(
             booking.id,
             provider=method,
@@ -158,10 +183,11 @@ def mark_paid(actor, booking_id, method, now):
 def check_in(actor, booking_id, now):
     """Mark a confirmed booking's player as arrived; checking in twice changes nothing."""
     booking = _booking_for(actor, booking_id)
-    if booking.status != "confirmed":
-        raise Conflict("Only confirmed bookings can be checked in.", code="not_confirmed")
-    if booking.checked_in_at is not None:
-        return Booking.get_by_id(booking.id)
+    refusal = check_in_refusal(actor, booking)
+    if refusal is not None and refusal.code == "already_checked_in":
+        return Booking.get_by_id(booking.id)  # a second scan or click: nothing changes
+    if refusal is not None:
+        raise refusal
     with db.atomic():
         changed = (
             Booking.update(checked_in_at=now, updated_at=now)
@@ -176,9 +202,9 @@ def check_in(actor, booking_id, now):
 
 
 def cancel_booking(actor, booking_id, now, reason=""):
-    """Cancel a player's booking (admins): slots return, a paid booking becomes refund-due. The
+    """Cancel a booking from the staff area, by the booking service's rule (an admin any booking,
+    anyone their own before the cutoff): slots return, a paid booking becomes refund-due. The
     booking service writes the audit row, as it does for every cancel."""
-    _require_admin(actor, "Only an admin can cancel a player's booking.")
     booking = _booking_for(actor, booking_id)
     return bookings.cancel_booking(actor, booking.id, now, reason=reason)
 

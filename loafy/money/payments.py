@@ -18,7 +18,7 @@ from loafy.booking.bookings import lock_session
 from loafy.clock import format_local
 from loafy.clock import format_vnd as vnd
 from loafy.db import db
-from loafy.errors import Conflict, LoafyError, NotFound, PermissionDenied, Unavailable, ValidationError
+from loafy.errors import Conflict, LoafyError, PermissionDenied, Unavailable, ValidationError
 from loafy.models import Booking, LedgerEntry, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -154,23 +154,11 @@ def _unreachable(exc):
 # --- intents -------------------------------------------------------------------------------------
 
 
-def _own_booking(actor, booking_id):
-    """The actor's own booking; anyone else's is 'not found' (no hint that it exists)."""
-    if isinstance(booking_id, bool) or not isinstance(booking_id, (int, str)):
-        raise NotFound("That booking does not exist.")
-    if isinstance(booking_id, str) and not booking_id.strip().isdigit():
-        raise NotFound("That booking does not exist.")
-    booking = bookings.get_booking(booking_id, actor)
-    if booking.user_id != actor.id:
-        raise NotFound("That booking does not exist.")
-    return booking
-
-
 def check_payable(booking, now):
     """Why this booking cannot be paid by card now, as a typed refusal; None when it can."""
     if booking.payment_method != "stripe":
         raise NotCardPayment()
-    if booking.status != "pending_payment" or (booking.payment_deadline and booking.payment_deadline <= now):
+    if booking.status != "pending_payment" or booking.is_overdue(now):
         if booking.status == "confirmed":
             raise NotPayable("This booking is already confirmed.", code="already_confirmed")
         raise NotPayable()
@@ -190,7 +178,7 @@ def create_intent(actor, booking_id, now):
 
     if actor is None or not getattr(actor, "is_authenticated", True):
         raise PermissionDenied("Please sign in to pay.")
-    booking = _own_booking(actor, booking_id)
+    booking = bookings.get_own_booking(booking_id, actor)
     check_payable(booking, now)
     stripe_client = client()
     previous = booking.stripe_payment_intent_id
@@ -539,13 +527,10 @@ def record_manual_refund(actor, booking_id, method, now):
     booking = bookings.get_booking(booking_id, actor)
     with db.atomic():
         booking = bookings.lock_booking(booking)
-        if _card_payments(booking.id).exists():
-            raise Conflict(
-                "This booking was paid by card: refund it with Refund, through Stripe.", code="card"
-            )
+        refusal = manual_refund_refusal(actor, booking)
+        if refusal is not None:
+            raise refusal
         owed = owed_back(booking)
-        if owed <= 0:
-            raise NothingToRefund("Nothing is owed back on this booking.")
         provider_id = f"{method}:refund:{booking.code}:{ledger_totals(booking.id)[1]}"  # once per state
         LedgerEntry.create(
             booking=booking.id,
@@ -562,6 +547,38 @@ def record_manual_refund(actor, booking_id, method, now):
         _follow_ledger(booking.id, now)
     log.info("%s: %s given back by %s, recorded by user %s", booking.code, owed, method, actor.id)
     return owed
+
+
+def manual_refund_refusal(actor, booking):
+    """Why `actor` may not record giving `booking`'s money back by hand; None when they may."""
+    if actor is None or not getattr(actor, "is_admin", False):
+        return PermissionDenied("Only an admin can record a refund.")
+    if _card_payments(booking.id).exists():
+        return Conflict("This booking was paid by card: refund it with Refund, through Stripe.", code="card")
+    if owed_back(booking) <= 0:
+        return NothingToRefund("Nothing is owed back on this booking.")
+    return None
+
+
+def card_refund_refusal(actor, booking):
+    """Why `actor` may not refund `booking` by card; None when the ledger holds card money not yet
+    refunded (Stripe, asked by refund_booking, has the last word on how much)."""
+    if actor is None or not getattr(actor, "is_admin", False):
+        return PermissionDenied("Only an admin can refund a payment.")
+    paid = _card_payments(booking.id).select(fn.COALESCE(fn.SUM(LedgerEntry.amount), 0)).scalar()
+    refunded = (
+        LedgerEntry.select(fn.COALESCE(fn.SUM(LedgerEntry.amount), 0))
+        .where(
+            (LedgerEntry.booking == booking.id)
+            & (LedgerEntry.kind == "refund")
+            & (LedgerEntry.provider == "stripe")
+            & LedgerEntry.status.in_(COUNTED_REFUND_STATUSES)
+        )
+        .scalar()
+    )
+    if int(paid) - int(refunded) <= 0:
+        return NothingToRefund()
+    return None
 
 
 def _card_payments(booking_id):
@@ -624,6 +641,9 @@ def refund_booking(actor, booking_id, now, amount=None):
     if actor is None or not getattr(actor, "is_admin", False):
         raise PermissionDenied("Only an admin can refund a payment.")
     booking = bookings.get_booking(booking_id, actor)
+    refusal = card_refund_refusal(actor, booking)
+    if refusal is not None:
+        raise refusal
     try:
         refundable = sum(part for _, _, part in _refundable(booking))
         if refundable <= 0:
