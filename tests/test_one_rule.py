@@ -238,7 +238,12 @@ def test_the_deadline_rule_reads_the_same_in_python_peewee_and_the_hot_paths_sql
     assert overdue == {ids[0], ids[1]} and live == {ids[2], ids[3], ids[4]}
     assert peewee(Booking.overdue(now)) == sql(OVERDUE_SQL.format(b="b")) == overdue
     assert peewee(Booking.live(now)) == sql(LIVE_SQL.format(b="b")) == live
-    assert [b.shown_status(now) for b in rows][:4] == ["expired", "expired", "pending_payment", "pending_payment"]
+    assert [b.shown_status(now) for b in rows][:4] == [
+        "expired",
+        "expired",
+        "pending_payment",
+        "pending_payment",
+    ]
 
 
 def test_a_hold_without_a_deadline_is_the_players_booking_on_the_page_as_in_the_service(client, factory, now):
