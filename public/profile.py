@@ -1,6 +1,20 @@
 """The profile page: who you are, how you sign in, and your personal API tokens."""
 
-from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
+import base64
+import hashlib
+
+from cryptography.fernet import Fernet, InvalidToken
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -12,7 +26,7 @@ from public.auth import end_browser_session, providers
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 
 
-def _render(new_token=None, status=200):
+def _render(new_token=None):
     page = render_template(
         "public/profile.html",
         identities=accounts.list_identities(current_user),
@@ -21,15 +35,36 @@ def _render(new_token=None, status=200):
         new_token=new_token,
         now=utcnow(),
     )
-    response = make_response(page, status)
+    response = make_response(page)
     response.headers["Cache-Control"] = "no-store"  # the page may show a token once
     return response
+
+
+# The new token travels to the page after the redirect in the session cookie, encrypted (the cookie
+# is only signed, and readable), and is removed by the page that shows it: a reload shows nothing
+# and creates nothing.
+NEW_TOKEN_KEY = "profile_new_token"  # noqa: S105 - a session key, not a secret
+
+
+def _sealer():
+    key = hashlib.sha256(b"loafy profile token " + current_app.secret_key.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _take_new_token():
+    sealed = session.pop(NEW_TOKEN_KEY, None)
+    if not sealed:
+        return None
+    try:
+        return _sealer().decrypt(sealed.encode(), ttl=600).decode()
+    except InvalidToken:  # older than ten minutes, or another secret key: gone, like any reload
+        return None
 
 
 @bp.get("")
 @role_required()
 def show():
-    return _render()
+    return _render(new_token=_take_new_token())
 
 
 @bp.post("/identities/<int:identity_id>/unlink")
@@ -45,9 +80,11 @@ def unlink_identity(identity_id):
 @bp.post("/tokens")
 @role_required()
 def create_token():
-    """Shown on this response only (never stored raw), so no redirect: a reload will not show it again."""
+    """Create, then redirect (post/redirect/get): the profile page shows the token once, and
+    reloading it neither shows it again nor creates another (only its hash is stored)."""
     _token, raw = tokens.create_token(current_user, request.form.get("name"), now=utcnow())
-    return _render(new_token=raw, status=201)
+    session[NEW_TOKEN_KEY] = _sealer().encrypt(raw.encode()).decode()
+    return redirect(url_for("profile.show"), code=303)
 
 
 @bp.post("/tokens/<int:token_id>/revoke")
