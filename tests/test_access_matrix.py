@@ -65,7 +65,7 @@ ROUTES = {
     ("auth.logout", "POST"): everyone(302),
     # profile
     ("profile.show", "GET"): R(LOGIN, 200, 200, 200),
-    ("profile.create_token", "POST"): R(LOGIN, 201, 201, 201),
+    ("profile.create_token", "POST"): R(LOGIN, 303, 303, 303),  # post/redirect/get
     ("profile.revoke_token", "POST"): R(LOGIN, 302, 302, 302, args={"token_id": "token"}),
     ("profile.unlink_identity", "POST"): R(LOGIN, 302, 302, 302, args={"identity_id": "identity"}),
     ("profile.sign_out_everywhere", "POST"): R(LOGIN, 302, 302, 302),
@@ -88,6 +88,10 @@ ROUTES = {
     ("payments.stripe_webhook", "POST"): everyone(503),  # Stripe not configured in the matrix app
     ("payments.pay", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
     ("payments.booking_status", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
+    ("payments.simulate_transfer", "POST"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
+    # bank feeds (not configured in the matrix app: 404, as for a club without them)
+    ("bank_webhooks.sepay", "POST"): everyone(404),
+    ("bank_webhooks.casso", "POST"): everyone(404),
     # operations
     ("ops.ping", "GET"): everyone(200),
     # booking pages
@@ -116,6 +120,7 @@ PREFIX_RULES = {
     "settings.": ADMIN_ONLY,
     "jobs.": ADMIN_ONLY,
     "audit.": ADMIN_ONLY,
+    "bank.": ADMIN_ONLY,
 }
 GENERIC_ARGS = {"export_type": "csv"}
 

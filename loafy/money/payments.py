@@ -19,7 +19,7 @@ from loafy.booking.bookings import lock_session
 from loafy.clock import format_local
 from loafy.clock import format_vnd as vnd
 from loafy.db import db
-from loafy.errors import Conflict, LoafyError, PermissionDenied, ValidationError
+from loafy.errors import Conflict, LoafyError, PermissionDenied, ValidationError, as_id
 from loafy.models import Booking, LedgerEntry, WebhookEvent
 from loafy.money.stripe_client import (  # noqa: F401 - re-exported until the split
     CURRENCY,
@@ -355,9 +355,9 @@ def _booking_for(intent):
     booking = Booking.get_or_none(Booking.stripe_payment_intent_id == intent["id"])
     if booking is not None:
         return booking.id
-    raw = str((intent.get("metadata") or {}).get("booking_id") or "")
-    if raw.isdigit() and Booking.get_or_none(Booking.id == int(raw)) is not None:
-        return int(raw)
+    number = as_id(str((intent.get("metadata") or {}).get("booking_id") or ""))
+    if number is not None and Booking.get_or_none(Booking.id == number) is not None:
+        return number
     return None
 
 
