@@ -341,3 +341,64 @@ def test_paying_is_the_owners_alone_through_one_lookup(client, factory, now):
     assert client.get(f"/bookings/{booking.id}/pay").status_code == 404
     page = text(client.get(f"/bookings/{booking.id}"))
     assert f"/bookings/{booking.id}/pay" not in page  # the booking page no longer links admins to it
+
+
+# --- §5: a free session, a cancelled session -------------------------------------------------------
+
+
+@pytest.mark.parametrize("language, free", [("en", "Free"), ("vi", "Miễn phí")])
+def test_a_free_session_says_free_and_asks_for_no_payment_method(client, factory, language, free):
+    club_session = factory.club_session(title="Open play", price=0)
+    login(client, factory.user())
+    headers = {"Accept-Language": language}
+    page = text(client.get(f"/sessions/{club_session.id}", headers=headers))
+    assert free in page and "0 ₫" not in page
+    assert 'name="payment_method"' not in page
+    assert free in text(client.get("/", headers=headers))  # the list's card too
+
+
+def test_booking_a_free_session_confirms_it_at_once_without_a_payment_method(client, factory, now):
+    club_session = factory.club_session(price=0, max_slots=5)
+    player = factory.user()
+    login(client, player)
+    path = f"/sessions/{club_session.id}"
+    response = client.post(f"{path}/book", data={"guest_count": "1", "csrf_token": form_token(client, path)})
+    assert response.status_code == 302
+    booking = Booking.get(Booking.user == player.id)
+    assert (booking.status, booking.payment_status, booking.amount) == ("confirmed", "paid", 0)
+    assert booking.payment_deadline is None and response.headers["Location"].endswith(
+        f"/bookings/{booking.id}"
+    )
+    page = text(client.get(f"/bookings/{booking.id}", headers={"Accept-Language": "en"}))
+    assert "Free" in page and "0 ₫" not in page
+
+
+def test_a_paid_session_still_needs_a_payment_method(factory, now):
+    with pytest.raises(bookings.PaymentMethodUnavailable):
+        bookings.book_session(factory.user(), factory.club_session(price=50_000), 0, "", now)
+    assert (
+        bookings.book_session(factory.user(), factory.club_session(price=0), 0, None, now).status
+        == "confirmed"
+    )
+
+
+def test_a_cancelled_session_says_so_with_no_free_spots_and_no_form(client, factory, now):
+    admin = factory.user(role="admin")
+    club_session = factory.club_session(max_slots=12)
+    staff.cancel_session(admin, club_session.id, now)
+    login(client, factory.user())
+    path = f"/sessions/{club_session.id}"
+    page = text(client.get(path, headers={"Accept-Language": "en"}))
+    assert "This session is cancelled" in page and "it will not take place" in page
+    assert "12 of 12 free" not in page and "spots left" not in page
+    assert 'name="guest_count"' not in page
+    # A stale form sent anyway: the refusal is said, and still no form to send again.
+    token = form_token(client, "/")
+    response = client.post(
+        f"{path}/book",
+        data={"guest_count": "0", "payment_method": "bank_transfer", "csrf_token": token},
+        headers={"Accept-Language": "en"},
+    )
+    assert response.status_code == 409
+    refused = text(response)
+    assert "This session was cancelled." in refused and 'name="guest_count"' not in refused

@@ -39,6 +39,10 @@ CODE_ATTEMPTS = 8
 # Enqueued (after commit) whenever a booking's money may need to move: refund it, or cancel its
 # open PaymentIntent. Implemented by the payments service; idempotent.
 SETTLE_JOB = "jobs.payments.settle_booking"
+# A free booking is confirmed and paid at once (_new_booking_state) and its player is asked for no
+# payment method; the column still names one, and cash (at the door: here nothing) is the method
+# every free session accepts.
+FREE_BOOKING_METHOD = "cash"
 
 
 class SessionFull(Conflict):
@@ -179,7 +183,11 @@ def book_session(actor, club_session, guest_count, payment_method, now):
     session_id = _session_id(club_session)
     settings = recent_settings()
     guests = parse_guest_count(guest_count, settings["max_guests"])
-    if payment_method not in settings["payment_methods"] or method_unavailable_reason(payment_method):
+    if payment_method in (None, "") and _is_free(session_id):
+        payment_method = FREE_BOOKING_METHOD  # nothing to pay: nobody is asked how
+    elif payment_method in (None, ""):
+        raise PaymentMethodUnavailable("Choose how you will pay.", field="payment_method")
+    elif payment_method not in settings["payment_methods"] or method_unavailable_reason(payment_method):
         raise PaymentMethodUnavailable(method_unavailable_reason(payment_method), field="payment_method")
     slots = 1 + guests
     if sold_out.is_sold_out(session_id):  # the crowd after a sell-out: one read, no write attempt
@@ -190,6 +198,10 @@ def book_session(actor, club_session, guest_count, payment_method, now):
         booking = _book_locked(actor, session_id, guests, slots, payment_method, settings, now)
     log.info("booked %s: %s slots of session %s by user %s", booking.code, slots, session_id, actor.id)
     return booking
+
+
+def _is_free(session_id):
+    return ClubSession.select(ClubSession.price).where(ClubSession.id == session_id).scalar() == 0
 
 
 def _book_locked(actor, session_id, guests, slots, payment_method, settings, now):
