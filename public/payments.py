@@ -77,6 +77,7 @@ def pay(booking_id):
     return render_template(
         "public/pay.html",
         booking=booking,
+        status=booking.shown_status(now),  # past its deadline: expired, whether or not the job ran
         club_session=booking.club_session,
         problem=problem,
         script_errors=messages_for(PAY_ERROR_CODES),
@@ -113,4 +114,4 @@ def simulate_transfer(booking_id):
 @login_required
 def booking_status(booking_id):
     booking = get_own_booking(booking_id, current_user)
-    return jsonify({"status": booking.status, "payment_status": booking.payment_status})
+    return jsonify({"status": booking.shown_status(utcnow()), "payment_status": booking.payment_status})

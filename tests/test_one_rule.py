@@ -402,3 +402,14 @@ def test_a_cancelled_session_says_so_with_no_free_spots_and_no_form(client, fact
     assert response.status_code == 409
     refused = text(response)
     assert "This session was cancelled." in refused and 'name="guest_count"' not in refused
+
+
+def test_the_pay_page_says_an_overdue_booking_expired_before_the_sweep_runs(client, factory, now):
+    player = factory.user()
+    club_session = factory.club_session(booking_opens_at=now - timedelta(days=1))
+    booking = bookings.book_session(player, club_session, 0, "bank_transfer", now - timedelta(hours=1))
+    assert reload(booking).status == "pending_payment"  # the expiry job has not run
+    login(english(client), player)
+    page = text(client.get(f"/bookings/{booking.id}/pay"))
+    assert "This booking expired before it was paid" in page and "Your spot is held until" not in page
+    assert client.get(f"/bookings/{booking.id}/status.json").get_json()["status"] == "expired"
