@@ -5,22 +5,25 @@ from datetime import timedelta
 
 from peewee import JOIN, Case, fn
 
+from loafy.booking import waitlist
 from loafy.clock import format_vnd, utcnow
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, LedgerEntry
-from loafy.money.payments import COUNTED_REFUND_STATUSES
+from loafy.money.ledger import COUNTED_REFUND_STATUSES
 
 # The expiry sweep runs every minute: a hold lapsed longer than this still holding its slots means
 # it is not running (new bookings release lapsed holds themselves, so nobody is refused meanwhile).
 LAPSED_HOLD_GRACE = timedelta(minutes=10)
-# Money owed back is refunded by the settle job at once and by the sweep as a backstop; what staff
-# must give back by hand is listed to them. Left undone this long, it is a violation.
+# Card money owed back is refunded by the settle job at once and by the sweep as a backstop: left
+# undone this long, it is a violation (what staff give back by hand is listed to them instead).
 REFUND_DUE_GRACE = timedelta(hours=1)
 
 
 def find_violations(now=None):
-    """Every invariant: slots, lapsed holds, the ledger per booking, refunds due. One line each."""
+    """Every invariant: slots, lapsed holds, the ledger per booking, refunds due, the waitlist's (no
+    waiting entry fits while slots are free, no offer beyond its party). One line each."""
     now = now or utcnow()
-    return _slots() + _lapsed_holds(now) + _ledger_sums() + _refunds_due(now)
+    violations = _slots() + _lapsed_holds(now) + _ledger_sums() + _refunds_due(now)
+    return violations + waitlist.find_violations(now)
 
 
 def _slots():
@@ -142,13 +145,26 @@ def _ledger_sums():
 
 
 def _refunds_due(now):
-    """Money owed back is given back: no booking stays refund-due for more than REFUND_DUE_GRACE."""
+    """Card money owed back is refunded by the settle job at once (the sweep retries it): none stays
+    refund-due for more than REFUND_DUE_GRACE. Cash and transfers are given back by staff, from the
+    list the staff area shows them; they are not the machine's to finish."""
+    card_paid = LedgerEntry.select(LedgerEntry.id).where(
+        (LedgerEntry.booking == Booking.id)
+        & (LedgerEntry.kind == "payment")
+        & (LedgerEntry.provider == "stripe")
+        & (LedgerEntry.status == "succeeded")
+    )
     rows = (
         Booking.select(Booking.code, Booking.refund_due_at)
-        .where(Booking.refund_due_at.is_null(False) & (Booking.refund_due_at < now - REFUND_DUE_GRACE))
+        .where(
+            Booking.refund_due_at.is_null(False)
+            & (Booking.refund_due_at < now - REFUND_DUE_GRACE)
+            & fn.EXISTS(card_paid)
+        )
         .order_by(Booking.refund_due_at, Booking.id)
     )
     return [
-        f"booking {b.code}: owed back since {b.refund_due_at:%Y-%m-%d %H:%M} UTC and not refunded yet"
+        f"booking {b.code}: card payment owed back since {b.refund_due_at:%Y-%m-%d %H:%M} UTC "
+        "and not refunded yet"
         for b in rows
     ]

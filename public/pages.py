@@ -19,6 +19,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from loafy import queue
+from loafy.booking import waitlist
 from loafy.booking.actions import allowed_actions
 from loafy.booking.bookings import book_session, cancel_booking, cancel_until, get_booking
 from loafy.booking.listings import (
@@ -125,7 +126,7 @@ def session_list():
     return _list("pages.session_list", _("Sessions"))
 
 
-def _render_session(session_id, form=None, error=None, status=200):
+def _render_session(session_id, form=None, error=None, status=200, waitlist_form=None, waitlist_error=None):
     viewer, now = _viewer(), utcnow()
     club_session = get_session_for_viewer(session_id, viewer, now)
     mine = club_session.my_booking
@@ -135,6 +136,7 @@ def _render_session(session_id, form=None, error=None, status=200):
     message = None
     if error is not None:
         message = error_text(error, left=club_session.available_slots, max_guests=settings["max_guests"])
+    waitlist_message = error_text(waitlist_error) if waitlist_error is not None else None
     page = render_template(
         "public/session.html",
         club_session=club_session,
@@ -147,6 +149,10 @@ def _render_session(session_id, form=None, error=None, status=200):
         error_field=getattr(error, "field", None),
         pay_url=_pay_url(allowed_actions(viewer, mine, now, settings)) if mine else None,
         here=url_for("pages.session_detail", session_id=club_session.id),
+        entry=None if club_session.my_booking else waitlist.entry_for(viewer, club_session.id),
+        waiting=waitlist.waiting_count(club_session.id),
+        waitlist_form=waitlist_form or {"party_size": "1", "min_party": "", "payment_method": ""},
+        waitlist_error=waitlist_message,
     )
     return page, status
 
@@ -183,6 +189,44 @@ def book(session_id):
     return redirect(pay_url or url_for("pages.booking_detail", booking_id=booking.id))
 
 
+@bp.post("/sessions/<int:session_id>/waitlist")
+@role_required()
+def join_waitlist(session_id):
+    form = {
+        "party_size": (request.form.get("party_size") or "")[:10],
+        "min_party": (request.form.get("min_party") or "")[:10],
+        "payment_method": (request.form.get("payment_method") or "")[:20],
+    }
+    try:
+        entry = waitlist.join_waitlist(
+            _viewer(),
+            session_id,
+            form["party_size"],
+            utcnow(),
+            min_party=form["min_party"] or None,
+            payment_method=form["payment_method"] or None,
+        )
+    except IN_PLACE as exc:
+        return _render_session(session_id, waitlist_form=form, waitlist_error=exc, status=exc.status)
+    flash(_("You are on the waitlist: number %(position)d.", position=entry.position or 1), "success")
+    return redirect(url_for("pages.session_detail", session_id=session_id))
+
+
+@bp.post("/waitlist/<int:entry_id>/leave")
+@role_required()
+def leave_waitlist(entry_id):
+    try:
+        entry = waitlist.leave_waitlist(_viewer(), entry_id, utcnow())
+    except (Conflict, ValidationError, PermissionDenied) as exc:
+        flash(error_text(exc), "error")
+        return redirect(url_for("pages.my_bookings"))
+    flash(_("You left the waitlist."), "success")
+    return redirect(
+        safe_next(request.form.get("next"))
+        or url_for("pages.session_detail", session_id=entry.club_session_id)
+    )
+
+
 def _pay_url(actions):
     """Where to pay a booking that still waits for the viewer's online payment, else None."""
     return url_for("payments.pay", booking_id=actions.booking.id) if actions.pay else None
@@ -205,7 +249,19 @@ def my_bookings():
                 "can_cancel": actions.cancel,
             }
         )
-    return render_template("public/bookings.html", page=page, rows=rows, now=now)
+    entries = [  # places still in play: the session is open and has not started
+        entry
+        for entry in waitlist.list_entries(_viewer(), live_only=True)
+        if entry.club_session.status == "published" and entry.club_session.starts_at > now
+    ]
+    offer_pay_urls = {  # an offer is a booking: paid where any booking is, by the same rule
+        entry.offer.id: _pay_url(allowed_actions(viewer, entry.offer, now, settings))
+        for entry in entries
+        if getattr(entry, "offer", None) is not None
+    }
+    return render_template(
+        "public/bookings.html", page=page, rows=rows, now=now, entries=entries, offer_pay_urls=offer_pay_urls
+    )
 
 
 @bp.get("/bookings/<int:booking_id>")

@@ -118,7 +118,7 @@ STATES = {
 def _attempt(action, actor, booking, now):
     """Whether the service accepted: it raised no refusal and changed what the action changes."""
     from loafy.errors import LoafyError
-    from loafy.money import payments
+    from loafy.money import refunds
 
     before = reload(booking)
     try:
@@ -129,7 +129,7 @@ def _attempt(action, actor, booking, now):
         elif action == "cancel":
             staff.cancel_booking(actor, booking.id, now)
         elif action == "refund":
-            payments.refund_booking(actor, booking.id, now)
+            refunds.refund_booking(actor, booking.id, now)
         elif action == "manual_refund":
             staff.record_manual_refund(actor, booking.id, "cash", now)
     except LoafyError:
@@ -327,7 +327,7 @@ def test_one_page_type_for_every_list(factory, now):
 
 def test_paying_is_the_owners_alone_through_one_lookup(client, factory, now):
     from loafy.errors import NotFound
-    from loafy.money import payments
+    from loafy.money import card
 
     admin = factory.user(role="admin")
     player = factory.user()
@@ -336,7 +336,7 @@ def test_paying_is_the_owners_alone_through_one_lookup(client, factory, now):
     with pytest.raises(NotFound):
         bookings.get_own_booking(booking.id, admin)  # staff may see it, but never pay it
     with pytest.raises(NotFound):
-        payments.create_intent(admin, booking.id, now)
+        card.create_intent(admin, booking.id, now)
     login(client, admin)
     assert client.get(f"/bookings/{booking.id}/pay").status_code == 404
     page = text(client.get(f"/bookings/{booking.id}"))

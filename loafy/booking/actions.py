@@ -9,7 +9,7 @@ checks again under its lock, for whatever changed in between.
 from functools import cached_property
 
 from loafy.booking import bookings, staff
-from loafy.money import payments
+from loafy.money import refunds
 from loafy.settings import get_settings
 
 # Payments a player makes online from the pay page (cash is paid at the door, a pass at booking).
@@ -54,11 +54,11 @@ class BookingActions:
 
     @cached_property
     def refund(self):
-        return self._admin and payments.card_refund_refusal(self.actor, self.booking) is None
+        return self._admin and refunds.card_refund_refusal(self.actor, self.booking) is None
 
     @cached_property
     def manual_refund(self):
-        return self._admin and payments.manual_refund_refusal(self.actor, self.booking) is None
+        return self._admin and refunds.manual_refund_refusal(self.actor, self.booking) is None
 
     @property
     def _admin(self):
