@@ -19,11 +19,12 @@ REFUND_DUE_GRACE = timedelta(hours=1)
 
 
 def find_violations(now=None):
-    """Every invariant: slots, lapsed holds, the ledger per booking, refunds due, the waitlist's (no
-    waiting entry fits while slots are free, no offer beyond its party). One line each."""
+    """Every invariant: slots, lapsed holds, the ledger per booking, refunds due, packs' credits,
+    the waitlist's (no waiting entry fits while slots are free, no offer beyond its party). One
+    line each."""
     now = now or utcnow()
     violations = _slots() + _lapsed_holds(now) + _ledger_sums() + _refunds_due(now)
-    return violations + waitlist.find_violations(now)
+    return violations + _overspent_packs() + waitlist.find_violations(now)
 
 
 def _slots():
@@ -168,3 +169,22 @@ def _refunds_due(now):
         "and not refunded yet"
         for b in rows
     ]
+
+
+def _overspent_packs():
+    """passes: no pack has paid for more spots than it has credits."""
+    from loafy.models import Pass
+
+    spent = (
+        Booking.select(Booking.club_pass, fn.SUM(Booking.slots).alias("used"))
+        .where(Booking.club_pass.is_null(False) & (Booking.status != "cancelled"))
+        .group_by(Booking.club_pass)
+        .alias("spent")
+    )
+    rows = (
+        Pass.select(Pass.code, Pass.credits_total, spent.c.used)
+        .join(spent, on=(spent.c.pass_id == Pass.id))
+        .where(spent.c.used > Pass.credits_total)
+        .tuples()
+    )
+    return [f"pass {code}: {int(used)} credits spent of {total}" for code, total, used in rows]

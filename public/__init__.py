@@ -39,7 +39,19 @@ class JSONProvider(DefaultJSONProvider):
 
 
 def init_app(app):
-    from public import api, auth, bank_webhooks, errors, hardening, i18n, limits, pages, payments, profile
+    from public import (
+        api,
+        auth,
+        bank_webhooks,
+        errors,
+        hardening,
+        i18n,
+        limits,
+        pages,
+        passes,
+        payments,
+        profile,
+    )
     from public.input_checks import check_input
 
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked in _protect below
@@ -76,6 +88,7 @@ def init_app(app):
     app.register_blueprint(api.bp)
     app.register_blueprint(profile.bp)
     app.register_blueprint(payments.bp)
+    app.register_blueprint(passes.bp)
     app.register_blueprint(bank_webhooks.bp)
     errors.init_app(app)
     limits.init_app(app)  # after the blueprints: it wraps their views
