@@ -413,3 +413,20 @@ def test_the_pay_page_says_an_overdue_booking_expired_before_the_sweep_runs(clie
     page = text(client.get(f"/bookings/{booking.id}/pay"))
     assert "This booking expired before it was paid" in page and "Your spot is held until" not in page
     assert client.get(f"/bookings/{booking.id}/status.json").get_json()["status"] == "expired"
+
+
+def test_declining_a_waitlist_offer_is_audited_like_any_cancel(factory, now):
+    from loafy.booking import waitlist
+
+    club_session = factory.club_session(max_slots=1)
+    holder = bookings.book_session(factory.user(), club_session, 0, "bank_transfer", now)
+    waiting = factory.user()
+    entry = waitlist.join_waitlist(waiting, club_session.id, 1, now)
+    bookings.cancel_booking(holder.user, holder.id, now)  # the spot goes to the waitlist: an offer
+    offer = Booking.get_by_id(reload(entry).booking_id)
+    waitlist.leave_waitlist(waiting, entry.id, now)
+    assert reload(offer).status == "cancelled"
+    assert [(actor, object_id) for actor, object_id, _ in cancels()] == [
+        (holder.user_id, str(holder.id)),
+        (waiting.id, str(offer.id)),
+    ]

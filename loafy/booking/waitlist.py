@@ -357,7 +357,7 @@ def leave_waitlist(actor, entry_id, now):
                 raise EntryNotActive("This place became a booking: cancel the booking instead.")
             raise EntryNotActive()
         if entry.status == "offered":
-            _decline_offer(entry, now)
+            _decline_offer(actor, entry, now)
         WaitlistEntry.update(status="left", closed_at=now, updated_at=now).where(
             (WaitlistEntry.id == entry.id) & WaitlistEntry.status.in_(ACTIVE_WAITLIST_STATUSES)
         ).execute()
@@ -375,8 +375,9 @@ def leave_waitlist(actor, entry_id, now):
     return WaitlistEntry.get_by_id(entry.id)
 
 
-def _decline_offer(entry, now):
-    """The offer's booking, still unpaid, is cancelled and its slots return (under the lock)."""
+def _decline_offer(actor, entry, now):
+    """The offer's booking, still unpaid, is cancelled and its slots return (under the lock); the
+    cancel is audited like every other booking's."""
     booking = Booking.get_by_id(entry.booking_id)
     if booking.status == "confirmed":
         raise EntryNotActive("This offer is already paid: cancel the booking instead.")
@@ -390,6 +391,8 @@ def _decline_offer(entry, now):
             ClubSession.id == booking.club_session_id
         ).execute()
         sold_out.forget([booking.club_session_id])
+        details = {"code": booking.code, "reason": "waitlist offer declined", "refund_due": False}
+        audit.record(actor, "booking.cancel", "booking", booking.id, details, now)
         if booking.stripe_payment_intent_id:  # its open PaymentIntent must be cancelled at Stripe
             queue.enqueue(bookings.SETTLE_JOB, booking.id)
 
