@@ -7,6 +7,7 @@ from admin import dashboard
 from admin.audit import AuditLogView
 from admin.base import StaffOnly, actor, now
 from admin.bookings import BookingView
+from admin.calendar import ReportsView, StrikesView, TemplatesView
 from admin.jobs import JobsView
 from admin.players import PlayerView
 from admin.sessions import ClubSessionView
@@ -35,4 +36,8 @@ def init_admin(app):
     admin.add_view(SettingsView(name="Settings", endpoint="settings", url="/admin/settings"))
     admin.add_view(JobsView(name="Jobs", endpoint="jobs", url="/admin/jobs"))
     admin.add_view(AuditLogView(AuditLog, name="Audit log", endpoint="audit", url="/admin/audit"))
+    # calendar
+    admin.add_view(TemplatesView(name="Recurring", endpoint="session_templates", url="/admin/templates"))
+    admin.add_view(StrikesView(name="Strikes", endpoint="strikes", url="/admin/strikes"))
+    admin.add_view(ReportsView(name="Reports", endpoint="reports", url="/admin/reports"))
     return admin

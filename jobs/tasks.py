@@ -28,3 +28,19 @@ def flush_notifications(app):
     a lost job or a Redis outage)."""
     queue.coalesced_job_started(notifications.FLUSH_PENDING_KEY)
     return notifications.send_due()
+
+
+@job
+def generate_sessions(app):
+    """Nightly: the coming weeks' sessions of every template (idempotent: one per template and start)."""
+    from loafy.calendar.templates import generate_sessions as generate
+
+    return len(generate(utcnow()))
+
+
+@job
+def mark_attendance(app):
+    """Every few minutes: attended / no-show for sessions ended past the grace period (idempotent)."""
+    from loafy.calendar.attendance import mark_attendance as mark
+
+    return mark(utcnow())

@@ -90,6 +90,28 @@ SETTINGS = {
     "bank_account_number": ("0123456789", _text(30), "Bank account number"),
     "bank_account_name": ("LOAFY CLUB", _text(100), "Bank account holder"),
 }
+# calendar: the attendance policy (loafy/calendar/attendance.py)
+SETTINGS.update(
+    {
+        "attendance_policy": (
+            True,
+            _boolean,
+            "Block online booking after too many no-shows and late cancels",
+        ),
+        "no_show_grace_hours": (
+            2,
+            _int_between(0, 72),
+            "Hours after a session ends before no-shows are marked",
+        ),
+        "strike_limit": (
+            3,
+            _int_between(1, 50),
+            "Strikes (no-shows, late cancels) that block online booking",
+        ),
+        "strike_window_days": (60, _int_between(1, 365), "Days within which strikes count"),
+        "strike_block_days": (14, _int_between(1, 365), "Days online booking stays blocked"),
+    }
+)
 
 
 def get_settings():

@@ -121,6 +121,7 @@ def session_json(club_session):
         "created_at": iso_utc(club_session.created_at),
         "updated_at": iso_utc(club_session.updated_at),
         "cancelled_at": iso_utc(club_session.cancelled_at),
+        "template_id": club_session.template_id,  # calendar
     }
 
 

@@ -207,8 +207,34 @@ def _page_of(name):
     }
 
 
+# calendar
+SCHEMAS["TemplateInput"] = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string", "maxLength": 200},
+        "description": {"type": "string"},
+        "location": {"type": "string", "maxLength": 300},
+        "rrule": {"type": "string", "description": "RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=TU,TH"},
+        "starts_on": {"type": "string", "format": "date", "description": "First club-local date"},
+        "start_time": {"type": "string", "description": "HH:MM, club time"},
+        "duration_minutes": {"type": "integer", "minimum": 5, "maximum": 1440},
+        "max_slots": {"type": "integer", "minimum": 1},
+        "price": {"type": "integer", "minimum": 0},
+        "weeks_ahead": {"type": "integer", "minimum": 1, "maximum": 26},
+        "booking_opens_hours_before": {"type": ["integer", "null"], "minimum": 0},
+        "early_access_hours": {"type": ["integer", "null"], "minimum": 0},
+        "allow_pay_at_door": {"type": "boolean"},
+        "active": {"type": "boolean"},
+    },
+}
+SCHEMAS["Template"] = {
+    "type": "object",
+    "required": ["id", "title", "rrule", "start_time", "duration_minutes", "max_slots", "price"],
+    "properties": {"id": {"type": "integer"}, **SCHEMAS["TemplateInput"]["properties"]},
+}
 SCHEMAS["SessionPage"] = _page_of("Session")
 SCHEMAS["BookingPage"] = _page_of("Booking")
+SCHEMAS["TemplatePage"] = _page_of("Template")
 
 ERROR_TEXT = {
     400: "Malformed JSON, a body that is not an object, or a missing/expired CSRF token (cookie calls)",
@@ -266,6 +292,7 @@ def _op(summary, who, ok, errors, *, ok_status=200, body=None, params=(), securi
 
 SESSION_ID = _path_id("session_id", "Session id")
 BOOKING_ID = _path_id("booking_id", "Booking id")
+TEMPLATE_ID = _path_id("template_id", "Session template id")  # calendar
 
 PATHS = {
     "/api/auth/me": {
@@ -409,6 +436,51 @@ PATHS = {
             params=[
                 {"name": "Stripe-Signature", "in": "header", "required": True, "schema": {"type": "string"}}
             ],
+        )
+    },
+    # calendar: recurring sessions
+    "/api/session-templates": {
+        "get": _op("Session templates (recurring sessions)", ADMIN, _ref("TemplatePage"), [401, 403]),
+        "post": _op(
+            "Create a template; its coming sessions are generated at once",
+            ADMIN,
+            _ref("Template"),
+            [400, 401, 403, 413, 422],
+            ok_status=201,
+            body=_ref("TemplateInput"),
+        ),
+    },
+    "/api/session-templates/{template_id}": {
+        "get": _op("One template", ADMIN, _ref("Template"), [401, 403, 404], params=[TEMPLATE_ID]),
+        "put": _op(
+            "Change a template: its future sessions without bookings follow; `sessions.left_alone` "
+            "names the booked ones it did not touch",
+            ADMIN,
+            _ref("Template"),
+            [400, 401, 403, 404, 413, 422],
+            params=[TEMPLATE_ID],
+            body=_ref("TemplateInput"),
+        ),
+        "delete": _op(
+            "Delete a template: its future unbooked sessions go, booked ones stay",
+            ADMIN,
+            {"type": "object"},
+            [400, 401, 403, 404],
+            params=[TEMPLATE_ID],
+        ),
+    },
+    "/api/session-templates/{template_id}/skip": {
+        "post": _op(
+            "Skip one club-local date (a holiday)",
+            ADMIN,
+            _ref("Template"),
+            [400, 401, 403, 404, 413, 422],
+            params=[TEMPLATE_ID],
+            body={
+                "type": "object",
+                "required": ["date"],
+                "properties": {"date": {"type": "string", "format": "date"}},
+            },
         )
     },
     "/api/openapi.json": {

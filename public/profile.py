@@ -4,6 +4,7 @@ from flask import Blueprint, flash, make_response, redirect, render_template, re
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from loafy.calendar import ics
 from loafy.models import utcnow
 from loafy.people import accounts, tokens, web_sessions
 from loafy.web.guards import role_required
@@ -12,9 +13,11 @@ from public.auth import end_browser_session, providers
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 
 
-def _render(new_token=None, status=200):
+def _render(new_token=None, status=200, new_feed_url=None):
     page = render_template(
         "public/profile.html",
+        calendar_token=ics.live_feed_token(current_user),  # calendar
+        new_feed_url=new_feed_url,
         identities=accounts.list_identities(current_user),
         tokens=tokens.list_tokens(current_user),
         providers=providers(),
@@ -24,6 +27,9 @@ def _render(new_token=None, status=200):
     response = make_response(page, status)
     response.headers["Cache-Control"] = "no-store"  # the page may show a token once
     return response
+
+
+render_profile = _render  # calendar: the feed link is shown once, on the profile page
 
 
 @bp.get("")

@@ -15,6 +15,7 @@ from peewee import IntegrityError, fn
 from loafy import notifications, queue
 from loafy.booking import sold_out
 from loafy.booking.club_sessions import can_handle_session
+from loafy.calendar import attendance
 from loafy.clock import format_local
 from loafy.db import db, fetch_one, is_postgres, prepared_sql, raw_sql
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
@@ -177,6 +178,7 @@ def book_session(actor, club_session, guest_count, payment_method, now):
     guests = parse_guest_count(guest_count, settings["max_guests"])
     if payment_method not in settings["payment_methods"]:
         raise PaymentMethodUnavailable(field="payment_method")
+    attendance.check_can_book(actor, now, settings)  # calendar: too many strikes block online booking
     slots = 1 + guests
     if sold_out.is_sold_out(session_id):  # the crowd after a sell-out: one read, no write attempt
         _refuse_if_clearly_full(actor, session_id, slots, payment_method, now)
@@ -617,6 +619,7 @@ def cancel_booking(actor, booking, now, reason=""):
         )
         if not changed:
             raise BookingNotActive("This booking is already cancelled or expired.")
+        attendance.booking_cancelled(booking, now, settings)  # calendar: a late cancel is a strike
         ClubSession.update(available_slots=ClubSession.available_slots + booking.slots, updated_at=now).where(
             ClubSession.id == booking.club_session_id
         ).execute()

@@ -27,6 +27,8 @@ EDITABLE_FIELDS = (
     "early_access_opens_at",
     "allow_pay_at_door",
 )
+# calendar: a change to one of these is a new revision of the session's calendar event (SEQUENCE).
+CALENDAR_FIELDS = ("title", "description", "location", "starts_at", "ends_at", "status")
 MAX_SLOTS_LIMIT = 10_000
 MAX_PRICE = 99_999_999  # Stripe's cap for one VND charge
 
@@ -235,6 +237,8 @@ def update_session(actor, club_session, data, now):
             # Existing bookings keep the price they were made at (Booking.unit_price).
             log.info("price of session %s changes from %s to %s", current.id, current.price, fields["price"])
         updates[ClubSession.updated_at] = now
+        if any(fields.get(k, getattr(current, k)) != getattr(current, k) for k in CALENDAR_FIELDS):
+            updates[ClubSession.revision] = ClubSession.revision + 1  # calendar feeds' SEQUENCE
         try:
             with db.atomic():
                 ClubSession.update(updates).where(ClubSession.id == current.id).execute()
@@ -263,7 +267,9 @@ def cancel_session(actor, club_session, now, reason=""):
         current = _lock(getattr(club_session, "id", club_session))
         if current.status == "cancelled":
             raise Conflict("This session is already cancelled.", code="cancelled")
-        ClubSession.update(status="cancelled", cancelled_at=now, updated_at=now).where(
+        ClubSession.update(
+            status="cancelled", cancelled_at=now, updated_at=now, revision=ClubSession.revision + 1
+        ).where(
             ClubSession.id == current.id
         ).execute()
         active = [
