@@ -144,6 +144,7 @@ def booking_json(booking):
         "cancelled_at": iso_utc(booking.cancelled_at),
         "expired_at": iso_utc(booking.expired_at),
         "checked_in_at": iso_utc(booking.checked_in_at),
+        "attendance": booking.attendance,  # calendar: attended | no_show, after the session
         "session": session_summary(booking.club_session),
     }
 

@@ -164,6 +164,7 @@ SCHEMAS = {
             "cancelled_at": _nullable(TIME),
             "expired_at": _nullable(TIME),
             "checked_in_at": _nullable(TIME),
+            "attendance": {"type": ["string", "null"], "enum": ["attended", "no_show", None]},  # calendar
             "session": _ref("SessionSummary"),
         },
     },
@@ -396,7 +397,7 @@ PATHS = {
             ok_status=201,
             body=_ref("BookingInput"),
             description="Rate-limited per user and per IP. 409 codes: full, already_booked, closed, "
-            "not_open, started.",
+            "not_open, started, blocked (too many no-shows and late cancels: the message says until when).",
         ),
     },
     "/api/bookings/{booking_id}": {
