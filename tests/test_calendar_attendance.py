@@ -155,6 +155,11 @@ def test_the_api_and_the_page_refuse_a_blocked_player_clearly(client, factory, n
         headers={"Accept-Language": "en"},
     )
     assert page.status_code == 409 and "paused" in page.get_data(as_text=True)
+    page = client.post(  # the club's language by default: the same facts, in Vietnamese
+        f"/sessions/{club_session.id}/book",
+        data={"csrf_token": csrf_token(client), "guest_count": "0", "payment_method": "stripe"},
+    )
+    assert "tạm thời không đặt chỗ trực tuyến được đến" in page.get_data(as_text=True)
 
 
 def test_staff_see_strikes_per_player_and_forgive_in_the_admin(client, factory, now):

@@ -54,6 +54,7 @@ def test_a_change_bumps_the_sequence_and_keeps_the_uid(client, factory, now):
 def _feed_url(client):
     page = client.post("/profile/calendar", data={"csrf_token": _csrf(client)})
     assert page.status_code == 201
+    assert "Lịch của bạn" in page.get_data(as_text=True)  # Vietnamese by default
     match = re.search(r'id="new-feed-url">([^<]+)<', page.get_data(as_text=True))
     return match.group(1)
 
@@ -81,6 +82,7 @@ def test_the_private_feed_holds_my_bookings_only(app, client, factory, now):
     events = _events(anonymous.get(f"/calendar/{token}.ics").data)
     assert set(events) == {ics.booking_uid(kept), ics.booking_uid(gone)}
     assert str(events[ics.booking_uid(kept)]["SUMMARY"]) == "Mine (+1)"
+    assert str(events[ics.booking_uid(kept)]["STATUS"]) == "TENTATIVE"  # not paid yet
     assert str(events[ics.booking_uid(gone)]["STATUS"]) == "CANCELLED"
     assert int(events[ics.booking_uid(gone)]["SEQUENCE"]) == 1
     # A new link replaces the old one; revoking ends it.

@@ -274,3 +274,37 @@ def test_the_cli_generates_idempotently(app, factory, now):
     assert first.exit_code == 0, first.output
     assert first.output.strip().endswith("8 session(s) created")
     assert second.output.strip() == "0 session(s) created"
+
+
+def test_the_staff_area_creates_edits_and_skips(client, factory, now):
+    from tests.helpers import english
+
+    admin = factory.user(role="admin")
+    english(login(client, admin))
+    form = {k: str(v) for k, v in BASE.items()} | {"csrf_token": csrf_token(client), "active": "y"}
+    response = client.post("/admin/templates/", data=form)
+    assert response.status_code == 302
+    template = SessionTemplate.get()
+    assert ClubSession.select().where(ClubSession.template_id == template.id).count() == 8
+    listing = client.get("/admin/templates/").get_data(as_text=True)
+    assert BASE["rrule"] in listing
+    booked = (
+        ClubSession.select()
+        .where(ClubSession.template_id == template.id)
+        .order_by(ClubSession.starts_at)
+        .get()
+    )
+    book_session(factory.user(), booked.id, 0, "stripe", now)
+    form["price"] = "90000"
+    response = client.post(f"/admin/templates/{template.id}", data=form, follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert "7 updated" in page and f"#{booked.id}" in page and "Left alone" in page
+    response = client.post(
+        f"/admin/templates/{template.id}/skip",
+        data={"csrf_token": form["csrf_token"], "date": "2026-11-26"},
+        follow_redirects=True,
+    )
+    assert "1 removed" in response.get_data(as_text=True)
+    bad = dict(form, rrule="FREQ=NEVER")
+    page = client.post(f"/admin/templates/{template.id}", data=bad).get_data(as_text=True)
+    assert "not a valid RFC 5545" in page

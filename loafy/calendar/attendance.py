@@ -153,11 +153,15 @@ def check_can_book(actor, now, settings=None):
     settings = settings or recent_settings()
     until = blocked_until(actor.id, now, settings)
     if until is not None:
-        raise BookingBlocked(
+        refusal = BookingBlocked(
             f"Online booking is paused for your account until {format_local(until)}: "
             f"{settings['strike_limit']} missed sessions or late cancellations within "
             f"{settings['strike_window_days']} days. Please contact the club if this is a mistake."
         )
+        # For the page's translation (public/i18n.error_text): the same facts, not parsed back out.
+        refusal.until = until
+        refusal.limit, refusal.days = settings["strike_limit"], settings["strike_window_days"]
+        raise refusal
 
 
 # --- staff ---------------------------------------------------------------------------------------

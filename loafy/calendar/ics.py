@@ -60,7 +60,7 @@ def booking_uid(booking):
     return f"booking-{booking.code.lower()}@{_host()}"
 
 
-def _event(uid, club_session, sequence, cancelled, summary, url, description):
+def _event(uid, club_session, sequence, cancelled, summary, url, description, tentative=False):
     event = Event()
     event.add("uid", uid)
     event.add("dtstamp", _utc(club_session.updated_at or club_session.created_at))
@@ -73,7 +73,7 @@ def _event(uid, club_session, sequence, cancelled, summary, url, description):
         event.add("description", description)
     event.add("url", url)
     event.add("sequence", sequence)
-    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    event.add("status", "CANCELLED" if cancelled else "TENTATIVE" if tentative else "CONFIRMED")
     event.add("last-modified", _utc(club_session.updated_at or club_session.created_at))
     return event
 
@@ -105,6 +105,7 @@ def booking_event(booking, club_session):
         f"{club_session.title}{people}",
         url,
         f"{booking.code}\n{url}",
+        tentative=booking.status == "pending_payment",  # not paid yet: the spot is held, not sure
     )
 
 
