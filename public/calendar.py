@@ -1,16 +1,27 @@
 """Session templates in the JSON API (admins), the calendar feeds, and the profile's feed link.
 Thin: parse, call one Core service, serialize."""
 
-from flask import Blueprint, Response, flash, jsonify, redirect, url_for
+from flask import Blueprint, Response, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from loafy.calendar import ics, templates
-from loafy.clock import to_local
 from loafy.models import utcnow
-from loafy.web.formatting import iso_utc
 from loafy.web.guards import role_required
-from public.api import json_body
+from public.api_schemas import (
+    ADMIN,
+    ChangedTemplate,
+    CreatedTemplate,
+    DeletedTemplate,
+    NewTemplate,
+    SkipDate,
+    Template,
+    TemplateChange,
+    TemplatePage,
+    answer,
+    endpoint,
+    including,
+)
 
 bp = Blueprint("calendar", __name__)
 
@@ -22,91 +33,103 @@ def _calendar_links():
     return {"google_calendar_link": ics.google_calendar_link}
 
 
-def template_json(template):
-    return {
-        "id": template.id,
-        "title": template.title,
-        "description": template.description,
-        "location": template.location,
-        "rrule": template.rrule,
-        "starts_on": template.starts_on.isoformat(),
-        "start_time": template.start_time,
-        "duration_minutes": template.duration_minutes,
-        "max_slots": template.max_slots,
-        "price": template.price,
-        "currency": "vnd",
-        "weeks_ahead": template.weeks_ahead,
-        "booking_opens_hours_before": template.booking_opens_hours_before,
-        "early_access_hours": template.early_access_hours,
-        "allow_pay_at_door": template.allow_pay_at_door,
-        "skipped_dates": sorted(templates.skipped(template)),
-        "active": template.active,
-        "created_at": iso_utc(template.created_at),
-        "updated_at": iso_utc(template.updated_at),
-    }
+def _template(template, **extra):
+    """The template as its Answer reads it (the date as text, the skipped dates as a list)."""
+    return including(
+        template,
+        starts_on=template.starts_on.isoformat(),
+        skipped_dates=sorted(templates.skipped(template)),
+        **extra,
+    )
 
 
-def changes_json(result):
-    return {
-        "updated": result["updated"],
-        "created": result["created"],
-        "removed": result["removed"],
-        "left_alone": [
-            {
-                "session_id": item["id"],
-                "starts_at": iso_utc(item["starts_at"]),
-                "starts_at_local": to_local(item["starts_at"]).isoformat(),
-                "reason": item["reason"],
-            }
-            for item in result["left_alone"]
-        ],
-    }
+def _changes(result):
+    left = [
+        {"session_id": item["id"], "starts_at": item["starts_at"], "reason": item["reason"]}
+        for item in result["left_alone"]
+    ]
+    return {**result, "left_alone": left}
 
 
 @bp.get("/api/session-templates")
 @role_required("admin")
+@endpoint("Session templates (recurring sessions)", ADMIN, ok=TemplatePage, errors=(401, 403))
 def list_templates_view():
-    items = [template_json(t) for t in templates.list_templates()]
-    return jsonify({"items": items, "page": 1, "per_page": max(len(items), 1), "total": len(items)})
+    items = [_template(t) for t in templates.list_templates()]
+    return answer(
+        TemplatePage, {"items": items, "page": 1, "per_page": max(len(items), 1), "total": len(items)}
+    )
 
 
 @bp.post("/api/session-templates")
 @role_required("admin")
+@endpoint(
+    "Create a template; its coming sessions are generated at once",
+    ADMIN,
+    ok=CreatedTemplate,
+    status=201,
+    json=NewTemplate,
+    errors=(400, 401, 403, 413, 415, 422),
+)
 def create_template_view():
-    template, created = templates.create_template(current_user, json_body(), utcnow())
-    body = {**template_json(template), "sessions_created": [s.id for s in created]}
-    response = jsonify(body)
+    template, created = templates.create_template(current_user, request.context.json.fields(), utcnow())
+    response = answer(
+        CreatedTemplate, _template(template, sessions_created=[s.id for s in created]), status=201
+    )
     response.headers["Location"] = url_for("calendar.get_template_view", template_id=template.id)
-    return response, 201
+    return response
 
 
 @bp.get("/api/session-templates/<int:template_id>")
 @role_required("admin")
+@endpoint("One template", ADMIN, ok=Template, errors=(401, 403, 404))
 def get_template_view(template_id):
-    return jsonify(template_json(templates.get_template(template_id)))
+    return answer(Template, _template(templates.get_template(template_id)))
 
 
 @bp.put("/api/session-templates/<int:template_id>")
 @role_required("admin")
+@endpoint(
+    "Change a template: its future sessions without bookings follow",
+    ADMIN,
+    ok=ChangedTemplate,
+    json=TemplateChange,
+    errors=(400, 401, 403, 404, 413, 415, 422),
+    description="`sessions.left_alone` names the booked sessions the change did not touch.",
+)
 def update_template_view(template_id):
-    template, result = templates.update_template(current_user, template_id, json_body(), utcnow())
-    return jsonify({**template_json(template), "sessions": changes_json(result)})
+    template, result = templates.update_template(
+        current_user, template_id, request.context.json.fields(), utcnow()
+    )
+    return answer(ChangedTemplate, _template(template, sessions=_changes(result)))
 
 
 @bp.delete("/api/session-templates/<int:template_id>")
 @role_required("admin")
+@endpoint(
+    "Delete a template: its future unbooked sessions go, booked ones stay",
+    ADMIN,
+    ok=DeletedTemplate,
+    errors=(400, 401, 403, 404),
+)
 def delete_template_view(template_id):
     result = templates.delete_template(current_user, template_id, utcnow())
-    return jsonify({"id": template_id, "deleted": True, "sessions": changes_json(result)})
+    return answer(DeletedTemplate, {"id": template_id, "deleted": True, "sessions": _changes(result)})
 
 
 @bp.post("/api/session-templates/<int:template_id>/skip")
 @role_required("admin")
+@endpoint(
+    "Skip one club-local date (a holiday)",
+    ADMIN,
+    ok=ChangedTemplate,
+    json=SkipDate,
+    errors=(400, 401, 403, 404, 413, 415, 422),
+    description="A booked session on that date is left alone (cancel it: that refunds its players).",
+)
 def skip_date_view(template_id):
-    data = json_body()
-    result = templates.skip_date(current_user, template_id, data.get("date"), utcnow())
-    template = templates.get_template(template_id)
-    return jsonify({**template_json(template), "sessions": changes_json(result)})
+    result = templates.skip_date(current_user, template_id, request.context.json.date, utcnow())
+    return answer(ChangedTemplate, _template(templates.get_template(template_id), sessions=_changes(result)))
 
 
 # --- feeds ---------------------------------------------------------------------------------------

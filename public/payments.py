@@ -6,11 +6,20 @@ from flask import Blueprint, jsonify, render_template, request
 from flask_login import current_user, login_required
 
 from loafy.booking.bookings import get_booking
-from loafy.errors import LoafyError, NotFound, ValidationError
+from loafy.errors import LoafyError, NotFound
 from loafy.models import utcnow
 from loafy.money import payments
 from loafy.settings import get_settings
-from public.api import json_body
+from public.api_schemas import (
+    NO_AUTH,
+    NewPaymentIntent,
+    PaymentIntent,
+    StripeEvent,
+    StripeSignature,
+    WebhookReceived,
+    answer,
+    endpoint,
+)
 from public.i18n import PAY_ERROR_CODES, error_text, messages_for
 
 log = logging.getLogger(__name__)
@@ -28,14 +37,30 @@ def _own_booking(booking_id):
 
 @bp.post("/api/payments/stripe/intent")
 @login_required
+@endpoint(
+    "A Stripe PaymentIntent for my booking",
+    "owner",
+    ok=PaymentIntent,
+    json=NewPaymentIntent,
+    errors=(400, 401, 404, 409, 413, 415, 422),
+)
 def create_intent():
-    data = json_body()  # malformed or not an object: 400, like every other endpoint
-    if "booking_id" not in data:
-        raise ValidationError('Send JSON like {"booking_id": 12}.', field="booking_id")
-    return jsonify(payments.create_intent(current_user, data["booking_id"], utcnow()))
+    booking_id = request.context.json.booking_id
+    return answer(PaymentIntent, payments.create_intent(current_user, booking_id, utcnow()))
 
 
 @bp.post("/api/webhooks/stripe")
+@endpoint(
+    "Stripe events (signature verified): payment_intent.succeeded, .payment_failed, .canceled, "
+    "charge.refunded",
+    "Stripe",
+    ok=WebhookReceived,
+    json=StripeEvent,
+    headers=StripeSignature,
+    errors=(400, 413),
+    security=NO_AUTH,
+    raw=True,  # the signature is over the raw bytes: the view reads them itself
+)
 def stripe_webhook():
     """Stripe's deliveries. 2xx only once the change is committed; 4xx for a forged or broken
     body; 5xx (database or Stripe down) makes Stripe retry."""
