@@ -3,6 +3,8 @@ forms only: every change goes through loafy.calendar."""
 
 from flask import Response, flash, redirect, request
 from flask_admin import BaseView, expose
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from admin.base import StaffOnly, actor, flash_error, now, parse_id
 from loafy.calendar import attendance, reports, templates
@@ -10,6 +12,23 @@ from loafy.clock import format_local
 from loafy.errors import LoafyError
 from loafy.models import User
 
+COLUMN_LABELS = {
+    "period": _l("Period"),
+    "sessions": _l("Sessions"),
+    "capacity": _l("Spots in all"),
+    "booked_slots": _l("Spots booked"),
+    "bookings": _l("Bookings"),
+    "fill_rate": _l("Filled %"),
+    "received": _l("Received (₫)"),
+    "refunded": _l("Refunded (₫)"),
+    "net": _l("Net (₫)"),
+    "attended": _l("Came"),
+    "no_show": _l("Did not come"),
+    "attendance_rate": _l("Came %"),
+    "no_show_rate": _l("Did not come %"),
+    "new_members": _l("New members"),
+    "passes_sold": _l("Passes sold"),
+}
 INT_FIELDS = ("duration_minutes", "max_slots", "price", "weeks_ahead")
 OPTIONAL_INT_FIELDS = ("booking_opens_hours_before", "early_access_hours")
 
@@ -30,18 +49,15 @@ def template_data(form):
 
 def summary(result):
     """What an edit did to the generated sessions, in one line for staff."""
-    parts = [
-        f"{len(result['updated'])} updated",
-        f"{len(result['created'])} created",
-        f"{len(result['removed'])} removed",
-    ]
-    text = "Sessions: " + ", ".join(parts) + "."
+    text = _(
+        "Sessions: %(updated)d updated, %(created)d created, %(removed)d removed.",
+        updated=len(result["updated"]),
+        created=len(result["created"]),
+        removed=len(result["removed"]),
+    )
     if result["left_alone"]:
-        left = "; ".join(
-            f"#{item['id']} {format_local(item['starts_at'])} ({item['reason']})"
-            for item in result["left_alone"]
-        )
-        text += f" Left alone because players booked them: {left}."
+        left = "; ".join(f"#{item['id']} {format_local(item['starts_at'])}" for item in result["left_alone"])
+        text += " " + _("Left alone because players booked them: %(sessions)s.", sessions=left)
     return text
 
 
@@ -58,7 +74,10 @@ class TemplatesView(StaffOnly, BaseView):
             except LoafyError as exc:
                 flash_error(exc)
             else:
-                flash(f"Template “{template.title}” saved: {len(created)} session(s) created.", "success")
+                flash(
+                    _("“%(title)s” saved: %(n)d sessions made.", title=template.title, n=len(created)),
+                    "success",
+                )
                 return redirect(self.get_url(".index"))
         return self.render(
             "admin/loafy/templates.html", items=templates.list_templates(), form=form, current=None
@@ -80,7 +99,7 @@ class TemplatesView(StaffOnly, BaseView):
             except LoafyError as exc:
                 flash_error(exc)
             else:
-                flash(f"Template saved. {summary(result)}", "success")
+                flash(_("Saved.") + " " + summary(result), "success")
                 return redirect(self.get_url(".edit", template_id=template.id))
         return self.render(
             "admin/loafy/templates.html",
@@ -101,7 +120,7 @@ class TemplatesView(StaffOnly, BaseView):
         except LoafyError as exc:
             flash_error(exc)
         else:
-            flash(f"Dates changed. {summary(result)}", "success")
+            flash(_("Dates changed.") + " " + summary(result), "success")
         return redirect(self.get_url(".edit", template_id=number or 0))
 
     @expose("/<template_id>/delete", methods=("POST",))
@@ -111,13 +130,13 @@ class TemplatesView(StaffOnly, BaseView):
         except LoafyError as exc:
             flash_error(exc)
         else:
-            flash(f"Template deleted. {summary(result)}", "success")
+            flash(_("Deleted.") + " " + summary(result), "success")
         return redirect(self.get_url(".index"))
 
     @expose("/generate", methods=("POST",))
     def generate(self):
         created = templates.generate_sessions(now())
-        flash(f"{len(created)} session(s) created.", "success")
+        flash(_("%(n)d sessions made.", n=len(created)), "success")
         return redirect(self.get_url(".index"))
 
 
@@ -134,7 +153,7 @@ class StrikesView(StaffOnly, BaseView):
     def player(self, user_id):
         user = User.get_or_none(User.id == parse_id(user_id)) if parse_id(user_id) else None
         if user is None:
-            flash("That player does not exist.", "error")
+            flash(_("That player does not exist."), "error")
             return redirect(self.get_url(".index"))
         strikes, until = attendance.strikes_for(user.id, now())
         return self.render(
@@ -150,7 +169,7 @@ class StrikesView(StaffOnly, BaseView):
         except LoafyError as exc:
             flash_error(exc)
             return redirect(self.get_url(".index"))
-        flash("Strike forgiven.", "success")
+        flash(_("Strike forgiven."), "success")
         return redirect(self.get_url(".player", user_id=strike.user_id))
 
 
@@ -169,8 +188,13 @@ class ReportsView(StaffOnly, BaseView):
         except LoafyError as exc:
             flash_error(exc)
             report = reports.build(now())
+        labels = {column: str(label) for column, label in COLUMN_LABELS.items()}
         return self.render(
-            "admin/loafy/reports.html", report=report, columns=reports.COLUMNS, locations=reports.locations()
+            "admin/loafy/reports.html",
+            report=report,
+            columns=reports.COLUMNS,
+            labels=labels,
+            locations=reports.locations(),
         )
 
     @expose("/report.csv")

@@ -169,7 +169,7 @@ def test_staff_see_strikes_per_player_and_forgive_in_the_admin(client, factory, 
     listing = client.get("/admin/strikes/").get_data(as_text=True)
     assert "Lê Thị Cúc" in listing
     detail = client.get(f"/admin/strikes/player/{player.id}").get_data(as_text=True)
-    assert "blocked until" in detail
+    assert 'id="blocked-until"' in detail and "Bị chặn đặt chỗ trực tuyến đến" in detail
     strike = Strike.select().first()
     response = client.post(
         f"/admin/strikes/{strike.id}/forgive", data={"csrf_token": csrf_token(client), "reason": "ok"}

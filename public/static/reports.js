@@ -2,6 +2,7 @@
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("report-data").textContent);
+  var labelOf = data.labels;  // the column names in the reader's language
   var charts = [];
   function build(kind) {
     charts.forEach(function (c) { c.destroy(); });
@@ -15,20 +16,20 @@
       }));
     }
     chart("chart-money", "bar", [
-      { label: "Received (VND)", data: col("received") },
-      { label: "Refunded (VND)", data: col("refunded") }
+      { label: labelOf.received, data: col("received") },
+      { label: labelOf.refunded, data: col("refunded") }
     ]);
     chart("chart-bookings", "bar", [
-      { label: "Bookings", data: col("bookings"), yAxisID: "y" },
-      { label: "Fill rate %", data: col("fill_rate"), type: "line", yAxisID: "rate" }
+      { label: labelOf.bookings, data: col("bookings"), yAxisID: "y" },
+      { label: labelOf.fill_rate, data: col("fill_rate"), type: "line", yAxisID: "rate" }
     ], { scales: { y: { beginAtZero: true }, rate: { position: "right", min: 0, max: 100 } } });
     chart("chart-attendance", "line", [
-      { label: "Attendance %", data: col("attendance_rate") },
-      { label: "No-show %", data: col("no_show_rate") }
+      { label: labelOf.attendance_rate, data: col("attendance_rate") },
+      { label: labelOf.no_show_rate, data: col("no_show_rate") }
     ], { scales: { y: { min: 0, max: 100 } } });
     chart("chart-people", "bar", [
-      { label: "New members", data: col("new_members") },
-      { label: "Passes sold", data: col("passes_sold") }
+      { label: labelOf.new_members, data: col("new_members") },
+      { label: labelOf.passes_sold, data: col("passes_sold") }
     ]);
     document.body.setAttribute("data-report-kind", kind);
   }
