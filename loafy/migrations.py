@@ -10,7 +10,7 @@ import logging
 from peewee import CharField, DateTimeField, IntegerField, Model
 
 from loafy.db import db
-from loafy.models import ALL_MODELS, ROLES, Role, WebSession, utcnow
+from loafy.models import ALL_MODELS, ROLES, BankTransaction, Role, WebSession, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,10 @@ def _web_sessions():
     db.create_tables([WebSession], safe=True)
 
 
+def _bank_transactions():
+    db.create_tables([BankTransaction], safe=True)
+
+
 def _calendar():
     """Recurring session templates, calendar tokens, strikes; sessions gain template_id and revision,
     bookings their attendance."""
@@ -64,6 +68,7 @@ def _calendar():
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (40, "server-side web sessions (logout ends a copied cookie)", _web_sessions),
+    (60, "bank transactions from SePay and Casso, matched to bookings", _bank_transactions),
     (80, "recurring session templates, calendar feeds, attendance and strikes", _calendar),
 ]
 

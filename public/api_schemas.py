@@ -41,6 +41,8 @@ from pydantic_core import PydanticCustomError
 
 from loafy.booking.club_sessions import MAX_PER_PAGE, MAX_PRICE, MAX_SLOTS_LIMIT
 from loafy.models import BOOKING_STATUSES, PAYMENT_METHODS, PAYMENT_STATUSES, ROLES, SESSION_STATUSES
+from loafy.money import vietqr
+from loafy.settings import recent_settings
 from public.api_spec import (  # noqa: F401  (re-exported: views import everything from here)
     ADMIN,
     ANYONE,
@@ -220,6 +222,14 @@ class NewBooking(Body):
     payment_method: Literal[PAYMENT_METHODS]
 
 
+class BankDetails(Answer):
+    bank_name: str
+    bank_bin: str
+    account_number: str
+    account_name: str
+    memo: str = Field(description="The transfer's note: the booking's code")
+
+
 class Booking(Answer):
     id: int
     code: str = Field(pattern=r"^LB-[A-Z2-9]{5}$")
@@ -240,6 +250,13 @@ class Booking(Answer):
     checked_in_at: UtcTime | None
     attendance: Literal["attended", "no_show"] | None  # calendar: set after the session ends
     session: SessionSummary = Field(validation_alias="club_session")
+
+    @computed_field(description="Bank transfers only (else null): what the VietQR code holds")
+    @property
+    def bank(self) -> BankDetails | None:
+        if self.payment_method != "bank_transfer":
+            return None
+        return BankDetails.model_validate(vietqr.bank_details(recent_settings(), self.code))
 
 
 class BookingPage(_Page):
@@ -379,3 +396,32 @@ class DeletedTemplate(Answer):
 
 class TemplatePage(_Page):
     items: list[Template]
+
+
+# --- bank transfers -------------------------------------------------------------------------------
+
+
+class SepayAuthorization(Body):
+    authorization: str = Field(alias="Authorization", description="Apikey <SEPAY_API_KEY>")
+
+
+class CassoSignature(Body):
+    casso_signature: str = Field(
+        alias="X-Casso-Signature", description="t=<unix ms>,v1=<hex HMAC-SHA512>, see DESIGN.md"
+    )
+
+
+class SepayTransaction(Body):
+    """SePay's transaction (verified by its key; checked by loafy.money.bank_feeds, not here)."""
+
+    model_config = {"extra": "allow"}
+
+
+class CassoDelivery(Body):
+    """Casso v2: {"error": 0, "data": {...}} (signature over the body; checked by the view)."""
+
+    model_config = {"extra": "allow"}
+
+
+class BankFeedReceived(Answer):
+    success: Literal[True]

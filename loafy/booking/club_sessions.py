@@ -269,9 +269,7 @@ def cancel_session(actor, club_session, now, reason=""):
             raise Conflict("This session is already cancelled.", code="cancelled")
         ClubSession.update(
             status="cancelled", cancelled_at=now, updated_at=now, revision=ClubSession.revision + 1
-        ).where(
-            ClubSession.id == current.id
-        ).execute()
+        ).where(ClubSession.id == current.id).execute()
         active = [
             b.id
             for b in Booking.select(Booking.id).where(
