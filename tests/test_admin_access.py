@@ -34,6 +34,7 @@ PREFIXES = {
     "session_templates.": ADMIN_ONLY,  # calendar
     "strikes.": STAFF,
     "reports.": ADMIN_ONLY,
+    "bank.": ADMIN_ONLY,
 }
 
 
