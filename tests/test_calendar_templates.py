@@ -308,3 +308,24 @@ def test_the_staff_area_creates_edits_and_skips(client, factory, now):
     bad = dict(form, rrule="FREQ=NEVER")
     page = client.post(f"/admin/templates/{template.id}", data=bad).get_data(as_text=True)
     assert "not a valid RFC 5545" in page
+
+
+def test_a_zone_with_daylight_saving_keeps_the_local_time(factory, now, monkeypatch):
+    """Vietnam has no daylight saving; the rule is computed in the zone anyway, so a club in Berlin
+    plays at 10:00 on both sides of the change (28 March 2027: 09:00 UTC before, 08:00 after)."""
+    from zoneinfo import ZoneInfo
+
+    from loafy import clock
+
+    monkeypatch.setitem(clock._state, "tz", ZoneInfo("Europe/Berlin"))
+    _admin, template, _created = _make(
+        factory, now, rrule="FREQ=WEEKLY;BYDAY=SU", start_time="10:00", weeks_ahead=26
+    )
+    starts = [
+        s.starts_at
+        for s in ClubSession.select()
+        .where(ClubSession.template_id == template.id)
+        .order_by(ClubSession.starts_at)
+    ]
+    assert {(to_local(s).hour, to_local(s).minute) for s in starts} == {(10, 0)}
+    assert datetime(2027, 3, 21, 9, 0) in starts and datetime(2027, 3, 28, 8, 0) in starts
