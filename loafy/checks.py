@@ -2,11 +2,14 @@
 
 from peewee import JOIN, fn
 
+from loafy.booking import waitlist
+from loafy.clock import utcnow
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession
 
 
-def find_violations():
-    """Invariant 1 for every session: available = max − active slots, within 0..max."""
+def find_violations(now=None):
+    """Invariant 1 for every session: available = max − active slots, within 0..max; and the
+    waitlist's: no waiting entry fits while slots are free, no offer beyond its party."""
     held = (
         Booking.select(Booking.club_session, fn.SUM(Booking.slots).alias("held"))
         .where(Booking.status.in_(ACTIVE_BOOKING_STATUSES))
@@ -38,4 +41,4 @@ def find_violations():
                 f"session {row['id']} ({row['title']}): available_slots {row['available_slots']} "
                 f"is outside 0..{row['max_slots']}"
             )
-    return violations
+    return violations + waitlist.find_violations(now or utcnow())

@@ -125,7 +125,7 @@ def seed_demo(now, timezone="Asia/Ho_Chi_Minh"):
                 )
         # calendar: a weekly slot kept by a template; the nightly job keeps its next week generated.
         _template, generated = create_template(users["admin"], DEMO_TEMPLATE, now)
-    transfer = _bank_transfer_booking(users["player"], created, now)
+    transfer = _bank_transfer_booking(find_user_by_email("player@loafy.local"), created, now)
     created = created + generated
     log.info("demo data: %d accounts, %d sessions", len(DEMO_ACCOUNTS), len(created))
     return {"accounts": DEMO_ACCOUNTS, "sessions": len(created), "bank_booking": transfer}

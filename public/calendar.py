@@ -14,6 +14,7 @@ from public.api_schemas import (
     CreatedTemplate,
     DeletedTemplate,
     NewTemplate,
+    Paging,
     SkipDate,
     Template,
     TemplateChange,
@@ -53,12 +54,20 @@ def _changes(result):
 
 @bp.get("/api/session-templates")
 @role_required("admin")
-@endpoint("Session templates (recurring sessions)", ADMIN, ok=TemplatePage, errors=(401, 403))
+@endpoint(
+    "Session templates (recurring sessions)", ADMIN, ok=TemplatePage, query=Paging, errors=(401, 403, 422)
+)
 def list_templates_view():
-    items = [_template(t) for t in templates.list_templates()]
-    return answer(
-        TemplatePage, {"items": items, "page": 1, "per_page": max(len(items), 1), "total": len(items)}
-    )
+    q = request.context.query
+    everything = templates.list_templates()
+    chosen = everything[(q.page - 1) * q.per_page : q.page * q.per_page]
+    page = {
+        "items": [_template(t) for t in chosen],
+        "page": q.page,
+        "per_page": q.per_page,
+        "total": len(everything),
+    }
+    return answer(TemplatePage, page)
 
 
 @bp.post("/api/session-templates")

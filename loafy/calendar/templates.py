@@ -16,10 +16,10 @@ from dateutil.rrule import DAILY, rrulestr
 from peewee import IntegrityError
 
 from loafy import audit
-from loafy.booking.bookings import lock_session
 from loafy.clock import club_tz, to_local
-from loafy.db import db, is_postgres
+from loafy.db import db
 from loafy.errors import NotFound, PermissionDenied, ValidationError, parse_id
+from loafy.locking import lock_row, lock_session
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, SessionTemplate
 
 log = logging.getLogger(__name__)
@@ -419,8 +419,7 @@ def skip_date(actor, template_id, day, now):
     template = get_template(template_id)
     day = _clean("starts_on", day)
     with db.atomic():
-        query = SessionTemplate.select().where(SessionTemplate.id == template.id)
-        current = (query.for_update() if is_postgres() else query).get()  # two skips at once add both
+        current = lock_row(SessionTemplate, template.id)  # two skips at once add both dates
         days = sorted(skipped(current) | {day.isoformat()})
         SessionTemplate.update(skipped_dates=json.dumps(days), updated_at=now).where(
             SessionTemplate.id == template.id
