@@ -190,3 +190,16 @@ def test_the_job_and_the_cli(app, factory, now):
     with app.app_context():
         result = CliRunner().invoke(jobs_mark_attendance, ["--now", now.isoformat()])
     assert result.exit_code == 0 and "1 no-show" in result.output
+
+
+def test_a_blocked_player_cannot_join_a_waitlist_either(factory, now):
+    """An offer from the waitlist is a booking: the block applies there too."""
+    from loafy.booking import waitlist
+
+    player = factory.user()
+    _block(factory, player, now)
+    full = factory.club_session(max_slots=1, price=0)
+    book_session(factory.user(), full.id, 0, "stripe", now)
+    with pytest.raises(attendance.BookingBlocked):
+        waitlist.join_waitlist(player, full.id, 1, now)
+    waitlist.join_waitlist(factory.user(), full.id, 1, now)  # anyone else may
