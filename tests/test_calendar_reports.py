@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 from loafy.booking.bookings import book_session, cancel_booking, record_payment
 from loafy.calendar import attendance, reports
 from loafy.db import db
-from loafy.models import Booking, LedgerEntry
+from loafy.models import Booking, LedgerEntry, Pass, PassProduct
 from tests.helpers import login
 
 NOV = datetime(2026, 11, 1)
@@ -134,6 +134,24 @@ def test_fill_attendance_and_members(factory, now):
     cancel_booking(gone.user, gone.id, NOV)
     attendance.mark_attendance(now)
     assert missed.id != came.id
+    product = PassProduct.create(name="10 buổi", kind="pack", price=900_000, credits=10, validity_days=90)
+    for n, (paid_at, amount) in enumerate(
+        [(NOV + timedelta(days=3), 900_000), (NOV + timedelta(days=9), 900_000), (NOV, 0), (None, 900_000)]
+    ):
+        Pass.create(
+            code=f"LP-TEST{n}",
+            user=player,
+            product=product,
+            kind="pack",
+            days=90,
+            credits_total=10,
+            amount=amount,
+            payment_method="cash",
+            status="paid" if paid_at else "pending_payment",
+            paid_at=paid_at,
+            starts_at=paid_at,
+            ends_at=paid_at and paid_at + timedelta(days=90),
+        )  # two sold; a granted one (no money) and an unpaid one are not
     month = next(
         r for r in reports.build(now, "2026-11-01", "2026-11-30")["month"] if r["period"] == "2026-11"
     )
@@ -145,7 +163,7 @@ def test_fill_attendance_and_members(factory, now):
         50.0,
         50.0,
     )
-    assert month["new_members"] == 1 and month["passes_sold"] == 0  # no passes table yet
+    assert month["new_members"] == 1 and month["passes_sold"] == 2
 
 
 def test_weeks_start_on_monday_in_club_time(factory, now):

@@ -2,7 +2,7 @@
 location. Money comes from the ledger alone (the dashboard's rule: succeeded payments in, refunds
 that did not fail out), dated when it moved; bookings, fill and attendance from the sessions that
 start in the period (cancelled sessions and drafts left out); new members are accounts created in
-the period; passes sold come from the passes table when it exists (0 before passes ship).
+the period; passes sold are the passes paid for in the period.
 """
 
 import csv
@@ -10,9 +10,8 @@ import io
 from datetime import UTC, date, datetime, timedelta
 
 from loafy.clock import club_tz, to_local
-from loafy.db import db
 from loafy.errors import ValidationError
-from loafy.models import Booking, ClubSession, LedgerEntry, User
+from loafy.models import Booking, ClubSession, LedgerEntry, Pass, User
 
 KINDS = ("week", "month")
 COLUMNS = (
@@ -33,7 +32,6 @@ COLUMNS = (
     "passes_sold",
 )
 MAX_DAYS = 3 * 366
-PAID_PASS_STATUSES = ("scheduled", "active", "expired")
 
 
 def _utc(day):
@@ -154,26 +152,13 @@ def _new_member_rows(low, high):
 
 
 def _pass_rows(low, high):
-    """Times of passes sold (paid) in [low, high), or nothing while passes do not exist."""
-    if not db.table_exists("passes"):
-        return []
-    columns = {column.name for column in db.get_columns("passes")}
-    moment = "paid_at" if "paid_at" in columns else "created_at" if "created_at" in columns else None
-    if moment is None:
-        return []
-    param = db.param
-    statuses = ", ".join(f"'{s}'" for s in PAID_PASS_STATUSES)
-    where = f"{moment} >= {param} AND {moment} < {param}"
-    if "status" in columns:
-        where += f" AND status IN ({statuses})"
-    cursor = db.execute_sql(f"SELECT {moment} FROM passes WHERE {where}", (low, high))  # noqa: S608
-    values = []
-    for (value,) in cursor.fetchall():
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        if value is not None:
-            values.append(value)
-    return values
+    """When each pass sold in [low, high) was paid (granted passes without payment are not sold)."""
+    return [
+        row[0]
+        for row in Pass.select(Pass.paid_at)
+        .where((Pass.paid_at >= low) & (Pass.paid_at < high) & (Pass.amount > 0))
+        .tuples()
+    ]
 
 
 def _rate(part, whole):
