@@ -25,6 +25,7 @@ from loafy.models import (
     LedgerEntry,
     User,
 )
+from loafy.money import refunds
 from loafy.web.formatting import local_time, vnd
 from loafy.web.guards import deny, has_role
 from loafy.web.labels import choices
@@ -178,6 +179,10 @@ class BookingView(StaffModelView):
             .where(LedgerEntry.booking == booking.id)
             .order_by(LedgerEntry.created_at, LedgerEntry.id)
         )
+
+    def refunds_waiting_for(self, booking):
+        """Card refunds asked for and not yet carried out at Stripe (the settle sweep sends them)."""
+        return list(refunds.pending_refund_requests(booking.id))
 
     def bank_for(self, booking):
         """The bank transfers matched or assigned to this booking (the bank queue has the rest)."""

@@ -55,6 +55,7 @@ def server_env(url, port):
             "SECRET_KEY": "bench-secret",
             "STRIPE_SECRET_KEY": "sk_test_bench",
             "STRIPE_WEBHOOK_SECRET": "whsec_bench",
+            "STRIPE_PUBLISHABLE_KEY": "pk_test_bench",
             "BASE_URL": f"http://127.0.0.1:{port}",
             "PORT": str(port),
             "TRUSTED_PROXIES": "1",  # the load process sends one X-Forwarded-For per simulated phone

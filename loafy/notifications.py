@@ -40,6 +40,7 @@ SUBJECTS = {
     "waitlist_offer": "Có chỗ cho bạn: {code} / A spot for you from the waitlist",
     "waitlist_lapsed": "Lời mời {code} đã hết hạn / Your waitlist offer lapsed",
     "waitlist_booked": "Bạn đã có chỗ {code} / You are in: {code}",
+    "pass_confirmed": "Thẻ {code} đã sẵn sàng / Your pass is active",
 }
 # A waitlist offer is a booking: its mails say so. Received is the offer, expired the offer lapsing,
 # confirmed the place booked (the same rows, rendered from the waitlist's templates).
@@ -49,7 +50,7 @@ WAITLIST_TEMPLATES = {
     "booking_confirmed": "waitlist_booked",
 }
 # Kinds about no booking (the owner renders their context); the rest need a booking.
-UNBOOKED_KINDS = ("waitlist_joined",)
+UNBOOKED_KINDS = ("waitlist_joined", "pass_confirmed")  # passes: a pass's e-mail has no booking
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates" / "email"),
@@ -196,10 +197,17 @@ def render(notification, booking=None, settings=None):
 
 
 def _render_unbooked(notification, settings):
-    """(user, subject, body) of a notification about no booking (a waitlist place)."""
+    """(user, subject, body) of a notification about no booking (a waitlist place, a pass)."""
     from loafy.booking import waitlist  # waitlist imports this module
 
     base_url = mail_setting("BASE_URL").rstrip("/")
+    if notification.kind.startswith("pass_"):
+        from loafy.passes import mail  # passes import this module
+
+        user, context = mail.render_context(notification, base_url)
+        context.update(club_name=settings["club_name"], settings=settings)
+        body = _templates.get_template(f"{notification.kind}.txt").render(**context)
+        return user, SUBJECTS[notification.kind].format(code=context["club_pass"].code), body
     user, context = waitlist.render_joined(notification, settings, base_url)
     context.update(club_name=settings["club_name"], settings=settings)
     body = _templates.get_template(f"{notification.kind}.txt").render(**context)

@@ -538,7 +538,11 @@ def offer_freed_slots(session_id, now):
     Call it inside the transaction that freed them."""
     if not has_waiting(session_id):
         return []
-    lock_session(session_id)
+    if lock_session(session_id).status == "cancelled":  # its bookings are being cancelled with it
+        WaitlistEntry.update(status="left", closed_at=now, updated_at=now).where(
+            (WaitlistEntry.club_session == session_id) & (WaitlistEntry.status == "waiting")
+        ).execute()
+        return []
     return offer_slots(session_id, now)
 
 
