@@ -297,18 +297,27 @@ def _deliver(notification, settings, now):
     try:
         if booking is not None:
             subject, body = render(notification, booking, settings)
-        send_email(
-            user.email,
-            subject,
-            body,
-            message_id=f"<loafy-{notification.dedupe_key.replace(':', '-')}@loafy.local>",
-        )
+        message_id = f"<loafy-{notification.dedupe_key.replace(':', '-')}@loafy.local>"
+        attachments = _attachments(notification, booking)  # calendar: the booking's .ics
+        if attachments:
+            send_email(user.email, subject, body, message_id=message_id, attachments=attachments)
+        else:
+            send_email(user.email, subject, body, message_id=message_id)
     except Exception as exc:  # SMTP and templates can fail in many ways; the sweep retries
         return _failed(notification, exc, now)
     Notification.update(sent_at=now, to_email=user.email, subject=subject, body=body, last_error=None).where(
         Notification.id == notification.id
     ).execute()
     return True
+
+
+def _attachments(notification, booking):
+    """A confirmation carries the booking as an .ics file (the same event as the player's feed)."""
+    if booking is None or notification.kind != "booking_confirmed":
+        return ()
+    from loafy.calendar.ics import booking_ics  # ics reads settings and the mail's base URL
+
+    return ((f"{booking.code}.ics", "text/calendar", booking_ics(booking)),)
 
 
 def _failed(notification, exc, now):

@@ -221,7 +221,8 @@ def get_booking_view(booking_id):
     json=NewBooking,
     errors=(400, 401, 404, 409, 413, 415, 422, 429),
     description="Rate-limited per user and per IP. "
-    "409 codes: full, already_booked, closed, not_open, started.",
+    "409 codes: full, already_booked, closed, not_open, started, "
+    "blocked (too many no-shows and late cancels; the message says until when).",
 )
 def create_booking_view():
     data = request.context.json

@@ -15,6 +15,7 @@ from peewee import IntegrityError, fn
 from loafy import audit, notifications, queue
 from loafy.booking import sold_out, waitlist
 from loafy.booking.club_sessions import can_handle_session
+from loafy.calendar import attendance
 from loafy.clock import format_local
 from loafy.db import db, fetch_one, is_postgres, prepared_sql, raw_sql
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
@@ -173,6 +174,7 @@ def book_session(actor, club_session, guest_count, payment_method, now):
         payment_method not in settings["payment_methods"] or method_unavailable_reason(payment_method)
     ):
         raise PaymentMethodUnavailable(method_unavailable_reason(payment_method), field="payment_method")
+    attendance.check_can_book(actor, now, settings)  # calendar: too many strikes block online booking
     slots = 1 + guests
     if payment_method == "pass":  # a pack's credits: always the exact path, under the pack's lock
         booking = _book_locked(actor, session_id, guests, slots, payment_method, settings, now)
@@ -643,6 +645,7 @@ def _cancel_locked(actor, booking, now, reason, settings):
     )
     if not changed:
         raise BookingNotActive("This booking is already cancelled or expired.")
+    attendance.booking_cancelled(booking, now, settings)  # calendar: a late cancel is a strike
     ClubSession.update(available_slots=ClubSession.available_slots + booking.slots, updated_at=now).where(
         ClubSession.id == booking.club_session_id
     ).execute()
