@@ -6,10 +6,10 @@ from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from admin.base import StaffOnly, actor, flash_error, now, parse_id
+from admin.base import StaffOnly, actor, flash_error, now
 from loafy.calendar import attendance, reports, templates
 from loafy.clock import format_local
-from loafy.errors import LoafyError
+from loafy.errors import LoafyError, as_id
 from loafy.models import User
 
 COLUMN_LABELS = {
@@ -85,7 +85,7 @@ class TemplatesView(StaffOnly, BaseView):
 
     @expose("/<template_id>", methods=("GET", "POST"))
     def edit(self, template_id):
-        number = parse_id(template_id)
+        number = as_id(template_id)
         try:
             template = templates.get_template(number)
         except LoafyError as exc:
@@ -111,7 +111,7 @@ class TemplatesView(StaffOnly, BaseView):
 
     @expose("/<template_id>/skip", methods=("POST",))
     def skip(self, template_id):
-        number = parse_id(template_id)
+        number = as_id(template_id)
         try:
             if request.form.get("undo"):
                 result = templates.unskip_date(actor(), number, request.form.get("date"), now())
@@ -126,7 +126,7 @@ class TemplatesView(StaffOnly, BaseView):
     @expose("/<template_id>/delete", methods=("POST",))
     def delete(self, template_id):
         try:
-            result = templates.delete_template(actor(), parse_id(template_id), now())
+            result = templates.delete_template(actor(), as_id(template_id), now())
         except LoafyError as exc:
             flash_error(exc)
         else:
@@ -151,7 +151,7 @@ class StrikesView(StaffOnly, BaseView):
 
     @expose("/player/<user_id>")
     def player(self, user_id):
-        user = User.get_or_none(User.id == parse_id(user_id)) if parse_id(user_id) else None
+        user = User.get_or_none(User.id == as_id(user_id)) if as_id(user_id) else None
         if user is None:
             flash(_("That player does not exist."), "error")
             return redirect(self.get_url(".index"))
@@ -164,7 +164,7 @@ class StrikesView(StaffOnly, BaseView):
     def forgive(self, strike_id):
         try:
             strike = attendance.forgive_strike(
-                actor(), parse_id(strike_id), now(), request.form.get("reason", "")
+                actor(), as_id(strike_id), now(), request.form.get("reason", "")
             )
         except LoafyError as exc:
             flash_error(exc)
