@@ -483,6 +483,8 @@ Pass.add_index(
 
 # Before the bookings and the ledger that point at them (tests empty tables in reverse order).
 ALL_MODELS[ALL_MODELS.index(Booking) : ALL_MODELS.index(Booking)] = [PassProduct, Pass]
+
+
 class WaitlistEntry(BaseModel):
     """A player (and their party) waiting for a full session. An offer is a pending booking
     (`booking`, source "waitlist") of min(party_size, free) >= min_party slots."""
