@@ -72,6 +72,8 @@ def _passes():
         model._schema.create_indexes(safe=True)
     widen_payment_method_check(BOOKING_PAYMENT_METHODS)
     membership_dates_to_passes(utcnow())
+
+
 def _refund_requests():
     db.create_tables([RefundRequest], safe=True)
 

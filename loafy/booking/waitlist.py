@@ -291,6 +291,7 @@ def join_waitlist(actor, club_session, party_size, now, min_party=None, payment_
     settings = get_settings()
     party, smallest = parse_party(party_size, min_party, settings["max_guests"])
     attendance.check_can_book(actor, now, settings)  # calendar: a blocked player gets no offer either
+    serve_waitlist_first(session_id, now)  # in its own transaction: offers stand if this is refused
     try:
         with db.atomic():
             current = lock_session(session_id)
