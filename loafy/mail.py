@@ -6,8 +6,11 @@ import smtplib
 import ssl
 import threading
 from contextlib import contextmanager
+from email import encoders
 from email.charset import QP, Charset
 from email.header import Header
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate, getaddresses, make_msgid
 from pathlib import Path
@@ -55,9 +58,13 @@ def outbox_path():
     return Path(_config["MAIL_OUTBOX"])
 
 
-def send_email(to, subject, body, message_id=None):
-    """Send one plain-text e-mail; raises on failure so the caller's job can retry."""
+def send_email(to, subject, body, message_id=None, attachments=()):
+    """Send one plain-text e-mail; raises on failure so the caller's job can retry.
+
+    `attachments`: (filename, MIME type, bytes) each, such as a booking's .ics (calendar)."""
     message = _plain_text_message(to, subject, body, message_id)
+    if attachments:
+        message = _with_attachments(message, attachments)
     if _config.get("SMTP_HOST"):
         if getattr(_batch, "active", False):
             _send_in_batch(message)
@@ -88,6 +95,26 @@ def _plain_text_message(to, subject, body, message_id=None):
     message["Message-ID"] = message_id or make_msgid(domain="loafy.local")
     message["Date"] = formatdate(usegmt=True)
     return message
+
+
+def _with_attachments(text_message, attachments):
+    """The message as multipart/mixed: its text first, then each attachment (calendar)."""
+    mixed = MIMEMultipart("mixed")
+    for header in ("From", "To", "Subject", "Message-ID", "Date"):
+        mixed[header] = text_message[header]
+        del text_message[header]
+    mixed.attach(text_message)
+    for filename, mime_type, content in attachments:
+        maintype, subtype = mime_type.split(";")[0].strip().split("/")
+        part = MIMEBase(maintype, subtype)
+        if maintype == "text" and subtype == "calendar":
+            part.set_param("method", "PUBLISH")
+            part.set_param("charset", "utf-8")
+        part.set_payload(content)
+        encoders.encode_base64(part)
+        part.add_header("Content-Disposition", "attachment", filename=filename)
+        mixed.attach(part)
+    return mixed
 
 
 def _address(value):

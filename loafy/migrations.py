@@ -72,6 +72,8 @@ def _passes():
         model._schema.create_indexes(safe=True)
     widen_payment_method_check(BOOKING_PAYMENT_METHODS)
     membership_dates_to_passes(utcnow())
+
+
 def _refund_requests():
     db.create_tables([RefundRequest], safe=True)
 
@@ -92,6 +94,27 @@ def _bank_transactions():
     db.create_tables([BankTransaction], safe=True)
 
 
+def _calendar():
+    """Recurring session templates, calendar tokens, strikes; sessions gain template_id and revision,
+    bookings their attendance."""
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    from loafy.models import Booking, CalendarToken, ClubSession, SessionTemplate, Strike
+
+    migrator = SchemaMigrator.from_database(db.obj)
+    wanted = [
+        (ClubSession, "template_id", ClubSession.template_id),
+        (ClubSession, "revision", ClubSession.revision),
+        (Booking, "attendance", Booking.attendance),
+    ]
+    for model, name, field in wanted:
+        table = model._meta.table_name
+        if name not in {column.name for column in db.get_columns(table)}:
+            migrate(migrator.add_column(table, name, field))
+    db.create_tables([SessionTemplate, CalendarToken, Strike], safe=True)
+    ClubSession._schema.create_indexes(safe=True)
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (40, "server-side web sessions (logout ends a copied cookie)", _web_sessions),
@@ -99,6 +122,7 @@ MIGRATIONS = [
     (50, "waitlist: entries, and bookings' source", _waitlist),
     (55, "passes: memberships and session packs; membership dates become granted passes", _passes),
     (60, "bank transactions from SePay and Casso, matched to bookings", _bank_transactions),
+    (80, "recurring session templates, calendar feeds, attendance and strikes", _calendar),
 ]
 
 

@@ -45,7 +45,6 @@ from public.api_schemas import (
     endpoint_rows,
     including,
 )
-from public.api_spec import json_object
 from public.auth import end_browser_session
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -62,11 +61,6 @@ def answer_sold_out_at_once():
     session_id = data.get("session_id") if isinstance(data, dict) else None
     if type(session_id) is int and sold_out.is_sold_out(session_id):
         raise SessionFull()
-
-
-# For a view not yet declared with `@endpoint` (it gets no 422 and no place in the document):
-# the body as a JSON object, 415 and 400 as for the declared ones.
-json_body = json_object
 
 
 def viewer():
@@ -221,7 +215,8 @@ def get_booking_view(booking_id):
     json=NewBooking,
     errors=(400, 401, 404, 409, 413, 415, 422, 429),
     description="Rate-limited per user and per IP. "
-    "409 codes: full, already_booked, closed, not_open, started.",
+    "409 codes: full, already_booked, closed, not_open, started, "
+    "blocked (too many no-shows and late cancels; the message says until when).",
 )
 def create_booking_view():
     data = request.context.json

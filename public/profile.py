@@ -18,6 +18,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from loafy.calendar import ics
 from loafy.models import utcnow
 from loafy.passes import passes
 from loafy.people import accounts, tokens, web_sessions
@@ -27,10 +28,12 @@ from public.auth import end_browser_session, providers
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 
 
-def _render(new_token=None):
+def _render(new_token=None, new_feed_url=None, status=200):
     now = utcnow()
     page = render_template(
         "public/profile.html",
+        calendar_token=ics.live_feed_token(current_user),  # calendar
+        new_feed_url=new_feed_url,
         identities=accounts.list_identities(current_user),
         tokens=tokens.list_tokens(current_user),
         providers=providers(),
@@ -39,7 +42,7 @@ def _render(new_token=None):
         mine=passes.list_passes(current_user, None, now),
         now=now,
     )
-    response = make_response(page)
+    response = make_response(page, status)
     response.headers["Cache-Control"] = "no-store"  # the page may show a token once
     return response
 
@@ -63,6 +66,9 @@ def _take_new_token():
         return _sealer().decrypt(sealed.encode(), ttl=600).decode()
     except InvalidToken:  # older than ten minutes, or another secret key: gone, like any reload
         return None
+
+
+render_profile = _render  # calendar: the feed link is shown once, on the profile page
 
 
 @bp.get("")

@@ -41,8 +41,8 @@ def test_profile_lists_identities_and_tokens(client, player):
     assert "google" in page and "facebook" in page
     assert "My script" in page
     # two unlinks, one revoke, one create, sign out everywhere, and the language and sign-out
-    # forms in the navigation
-    assert page.count('name="csrf_token"') == 2 + 1 + 1 + 1 + 1 + 1
+    # forms in the navigation; and making a calendar link (calendar)
+    assert page.count('name="csrf_token"') == 2 + 1 + 1 + 1 + 1 + 1 + 1
 
 
 def test_unlink_an_identity(client, player):

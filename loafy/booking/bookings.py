@@ -15,6 +15,7 @@ from peewee import IntegrityError, fn
 from loafy import audit, notifications, queue
 from loafy.booking import sold_out, waitlist
 from loafy.booking.club_sessions import can_handle_session
+from loafy.calendar import attendance
 from loafy.clock import format_local
 from loafy.db import db, fetch_one, is_postgres, prepared_sql, raw_sql
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
@@ -173,6 +174,7 @@ def book_session(actor, club_session, guest_count, payment_method, now):
         payment_method not in settings["payment_methods"] or method_unavailable_reason(payment_method)
     ):
         raise PaymentMethodUnavailable(method_unavailable_reason(payment_method), field="payment_method")
+    attendance.check_can_book(actor, now, settings)  # calendar: too many strikes block online booking
     slots = 1 + guests
     if payment_method == "pass":  # a pack's credits: always the exact path, under the pack's lock
         booking = _book_locked(actor, session_id, guests, slots, payment_method, settings, now)
@@ -241,7 +243,9 @@ TAKE_SLOTS_SQL = f"""
 UPDATE club_sessions SET available_slots = available_slots - ?, updated_at = ?
 WHERE id = ? AND status = 'published' AND starts_at > ? AND available_slots >= ?
   AND (booking_opens_at IS NULL OR booking_opens_at <= ?
-       OR (? AND early_access_opens_at <= ?))
+       OR (early_access_opens_at <= ? AND EXISTS (
+             SELECT 1 FROM passes p WHERE p.user_id = ? AND p.status = 'paid' AND p.starts_at <= ?
+               AND p.ends_at > ? AND p.early_access)))
   AND (? OR allow_pay_at_door OR price = 0)
   AND NOT EXISTS (SELECT 1 FROM waitlist_entries w
                   WHERE w.club_session_id = club_sessions.id AND w.status = 'waiting')
@@ -277,14 +281,16 @@ SELECT b.id AS new_booking_id, s.* FROM b, s
 """  # noqa: S608 - built from constants
 
 
-def take_slots_params(session_id, slots, member, payment_method, now):
-    """TAKE_SLOTS_SQL's parameters, in order."""
-    return (slots, now, session_id, now, slots, now, member, now, payment_method != "cash")
+def take_slots_params(session_id, slots, user_id, payment_method, now):
+    """TAKE_SLOTS_SQL's parameters, in order. Early access is asked inside the statement (the
+    same test as User.is_member, Pass.grants_early_access) and only before the public opening:
+    no round trip of its own."""
+    return (slots, now, session_id, now, slots, now, now, user_id, now, now, payment_method != "cash")
 
 
 def _book_fast(actor, session_id, guests, slots, payment_method, settings, now):
     """The booking, or None when the exact path must decide (nothing has changed then)."""
-    take = take_slots_params(session_id, slots, actor.is_member(now), payment_method, now)
+    take = take_slots_params(session_id, slots, actor.id, payment_method, now)
     fields = {
         "code": new_code(),
         "user": actor.id,
@@ -643,6 +649,7 @@ def _cancel_locked(actor, booking, now, reason, settings):
     )
     if not changed:
         raise BookingNotActive("This booking is already cancelled or expired.")
+    attendance.booking_cancelled(booking, now, settings)  # calendar: a late cancel is a strike
     ClubSession.update(available_slots=ClubSession.available_slots + booking.slots, updated_at=now).where(
         ClubSession.id == booking.club_session_id
     ).execute()

@@ -28,6 +28,8 @@ EDITABLE_FIELDS = (
     "early_access_opens_at",
     "allow_pay_at_door",
 )
+# calendar: a change to one of these is a new revision of the session's calendar event (SEQUENCE).
+CALENDAR_FIELDS = ("title", "description", "location", "starts_at", "ends_at", "status")
 MAX_SLOTS_LIMIT = 10_000
 MAX_PRICE = 99_999_999  # Stripe's cap for one VND charge
 
@@ -226,6 +228,8 @@ def update_session(actor, club_session, data, now):
             # Existing bookings keep the price they were made at (Booking.unit_price).
             log.info("price of session %s changes from %s to %s", current.id, current.price, fields["price"])
         updates[ClubSession.updated_at] = now
+        if any(fields.get(k, getattr(current, k)) != getattr(current, k) for k in CALENDAR_FIELDS):
+            updates[ClubSession.revision] = ClubSession.revision + 1  # calendar feeds' SEQUENCE
         try:
             with db.atomic():
                 ClubSession.update(updates).where(ClubSession.id == current.id).execute()
@@ -254,9 +258,9 @@ def cancel_session(actor, club_session, now, reason=""):
         current = lock_session(_as_id(getattr(club_session, "id", club_session)))
         if current.status == "cancelled":
             raise Conflict("This session is already cancelled.", code="cancelled")
-        ClubSession.update(status="cancelled", cancelled_at=now, updated_at=now).where(
-            ClubSession.id == current.id
-        ).execute()
+        ClubSession.update(
+            status="cancelled", cancelled_at=now, updated_at=now, revision=ClubSession.revision + 1
+        ).where(ClubSession.id == current.id).execute()
         count = cancel_session_bookings(actor, current.id, now, reason or "session cancelled")
     log.info("session %s cancelled by %s; %d booking(s) cancelled", current.id, actor.id, count)
     return ClubSession.get_by_id(current.id)

@@ -19,6 +19,7 @@ from peewee import IntegrityError, fn
 from loafy import audit, notifications, queue
 from loafy.booking import bookings, sold_out
 from loafy.booking.club_sessions import can_handle_session, sees_drafts
+from loafy.calendar import attendance
 from loafy.db import db
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.locking import lock_session
@@ -289,6 +290,8 @@ def join_waitlist(actor, club_session, party_size, now, min_party=None, payment_
     session_id = parse_id(club_session, "That session does not exist.")
     settings = get_settings()
     party, smallest = parse_party(party_size, min_party, settings["max_guests"])
+    attendance.check_can_book(actor, now, settings)  # calendar: a blocked player gets no offer either
+    serve_waitlist_first(session_id, now)  # in its own transaction: offers stand if this is refused
     try:
         with db.atomic():
             current = lock_session(session_id)
