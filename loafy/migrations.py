@@ -9,8 +9,8 @@ import logging
 
 from peewee import CharField, DateTimeField, IntegerField, Model
 
-from loafy.db import db
-from loafy.models import ALL_MODELS, ROLES, Role, WebSession, utcnow
+from loafy.db import db, is_postgres, raw_sql
+from loafy.models import ALL_MODELS, ROLES, Checkin, Role, WebSession, new_ticket_secret, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,50 @@ def _web_sessions():
     db.create_tables([WebSession], safe=True)
 
 
+def _columns(table):
+    return {column.name for column in db.get_columns(table)}
+
+
+def _door_tickets():
+    """door: every booking gets a ticket secret and a count of its people checked in; the scan log."""
+    columns = _columns("bookings")
+    if "ticket_secret" not in columns:
+        db.execute_sql("ALTER TABLE bookings ADD COLUMN ticket_secret VARCHAR(64)")
+    if "checked_in_people" not in columns:
+        # NOT NULL with a constant default is allowed by ALTER TABLE on both databases; the CHECK
+        # compares with slots (SQLite takes it inline, PostgreSQL as a table constraint).
+        if is_postgres():
+            db.execute_sql("ALTER TABLE bookings ADD COLUMN checked_in_people INTEGER NOT NULL DEFAULT 0")
+            db.execute_sql(
+                "ALTER TABLE bookings ADD CONSTRAINT bookings_checked_in_people_range"
+                " CHECK (checked_in_people BETWEEN 0 AND slots)"
+            )
+        else:
+            db.execute_sql(
+                "ALTER TABLE bookings ADD COLUMN checked_in_people INTEGER NOT NULL DEFAULT 0"
+                " CHECK (checked_in_people BETWEEN 0 AND slots)"
+            )
+        # Checked in before parties could arrive apart: the whole party was in.
+        db.execute_sql("UPDATE bookings SET checked_in_people = slots WHERE checked_in_at IS NOT NULL")
+    db.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS bookings_ticket_secret ON bookings (ticket_secret)")
+    while True:  # existing bookings: a secret each, in batches
+        ids = [
+            row[0] for row in db.execute_sql("SELECT id FROM bookings WHERE ticket_secret IS NULL LIMIT 1000")
+        ]
+        if not ids:
+            break
+        for booking_id in ids:
+            db.execute_sql(
+                raw_sql("UPDATE bookings SET ticket_secret = ? WHERE id = ?"),
+                (new_ticket_secret(), booking_id),
+            )
+    db.create_tables([Checkin], safe=True)
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (40, "server-side web sessions (logout ends a copied cookie)", _web_sessions),
+    (70, "door tickets: a secret per booking, people checked in, the scan log", _door_tickets),
 ]
 
 

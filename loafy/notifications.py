@@ -17,6 +17,7 @@ from peewee import IntegrityError
 from loafy import queue
 from loafy.clock import format_local, format_vnd
 from loafy.db import db, raw_sql
+from loafy.door.tickets import ticket_parts, ticket_url
 from loafy.mail import mail_setting, send_email, smtp_batch
 from loafy.models import Booking, ClubSession, Notification, User, utcnow
 from loafy.settings import get_settings
@@ -169,6 +170,7 @@ def render(notification, booking=None, settings=None):
         "settings": settings,
         "booking_url": f"{base_url}/bookings/{booking.id}",
         "pay_url": f"{base_url}/bookings/{booking.id}/pay",
+        "ticket_url": ticket_url(booking),  # door
     }
     if notification.kind in ("booking_cancelled", "payment_refunded"):
         from loafy.money.payments import ledger_totals  # payments imports bookings, which imports this
@@ -250,6 +252,7 @@ def _deliver(notification, settings, now):
             subject,
             body,
             message_id=f"<loafy-{notification.dedupe_key.replace(':', '-')}@loafy.local>",
+            **ticket_parts(notification.kind, booking),
         )
     except Exception as exc:  # SMTP and templates can fail in many ways; the sweep retries
         attempts = notification.attempts  # the claim counted this one

@@ -89,6 +89,8 @@ SETTINGS = {
     "bank_bin": ("970436", _bank_bin, "Bank BIN for VietQR"),
     "bank_account_number": ("0123456789", _text(30), "Bank account number"),
     "bank_account_name": ("LOAFY CLUB", _text(100), "Bank account holder"),
+    # door
+    "checkin_opens_hours": (2, _int_between(0, 48), "Check-in at the door opens this many hours before"),
 }
 
 

@@ -34,7 +34,7 @@ class JSONProvider(DefaultJSONProvider):
 
 
 def init_app(app):
-    from public import api, auth, errors, hardening, i18n, limits, pages, payments, profile
+    from public import api, auth, door, errors, hardening, i18n, limits, pages, payments, profile
     from public.input_checks import check_input
 
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked in _protect below
@@ -71,6 +71,7 @@ def init_app(app):
     app.register_blueprint(api.bp)
     app.register_blueprint(profile.bp)
     app.register_blueprint(payments.bp)
+    app.register_blueprint(door.bp)
     errors.init_app(app)
     limits.init_app(app)  # after the blueprints: it wraps their views
     i18n.init_app(app)

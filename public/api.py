@@ -16,6 +16,7 @@ from loafy.booking.bookings import SessionFull, book_session, get_booking
 from loafy.booking.club_sessions import clean_page, get_session, list_sessions
 from loafy.booking.listings import list_bookings_page
 from loafy.clock import to_local
+from loafy.door.tickets import ticket_url
 from loafy.errors import ValidationError
 from loafy.models import utcnow
 from loafy.web.formatting import iso_utc
@@ -144,6 +145,9 @@ def booking_json(booking):
         "expired_at": iso_utc(booking.expired_at),
         "checked_in_at": iso_utc(booking.checked_in_at),
         "session": session_summary(booking.club_session),
+        # door: only the owner and staff ever get a booking's JSON, so the ticket may be in it.
+        "checked_in_people": booking.checked_in_people,
+        "ticket_url": ticket_url(booking),
     }
 
 

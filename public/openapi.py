@@ -165,6 +165,8 @@ SCHEMAS = {
             "expired_at": _nullable(TIME),
             "checked_in_at": _nullable(TIME),
             "session": _ref("SessionSummary"),
+            "checked_in_people": {"type": "integer", "minimum": 0, "maximum": 4},
+            "ticket_url": {"type": "string", "description": "BASE_URL/t/<secret>: what the door's QR holds"},
         },
     },
     "BookingInput": {
@@ -206,6 +208,55 @@ def _page_of(name):
         },
     }
 
+
+# door
+_PERSON = _nullable({"type": "object", "properties": {"id": {"type": "integer"}, "name": {"type": "string"}}})
+SCHEMAS["CheckinInput"] = {
+    "type": "object",
+    "required": ["code"],
+    "properties": {
+        "code": {"type": "string", "description": "The ticket URL, its secret, or a booking code"},
+        "nonce": {"type": "string", "minLength": 1, "maxLength": 100, "description": "One per scan"},
+        "session_id": {"type": "integer", "description": "The session at this door"},
+        "collect": {"type": "string", "enum": ["cash"], "description": "Take an unpaid booking's cash"},
+        "people": {"type": "integer", "minimum": 1, "description": "Of the party, arriving now"},
+    },
+}
+SCHEMAS["CheckinAnswer"] = {
+    "type": "object",
+    "required": ["status", "message", "booking", "checked_in_at", "checked_in_by", "amount_due"],
+    "properties": {
+        "status": {
+            "type": "string",
+            "enum": ["ok", "already", "unpaid", "wrong_session", "wrong_time", "cancelled", "invalid"],
+        },
+        "message": {"type": "string"},
+        "reason": {"type": "string", "description": "wrong_time: not_open_yet | ended"},
+        "booking": {"oneOf": [_ref("Booking"), {"type": "null"}]},
+        "player": {"type": "object", "properties": {"name": {"type": "string"}}},
+        "session": {"oneOf": [_ref("SessionSummary"), {"type": "null"}]},
+        "session_people": _nullable({"type": "object"}),
+        "checked_in_at": _nullable(TIME),
+        "checked_in_by": _PERSON,
+        "amount_due": VND,
+        "collected": VND,
+        "people": {"type": "integer", "minimum": 0},
+        "people_in": {"type": "integer", "minimum": 0},
+        "people_total": {"type": "integer", "minimum": 0},
+        "nonce": {"type": "string"},
+    },
+}
+SCHEMAS["DoorRoster"] = {
+    "type": "object",
+    "required": ["session"],
+    "properties": {
+        "session": _ref("SessionSummary"),
+        "people_in": {"type": "integer", "minimum": 0},
+        "people_total": {"type": "integer", "minimum": 0},
+        "expected": {"type": "array", "items": {"type": "object"}},
+        "items": {"type": "array", "items": {"type": "object"}},
+    },
+}
 
 SCHEMAS["SessionPage"] = _page_of("Session")
 SCHEMAS["BookingPage"] = _page_of("Booking")
@@ -387,6 +438,47 @@ PATHS = {
             [400, 401, 403, 404, 409],
             params=[BOOKING_ID],
         ),
+    },
+    "/api/checkin": {
+        "post": _op(
+            "Check in at the door: a ticket URL, its secret or a booking code",
+            STAFF + " (of the booking's session)",
+            _ref("CheckinAnswer"),
+            [400, 401, 403, 404, 409, 413, 422],
+            body=_ref("CheckinInput"),
+            description="200 with status ok, already, unpaid, wrong_session, wrong_time or cancelled; "
+            '404 {"status": "invalid"} for an unknown code. The same nonce gets the same answer and '
+            'checks in once (409 nonce_reused for another code). `collect: "cash"` records the payment '
+            "and checks in.",
+        )
+    },
+    "/api/checkin/{booking_id}": {
+        "delete": _op(
+            "Undo a booking's last check-in (within 2 minutes)",
+            STAFF,
+            {"type": "object", "properties": {"status": {"const": "undone"}, "booking": _ref("Booking")}},
+            [400, 401, 403, 404, 409],
+            params=[BOOKING_ID],
+            description="409 codes: not_checked_in, too_late.",
+        )
+    },
+    "/api/door/sessions/{session_id}": {
+        "get": _op(
+            "The door's view of a session: people in and expected, who is still expected; ?q= finds names",
+            STAFF,
+            _ref("DoorRoster"),
+            [401, 403, 404, 422],
+            params=[SESSION_ID, {"name": "q", "in": "query", "schema": {"type": "string"}}],
+        )
+    },
+    "/api/bookings/{booking_id}/ticket": {
+        "post": _op(
+            "A new ticket secret for a booking: the old QR code stops working",
+            STAFF,
+            _ref("Booking"),
+            [400, 401, 403, 404],
+            params=[BOOKING_ID],
+        )
     },
     "/api/payments/stripe/intent": {
         "post": _op(

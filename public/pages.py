@@ -3,7 +3,6 @@ language switch and the health check. Views parse, call one service, flash, and 
 
 from datetime import UTC, date, datetime, timedelta
 
-import segno
 from flask import (
     Blueprint,
     abort,
@@ -28,6 +27,7 @@ from loafy.booking.listings import (
 )
 from loafy.clock import club_tz
 from loafy.db import db
+from loafy.door import tickets
 from loafy.errors import Conflict, PermissionDenied, ValidationError
 from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, utcnow
 from loafy.money import payments
@@ -213,6 +213,7 @@ def my_bookings():
             "status": _shown_status(b, now),
             "pay_url": _pay_url(b, now),
             "can_cancel": _shown_status(b, now) in ACTIVE_BOOKING_STATUSES
+            and not b.checked_in_people
             and now <= _cancel_until(b, settings),
         }
         for b in page.items
@@ -228,18 +229,20 @@ def booking_detail(booking_id):
     settings = get_settings()
     cancel_until = _cancel_until(booking, settings)
     status = _shown_status(booking, now)
-    qr_svg = None
+    qr_svg = ticket = None
     if status == "confirmed":  # the door checks in confirmed bookings only
-        qr = segno.make(booking.code, error="m")
-        qr_svg = qr.svg_inline(border=2, dark="#14202b", svgclass="qr-code", lineclass=None, omitsize=True)
+        ticket = tickets.ticket_url(booking)  # door: the QR holds the ticket's URL, not the code
+        qr_svg = tickets.qr_svg(ticket)
     return render_template(
         "public/booking.html",
         booking=booking,
         status=status,
         qr_svg=qr_svg,
+        ticket_url=ticket,
         pay_url=_pay_url(booking, now),
         cancel_until=cancel_until,
         can_cancel=status in ACTIVE_BOOKING_STATUSES
+        and not booking.checked_in_people  # door: in the hall already
         and (booking.user_id == viewer.id or viewer.is_admin)
         and (viewer.is_admin or now <= cancel_until),
         now=now,

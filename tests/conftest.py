@@ -232,9 +232,9 @@ def sent(monkeypatch):
     calls = []
     original = notifications.send_email
 
-    def recording_send(to, subject, body, message_id=None):
+    def recording_send(to, subject, body, message_id=None, **extra):  # door: extra = the inline QR
         calls.append(message_id)
-        return original(to, subject, body, message_id=message_id)
+        return original(to, subject, body, message_id=message_id, **extra)
 
     monkeypatch.setattr(notifications, "send_email", recording_send)
     return calls

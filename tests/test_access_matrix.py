@@ -97,6 +97,14 @@ ROUTES = {
     ("pages.cancel", "POST"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
     ("pages.set_language", "GET"): everyone(302, args={"code": "en"}),
     ("pages.set_language", "POST"): everyone(302, args={"code": "en"}),
+    # door
+    ("door.checkin_view", "POST"): R(LOGIN, 403, OK, OK),  # the matrix's form body: 415 for staff
+    ("door.undo_checkin_view", "DELETE"): R(LOGIN, 403, 404, 404, args={"booking_id": 999_999}),
+    ("door.door_session_view", "GET"): R(LOGIN, 403, 404, 200, args={"session_id": "session"}),
+    ("door.regenerate_ticket_view", "POST"): R(LOGIN, 403, 404, 404, args={"booking_id": 999_999}),
+    ("door.door_page", "GET"): R(LOGIN, 403, 200, 200),
+    ("door.ticket_page", "GET"): everyone(404, args={"secret": "a" * 32}),
+    ("door.ticket_checkin", "POST"): R(LOGIN, 403, 404, 404, args={"secret": "a" * 32}),
     # staff area actions
     ("sessions.cancel", "POST"): ADMIN_ONLY,
     ("sessions.roster_csv", "GET"): R(LOGIN, 403, 403, OK, args={"session_id": "session"}),

@@ -18,7 +18,7 @@ from loafy.booking.club_sessions import can_handle_session
 from loafy.clock import format_local
 from loafy.db import db, fetch_one, is_postgres, prepared_sql, raw_sql
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
-from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, LedgerEntry, User
+from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, LedgerEntry, User, new_ticket_secret
 from loafy.settings import get_settings, recent_settings
 
 log = logging.getLogger(__name__)
@@ -235,10 +235,10 @@ WHERE id = ? AND status = 'published' AND starts_at > ? AND available_slots >= ?
 RETURNING {SESSION_COLUMNS}
 """  # noqa: S608 - built from constants
 BOOKING_COLUMNS = """code, user_id, club_session_id, guest_count, slots, unit_price, amount, payment_method,
-  created_at, updated_at, status, payment_status, payment_deadline, confirmed_at"""
+  created_at, updated_at, status, payment_status, payment_deadline, confirmed_at, ticket_secret"""
 INSERT_BOOKING_SQL = f"""
 INSERT INTO bookings ({BOOKING_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING *
 """  # noqa: S608 - built from constants
 # The same on PostgreSQL in one statement. The price is known only inside it, so the booking's
@@ -251,7 +251,7 @@ b AS (
   SELECT ?, ?, s.id, ?, ?, s.price, ? * s.price, ?, ?, ?,
     CASE WHEN s.price = 0 THEN ? ELSE ? END, CASE WHEN s.price = 0 THEN ? ELSE ? END,
     CASE WHEN s.price = 0 THEN ?::timestamp ELSE ?::timestamp END,
-    CASE WHEN s.price = 0 THEN ?::timestamp ELSE ?::timestamp END
+    CASE WHEN s.price = 0 THEN ?::timestamp ELSE ?::timestamp END, ?::text
   FROM s RETURNING id, user_id, unit_price
 ),
 n AS (
@@ -281,6 +281,7 @@ def _book_fast(actor, session_id, guests, slots, payment_method, settings, now):
         "payment_method": payment_method,
         "created_at": now,
         "updated_at": now,
+        "ticket_secret": new_ticket_secret(),  # door: the ticket's secret, from birth
     }
     try:
         if is_postgres():
@@ -303,6 +304,7 @@ def _book_in_three_statements(take, fields, settings, now):
         values = (f["code"], f["user"], f["club_session"], f["guest_count"], f["slots"], price)
         values += (f["slots"] * price, f["payment_method"], now, now)
         values += (state["status"], state["payment_status"], state["payment_deadline"], state["confirmed_at"])
+        values += (f["ticket_secret"],)
         booking = fetch_one(Booking, raw_sql(INSERT_BOOKING_SQL), values)
         notifications.booking_created(booking, now)
     booking.club_session = club_session
@@ -319,7 +321,7 @@ def book_in_one_statement_sql(take, fields, settings, now):
     params += [f["code"], f["user"], f["guest_count"], f["slots"], f["slots"], f["payment_method"], now, now]
     for key in ("status", "payment_status", "payment_deadline", "confirmed_at"):
         params += [free[key], paid[key]]
-    params.append(now)
+    params += [f.get("ticket_secret"), now]
     rows = []
     for is_free, state in ((True, free), (False, paid)):
         new = notifications.for_new_booking(state["status"], state["payment_deadline"], now)
