@@ -5,14 +5,19 @@ from datetime import UTC, datetime, timedelta
 from flask import flash, redirect, request
 from flask_admin.contrib.peewee import ModelView
 from flask_admin.contrib.peewee.filters import BasePeeweeFilter, IntEqualFilter
+from flask_admin.model import typefmt
 from flask_admin.model.filters import BaseDateFilter
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
+from admin.i18n import FIELD_LABELS
 from loafy.booking.club_sessions import EARLIEST_YEAR, LATEST_YEAR
 from loafy.clock import club_tz, utcnow
 from loafy.models import STAFF_ROLES
 from loafy.web.guards import deny, has_role
+from loafy.web.labels import word
 
 MAX_PAGE = 100_000
 ID_LIMIT = 2**31  # ids are 32-bit on PostgreSQL: anything larger is simply "not found"
@@ -80,11 +85,48 @@ def back(default):
     return redirect(default)
 
 
+def _yes_no(view, value, name):
+    return word("yes_no", value)
+
+
 class StaffModelView(StaffOnly, ModelView):
     form_base_class = StaffForm
+    list_template = "admin/loafy/list.html"
     page_size = 50
     can_view_details = True
     can_set_page_size = False
+    column_type_formatters = {**typefmt.BASE_FORMATTERS, bool: _yes_no}
+    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, bool: _yes_no}
+    # Columns holding a code, and the kind of word each is shown as (loafy.web.labels).
+    code_columns = {"payment_status": "payment_status", "payment_method": "payment_method", "role": "role"}
+    phone_columns = None  # the columns a phone shows; None: the first three
+
+    def get_column_name(self, field):
+        label = (self.column_labels or {}).get(field) or FIELD_LABELS.get(field)
+        return label if label is not None else super().get_column_name(field)
+
+    def phone_hidden_columns(self):
+        shown = self.phone_columns or [c for c, _name in self._list_columns][:3]
+        return [c for c, _name in self._list_columns if c not in shown]
+
+    def get_filter_arg(self, index, flt):
+        # Filter URLs name the filter in English whatever the reader's language (a link to
+        # ?flt0_session_equals=3 must work in Vietnamese too); Flask-Admin would use the shown name.
+        shown = flt.name
+        flt.name = getattr(shown, "_args", (shown,))[0]
+        try:
+            return super().get_filter_arg(index, flt)
+        finally:
+            flt.name = shown
+
+    def search_placeholder(self):
+        return _("Search") if self.column_searchable_list else None
+
+    def _get_list_value(self, context, model, name, column_formatters, column_type_formatters):
+        kind = self.code_columns.get(name)
+        if kind is not None and name not in column_formatters:
+            return word(kind, getattr(model, name + "_id", None) or getattr(model, name, None))
+        return super()._get_list_value(context, model, name, column_formatters, column_type_formatters)
 
     def get_one(self, id):
         number = parse_id(id)
@@ -115,7 +157,7 @@ class LocalDateFilter(BasePeeweeFilter, BaseDateFilter):
         return query.where((self.column >= start) & (self.column < start + timedelta(days=1)))
 
     def operation(self):
-        return "on (club date)"
+        return _l("on (club date)")
 
 
 class IdEqualFilter(IntEqualFilter):

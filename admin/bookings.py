@@ -7,6 +7,7 @@ payment services plus the audit row). Organizers see the bookings of the session
 from flask import flash, has_request_context, redirect, request
 from flask_admin import expose
 from flask_admin.contrib.peewee.filters import FilterEqual
+from flask_babel import lazy_gettext as _l
 from peewee import JOIN, ModelSelect
 
 from admin import exports
@@ -25,6 +26,7 @@ from loafy.models import (
 )
 from loafy.web.formatting import local_time, vnd
 from loafy.web.guards import deny, has_role
+from loafy.web.labels import choices
 
 SESSION_CHOICES = 200  # the newest sessions offered in the session filter
 # The list counts at most this many rows and shows "10000+" above it: an exact COUNT of 200,000
@@ -102,18 +104,21 @@ class BookingView(StaffModelView):
         "expired_at",
         "refund_due_at",
     )
-    column_labels = {"user": "Player", "club_session": "Session", "starts": "Session starts"}
+    code_columns = {**StaffModelView.code_columns, "status": "booking_status"}
+    phone_columns = ("code", "user", "status", "payment_status")
     column_sortable_list = ("code", "created_at", "amount", "status", "payment_status")
     column_default_sort = ("created_at", True)
     column_searchable_list = (Booking.code, User.name, User.email)
     named_filter_urls = True
     column_filters = (
-        IdEqualFilter(Booking.club_session, "Session", options=_session_options),
-        FilterEqual(Booking.status, "Status", options=[(s, s) for s in BOOKING_STATUSES]),
-        FilterEqual(Booking.payment_status, "Payment", options=[(s, s) for s in PAYMENT_STATUSES]),
-        FilterEqual(Booking.payment_method, "Method", options=[(s, s) for s in PAYMENT_METHODS]),
-        LocalDateFilter(ClubSession.starts_at, "Session date"),
-        LocalDateFilter(Booking.created_at, "Booked"),
+        IdEqualFilter(Booking.club_session, _l("Session"), options=_session_options),
+        FilterEqual(Booking.status, _l("Status"), options=choices("booking_status", BOOKING_STATUSES)),
+        FilterEqual(
+            Booking.payment_status, _l("Payment"), options=choices("payment_status", PAYMENT_STATUSES)
+        ),
+        FilterEqual(Booking.payment_method, _l("Method"), options=choices("payment_method", PAYMENT_METHODS)),
+        LocalDateFilter(ClubSession.starts_at, _l("Session date")),
+        LocalDateFilter(Booking.created_at, _l("Booked")),
     )
     column_formatters = {
         "amount": lambda v, c, m, n: vnd(m.amount),

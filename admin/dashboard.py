@@ -8,9 +8,11 @@ from peewee import Case, fn
 from admin.jobs import queue_health
 from loafy.clock import club_tz
 from loafy.models import Booking, ClubSession, LedgerEntry, User
+from loafy.money.payments import mismatched_payments
 
 UNPAID_LIMIT = 20
 UNPAID_WINDOW = timedelta(hours=2)
+FLAGGED_LIMIT = 20
 
 
 def _utc(local):
@@ -64,6 +66,8 @@ def build(now, viewer):
         "week": sessions,
         "unpaid": list(unpaid),
         "revenue": revenue(bounds) if viewer.is_admin else None,
+        # Card payments that did not match what was owed: kept, counted for nothing, to be settled.
+        "flagged": list(mismatched_payments().limit(FLAGGED_LIMIT)) if viewer.is_admin else [],
         "jobs": queue_health(),
     }
 

@@ -5,12 +5,15 @@ from datetime import UTC, datetime, timedelta
 from flask import flash, redirect, request
 from flask_admin import expose
 from flask_admin.contrib.peewee.filters import FilterEqual
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from admin.base import StaffModelView, actor, back, flash_error, local_to_utc, now, parse_id
 from loafy.booking import staff
 from loafy.errors import LoafyError
 from loafy.models import ROLES, Booking, ClubSession, Identity, User
 from loafy.web.formatting import local_time
+from loafy.web.labels import choices, word
 
 HISTORY_LIMIT = 100
 
@@ -28,14 +31,14 @@ class PlayerView(StaffModelView):
     can_delete = False
     details_template = "admin/loafy/player_details.html"
     column_list = ("name", "email", "role", "membership_until", "active", "created_at", "last_login_at")
-    column_labels = {"membership_until": "Member until (club time)"}
+    column_labels = {"membership_until": _l("Member until (club time)")}
+    phone_columns = ("name", "role", "membership_until")
     column_sortable_list = ("name", "email", "membership_until", "created_at", "last_login_at")
     column_default_sort = ("created_at", True)
     column_searchable_list = ("name", "email")
     named_filter_urls = True
-    column_filters = (FilterEqual(User.role, "Role", options=[(r, r) for r in ROLES]),)
+    column_filters = (FilterEqual(User.role, _l("Role"), options=choices("role", ROLES)),)
     column_formatters = {
-        "role": lambda v, c, m, n: m.role_id,  # the key itself: no query per row for the Role
         "membership_until": lambda v, c, m, n: local_time(m.membership_until, "%d/%m/%Y %H:%M"),
         "created_at": lambda v, c, m, n: local_time(m.created_at, "%d/%m/%Y %H:%M"),
         "last_login_at": lambda v, c, m, n: local_time(m.last_login_at, "%d/%m/%Y %H:%M"),
@@ -69,7 +72,7 @@ class PlayerView(StaffModelView):
     def _player_id(self):
         user_id = parse_id(request.form.get("id"))
         if user_id is None:
-            flash("That player does not exist.", "error")
+            flash(_("That player does not exist."), "error")
         return user_id
 
     @expose("/role/", methods=("POST",))
@@ -80,7 +83,7 @@ class PlayerView(StaffModelView):
         role = request.form.get("role", "")
         try:
             user = staff.set_role(actor(), user_id, role, now())
-            flash(f"{user.name} is now {user.role_id}.", "success")
+            flash(_("%(name)s is now %(role)s.", name=user.name, role=word("role", user.role_id)), "success")
         except LoafyError as exc:
             flash_error(exc)
         return back(self.get_url(".details_view", id=user_id))
@@ -98,15 +101,17 @@ class PlayerView(StaffModelView):
                 if not 2000 <= day.year <= 2200:
                     raise ValueError(text)
             except ValueError:
-                flash("Enter the membership's last day as YYYY-MM-DD, or leave it empty to end it.", "error")
+                flash(
+                    _("Enter the membership's last day as YYYY-MM-DD, or leave it empty to end it."), "error"
+                )
                 return back(self.get_url(".details_view", id=user_id))
             until = membership_end(day)
         try:
             user = staff.set_membership(actor(), user_id, until, now())
             flash(
-                f"{user.name} is a member until {self.membership_day(user)}."
+                _("%(name)s is a member until %(day)s.", name=user.name, day=self.membership_day(user))
                 if until
-                else f"{user.name} is no longer a member.",
+                else _("%(name)s is no longer a member.", name=user.name),
                 "success",
             )
         except LoafyError as exc:

@@ -8,7 +8,9 @@ from flask import flash, redirect, request
 from flask_admin import expose
 from flask_admin.contrib.peewee.filters import FilterEqual
 from flask_admin.helpers import get_form_data
-from peewee import JOIN
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from peewee import JOIN, Case
 from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.fields import DateTimeLocalField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
@@ -33,6 +35,7 @@ from loafy.errors import LoafyError
 from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, Booking, ClubSession, User
 from loafy.web.formatting import local_time, vnd
 from loafy.web.guards import deny, has_role
+from loafy.web.labels import choices
 
 FORM_TIME = "%Y-%m-%dT%H:%M"
 TIME_FIELDS = ("starts_at", "ends_at", "booking_opens_at", "early_access_opens_at")
@@ -40,42 +43,42 @@ SESSION_FIELDS = EDITABLE_FIELDS  # the form edits exactly what the service acce
 
 
 class SessionForm(StaffForm):
-    title = StringField("Title", validators=[InputRequired("Enter a title."), Length(max=200)])
-    description = TextAreaField("Description", validators=[Length(max=5000)])
-    location = StringField("Location", validators=[Length(max=300)])
+    title = StringField(_l("Title"), validators=[InputRequired(_l("Enter a title.")), Length(max=200)])
+    description = TextAreaField(_l("Description"), validators=[Length(max=5000)])
+    location = StringField(_l("Location"), validators=[Length(max=300)])
     starts_at = DateTimeLocalField(
-        "Starts (club time)", format=FORM_TIME, validators=[InputRequired("Enter when it starts.")]
+        _l("Starts (club time)"), format=FORM_TIME, validators=[InputRequired(_l("Enter when it starts."))]
     )
     ends_at = DateTimeLocalField(
-        "Ends (club time)", format=FORM_TIME, validators=[InputRequired("Enter when it ends.")]
+        _l("Ends (club time)"), format=FORM_TIME, validators=[InputRequired(_l("Enter when it ends."))]
     )
     max_slots = IntegerField(
-        "Max slots",
+        _l("Max slots"),
         validators=[
-            InputRequired("Enter the number of slots."),
-            NumberRange(1, MAX_SLOTS_LIMIT, "Max slots must be between 1 and %(max)s."),
+            InputRequired(_l("Enter the number of slots.")),
+            NumberRange(1, MAX_SLOTS_LIMIT, _l("Max slots must be between 1 and %(max)s.")),
         ],
     )
     price = IntegerField(
-        "Price per person (VND)",
+        _l("Price per person (VND)"),
         default=0,
         validators=[
-            InputRequired("Enter a price (0 for free)."),
-            NumberRange(0, MAX_PRICE, "The price must be between 0 and %(max)s VND."),
+            InputRequired(_l("Enter a price (0 for free).")),
+            NumberRange(0, MAX_PRICE, _l("The price must be between 0 and %(max)s VND.")),
         ],
     )
     status = SelectField(
-        "Status",
-        choices=["draft", "published", "completed"],
+        _l("Status"),
+        choices=choices("session_status", ("draft", "published", "completed")),
         default="draft",
     )
     booking_opens_at = DateTimeLocalField(
-        "Public booking opens (club time)", format=FORM_TIME, validators=[Optional()]
+        _l("Public booking opens (club time)"), format=FORM_TIME, validators=[Optional()]
     )
     early_access_opens_at = DateTimeLocalField(
-        "Members' early access opens (club time)", format=FORM_TIME, validators=[Optional()]
+        _l("Members' early access opens (club time)"), format=FORM_TIME, validators=[Optional()]
     )
-    allow_pay_at_door = BooleanField("Allow cash at the door")
+    allow_pay_at_door = BooleanField(_l("Allow cash at the door"))
 
 
 def form_to_data(form, stored=None):
@@ -141,18 +144,20 @@ class ClubSessionView(StaffModelView):
         "updated_at",
         "cancelled_at",
     )
-    column_labels = {"starts_at": "Starts (club time)", "fill": "Booked", "price": "Price"}
-    column_default_sort = ("starts_at", True)
+    column_labels = {"starts_at": _l("Starts (club time)"), "fill": _l("Booked"), "price": _l("Price")}
+    column_default_sort = None  # get_query: the next sessions first, then the past, latest first
+    code_columns = {**StaffModelView.code_columns, "status": "session_status"}
+    phone_columns = ("title", "starts_at", "fill")
     column_sortable_list = ("title", "starts_at", "price", "status")
     column_searchable_list = ("title", "location")
     named_filter_urls = True
     column_filters = (
-        FilterEqual(ClubSession.status, "Status", options=[(s, s) for s in SESSION_STATUSES]),
-        LocalDateFilter(ClubSession.starts_at, "Date"),
+        FilterEqual(ClubSession.status, _l("Status"), options=choices("session_status", SESSION_STATUSES)),
+        LocalDateFilter(ClubSession.starts_at, _l("Date")),
     )
 
     def _time(view, context, model, name):
-        return local_time(getattr(model, name), "%a %d/%m/%Y %H:%M")
+        return local_time(getattr(model, name), "staff")
 
     column_formatters = {
         "starts_at": _time,
@@ -167,8 +172,19 @@ class ClubSessionView(StaffModelView):
     }
 
     def get_query(self):
-        # The creator comes in the same query: no query per row.
-        return ClubSession.select(ClubSession, User).join(User, JOIN.LEFT_OUTER, on=ClubSession.created_by)
+        # The creator comes in the same query: no query per row. Staff look for the next sessions
+        # first: those not yet over, soonest first, then the past ones, latest first.
+        not_over = ClubSession.ends_at >= now()
+        return (
+            ClubSession.select(ClubSession, User)
+            .join(User, JOIN.LEFT_OUTER, on=ClubSession.created_by)
+            .order_by(
+                Case(None, [(not_over, 0)], 1),
+                Case(None, [(not_over, ClubSession.starts_at)]),
+                ClubSession.starts_at.desc(),
+                ClubSession.id,
+            )
+        )
 
     def get_count_query(self):
         return ClubSession.select()
@@ -211,10 +227,10 @@ class ClubSessionView(StaffModelView):
         club_session = self.get_one(request.args.get("id"))
         if club_session is not None:
             if club_session.status == "cancelled":
-                flash("This session was cancelled and cannot be edited.", "error")
+                flash(_("This session was cancelled and cannot be edited."), "error")
                 return redirect(self.get_url(".details_view", id=club_session.id))
             if not can_edit(actor(), club_session):
-                flash("You cannot edit this session: organizers edit their own drafts only.", "error")
+                flash(_("You cannot edit this session: organizers edit their own drafts only."), "error")
                 return redirect(self.get_url(".details_view", id=club_session.id))
         return super().edit_view()
 
@@ -224,16 +240,16 @@ class ClubSessionView(StaffModelView):
     def publish(self):
         session_id = parse_id(request.form.get("id"))
         if session_id is None:
-            flash("That session does not exist.", "error")
+            flash(_("That session does not exist."), "error")
             return redirect(self.get_url(".index_view"))
         current = self.get_one(session_id)
         already = current is not None and current.status == "published"  # a second click, a stale page
         try:
             staff.update_session(actor(), session_id, {"status": "published"}, now())
             if already:
-                flash("The session is already published.", "info")
+                flash(_("The session is already published."), "info")
             else:
-                flash("The session is published.", "success")
+                flash(_("The session is published."), "success")
         except LoafyError as exc:
             flash_error(exc)
         return back(self.get_url(".details_view", id=session_id))
@@ -244,12 +260,12 @@ class ClubSessionView(StaffModelView):
             return deny()
         session_id = parse_id(request.form.get("id"))
         if session_id is None:
-            flash("That session does not exist.", "error")
+            flash(_("That session does not exist."), "error")
             return redirect(self.get_url(".index_view"))
         reason = (request.form.get("reason") or "").strip()[:200]
         try:
             staff.cancel_session(actor(), session_id, now(), reason=reason)
-            flash("The session is cancelled; its bookings were cancelled and paid ones marked for refund.")
+            flash(_("The session is cancelled; its bookings were cancelled and paid ones marked for refund."))
         except LoafyError as exc:
             flash_error(exc)
         return back(self.get_url(".details_view", id=session_id))
@@ -259,7 +275,7 @@ class ClubSessionView(StaffModelView):
         """The players of a session (active bookings), for the door; organizers their own sessions."""
         club_session = self.get_one(session_id)
         if club_session is None:
-            flash("That session does not exist.", "error")
+            flash(_("That session does not exist."), "error")
             return redirect(self.get_url(".index_view"))
         if not staff.can_handle_session(actor(), club_session):
             return deny()

@@ -2,11 +2,13 @@
 
 from flask import flash, redirect, request
 from flask_admin import BaseView, expose
+from flask_babel import gettext as _
 
 from admin.base import StaffOnly, actor, flash_error, now
 from loafy.booking import staff
 from loafy.errors import LoafyError
 from loafy.models import PAYMENT_METHODS
+from loafy.money.methods import method_unavailable_reason
 from loafy.settings import SETTINGS, get_settings
 
 BOOLEAN_KEYS = tuple(k for k, (default, _, _) in SETTINGS.items() if isinstance(default, bool))
@@ -40,9 +42,9 @@ class SettingsView(StaffOnly, BaseView):
                 error_field = exc.field
                 values.update(changes)  # show what was typed, next to the message
             else:
+                saved = ", ".join(str(SETTINGS[key][2]) for key in sorted(diff))
                 flash(
-                    "Settings saved: " + ", ".join(sorted(diff)) if diff else "Nothing changed.",
-                    "success",
+                    _("Settings saved: %(names)s.", names=saved) if diff else _("Nothing changed."), "success"
                 )
                 return redirect(self.get_url(".index"))
         fields = [
@@ -59,4 +61,6 @@ class SettingsView(StaffOnly, BaseView):
             fields=fields,
             error_field=error_field,
             payment_methods=PAYMENT_METHODS,
+            # Enabled or not, a method the club cannot take (card without Stripe's keys) is not offered.
+            not_offered={m: reason for m in PAYMENT_METHODS if (reason := method_unavailable_reason(m))},
         )

@@ -2,8 +2,9 @@
 
 from flask_admin import Admin, AdminIndexView, expose
 from flask_admin.theme import Bootstrap4Theme
+from flask_babel import lazy_gettext as _l
 
-from admin import dashboard
+from admin import dashboard, i18n
 from admin.audit import AuditLogView
 from admin.base import StaffOnly, actor, now
 from admin.bookings import BookingView
@@ -22,17 +23,18 @@ class StaffIndexView(StaffOnly, AdminIndexView):
 
 def init_admin(app):
     """Built per app: a module-level Admin breaks when create_app runs twice."""
+    i18n.init_app(app)
     admin = Admin(
         app,
-        name="Loafy staff",
+        name=_l("Loafy staff"),
         url="/admin",
-        index_view=StaffIndexView(name="Dashboard", url="/admin", endpoint="admin"),
-        theme=Bootstrap4Theme(),
+        index_view=StaffIndexView(name=_l("Dashboard"), url="/admin", endpoint="admin"),
+        theme=Bootstrap4Theme(base_template="admin/loafy/base.html"),
     )
-    admin.add_view(ClubSessionView(ClubSession, name="Sessions", endpoint="sessions"))
-    admin.add_view(BookingView(Booking, name="Bookings", endpoint="bookings"))
-    admin.add_view(PlayerView(User, name="Players", endpoint="players"))
-    admin.add_view(SettingsView(name="Settings", endpoint="settings", url="/admin/settings"))
-    admin.add_view(JobsView(name="Jobs", endpoint="jobs", url="/admin/jobs"))
-    admin.add_view(AuditLogView(AuditLog, name="Audit log", endpoint="audit", url="/admin/audit"))
+    admin.add_view(ClubSessionView(ClubSession, name=_l("Sessions"), endpoint="sessions"))
+    admin.add_view(BookingView(Booking, name=_l("Bookings"), endpoint="bookings"))
+    admin.add_view(PlayerView(User, name=_l("Players"), endpoint="players"))
+    admin.add_view(SettingsView(name=_l("Settings"), endpoint="settings", url="/admin/settings"))
+    admin.add_view(JobsView(name=_l("Jobs"), endpoint="jobs", url="/admin/jobs"))
+    admin.add_view(AuditLogView(AuditLog, name=_l("Audit log"), endpoint="audit", url="/admin/audit"))
     return admin

@@ -4,6 +4,8 @@ import json
 import logging
 import time
 
+from flask_babel import lazy_gettext as _l  # labels shown to staff, in their language
+
 from loafy.db import db
 from loafy.errors import ValidationError
 from loafy.models import PAYMENT_METHODS, Setting, utcnow
@@ -67,30 +69,30 @@ def _bank_bin(value):
 
 # key: (default, validator, label)
 SETTINGS = {
-    "club_name": ("Loafy Club", _text(100), "Club name"),
+    "club_name": ("Loafy Club", _text(100), _l("Club name")),
     "payment_deadline_minutes": (
         30,
         _int_between(5, 24 * 60),
-        "Minutes to pay before a spot is released",
+        _l("Minutes to pay before a spot is released"),
     ),
-    "max_guests": (3, _int_between(0, 3), "Guests a player may bring"),
+    "max_guests": (3, _int_between(0, 3), _l("Guests a player may bring")),
     "cancellation_cutoff_hours": (
         24,
         _int_between(0, 24 * 14),
-        "Players may cancel up to this many hours before",
+        _l("Players may cancel up to this many hours before"),
     ),
-    "refund_on_cancel": (True, _boolean, "Refund paid bookings cancelled before the cutoff"),
+    "refund_on_cancel": (True, _boolean, _l("Refund paid bookings cancelled before the cutoff")),
     "payment_methods": (
         ["stripe", "bank_transfer", "cash"],
         _payment_methods,
-        "Payment methods offered",
+        _l("Payment methods offered"),
     ),
-    "bank_name": ("Vietcombank", _text(100), "Bank for transfers (VietQR)"),
-    "bank_bin": ("970436", _bank_bin, "Bank BIN for VietQR"),
-    "bank_account_number": ("0123456789", _text(30), "Bank account number"),
-    "bank_account_name": ("LOAFY CLUB", _text(100), "Bank account holder"),
+    "bank_name": ("Vietcombank", _text(100), _l("Bank for transfers (VietQR)")),
+    "bank_bin": ("970436", _bank_bin, _l("Bank BIN for VietQR")),
+    "bank_account_number": ("0123456789", _text(30), _l("Bank account number")),
+    "bank_account_name": ("LOAFY CLUB", _text(100), _l("Bank account holder")),
     # door
-    "checkin_opens_hours": (2, _int_between(0, 48), "Check-in at the door opens this many hours before"),
+    "checkin_opens_hours": (2, _int_between(0, 48), _l("Check-in at the door opens this many hours before")),
 }
 
 

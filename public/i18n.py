@@ -11,7 +11,6 @@ from loafy.money.payments import MAX_AMOUNT as MAX_CARD_AMOUNT
 from loafy.web.locale import current_locale
 
 COOKIE_MAX_AGE = 365 * 24 * 3600
-LABELS = {"vi": "Tiếng Việt", "en": "English"}
 
 # Service refusals come in English from loafy/; the view layer shows them by their stable code.
 ERROR_MESSAGES = {
@@ -168,4 +167,4 @@ def page_title(status):
 
 
 def init_app(app):
-    app.jinja_env.globals.update(language_labels=LABELS, page_message=page_message, page_title=page_title)
+    app.jinja_env.globals.update(page_message=page_message, page_title=page_title)

@@ -30,7 +30,7 @@ from loafy.db import db
 from loafy.door import tickets
 from loafy.errors import Conflict, PermissionDenied, ValidationError
 from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, utcnow
-from loafy.money import payments
+from loafy.money.methods import booking_form_methods
 from loafy.people.accounts import set_locale
 from loafy.settings import get_settings
 from loafy.web.guards import role_required
@@ -123,21 +123,11 @@ def session_list():
     return _list("pages.session_list", _("Sessions"))
 
 
-def _payment_methods(club_session, settings):
-    """The enabled methods this session takes (cash only when it allows paying at the door)."""
-    methods = list(settings["payment_methods"])
-    if "cash" in methods and club_session.price > 0 and not club_session.allow_pay_at_door:
-        methods.remove("cash")
-    if "stripe" in methods and not payments.publishable_key():
-        methods.remove("stripe")  # no Stripe keys: a card booking would reach a page with no way to pay
-    return methods
-
-
 def _render_session(session_id, form=None, error=None, status=200):
     viewer, now = _viewer(), utcnow()
     club_session = get_session_for_viewer(session_id, viewer, now)
     settings = get_settings()
-    methods = _payment_methods(club_session, settings)
+    methods = booking_form_methods(club_session, now, settings)
     form = form or {"guest_count": "0", "payment_method": methods[0] if methods else ""}
     message = None
     if error is not None:

@@ -22,6 +22,18 @@ from loafy.migrations import upgrade
 from loafy.models import ALL_MODELS, ClubSession, User
 
 FIXED_NOW = datetime(2026, 11, 24, 3, 0, 0)  # naive UTC, like every stored time
+# A club with card payment set up, as most clubs are: card bookings are accepted. Nothing listens
+# on the discard port, so a test that reaches Stripe without localstripe (tests/stripe_fixtures.py)
+# fails at once instead of calling the real one. NO_STRIPE is the club without keys.
+STRIPE_CONFIGURED = {
+    "STRIPE_SECRET_KEY": "sk_test_loafy_unreachable",
+    "STRIPE_PUBLISHABLE_KEY": "pk_test_loafy_unreachable",
+    "STRIPE_WEBHOOK_SECRET": "whsec_loafy_unreachable",
+    "STRIPE_API_BASE": "http://127.0.0.1:9",
+}
+NO_STRIPE = dict.fromkeys(
+    ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE")
+)
 KEEP_TABLES = {"roles"}
 
 
@@ -77,6 +89,7 @@ def _test_config(url, instance, **extra):
         "BASE_URL": "http://localhost",
         "DB_POOL_SIZE": "40",
         "WTF_CSRF_ENABLED": True,
+        **STRIPE_CONFIGURED,
     }
     config.update(extra)
     return config

@@ -204,6 +204,7 @@ def production_env(database_url, redis_url, port, tmp):
             "REDIS_URL": redis_url,
             "SECRET_KEY": "faults-secret",
             "STRIPE_SECRET_KEY": "sk_test_faults",
+            "STRIPE_PUBLISHABLE_KEY": "pk_test_faults",
             "STRIPE_WEBHOOK_SECRET": "whsec_faults",
             "BASE_URL": f"http://127.0.0.1:{port}",
             "PORT": str(port),

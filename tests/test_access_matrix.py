@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from loafy.models import Identity
 from loafy.people import tokens
-from tests.conftest import _test_config
+from tests.conftest import NO_STRIPE, _test_config
 from tests.helpers import login
 from tests.oidc_fixtures import closed_port, fresh_user_per_request, oidc_provider  # noqa: F401
 
@@ -154,7 +154,9 @@ def apple_settings():
 @pytest.fixture
 def app_config(database_url, tmp_path):
     down = oidc_provider(f"http://127.0.0.1:{closed_port()}", label="Down SSO")
-    return _test_config(database_url, tmp_path, OIDC_PROVIDERS={"down": down}, **apple_settings())
+    return _test_config(
+        database_url, tmp_path, OIDC_PROVIDERS={"down": down}, **apple_settings(), **NO_STRIPE
+    )
 
 
 def test_every_route_has_an_entry(app):

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.helpers import login
+from tests.helpers import english, login
 
 ROLES = ("anonymous", "player", "organizer", "admin")
 LOGIN, OK = "LOGIN", "OK"
@@ -32,6 +32,12 @@ PREFIXES = {
     "jobs.": ADMIN_ONLY,
     "audit.": ADMIN_ONLY,
 }
+
+
+@pytest.fixture(autouse=True)
+def _english_staff_area(client):
+    """These tests read the staff area's English words (test_admin_vietnamese.py reads its Vietnamese)."""
+    english(client)
 
 
 def expectation(endpoint):

@@ -8,7 +8,7 @@ import pytest
 from admin.bookings import COUNT_CAP
 from loafy.db import db
 from loafy.models import Booking, LedgerEntry
-from tests.helpers import login
+from tests.helpers import english, login
 
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 TOTAL = 100_000
@@ -43,6 +43,12 @@ def count_queries():
         yield counter
     finally:
         del database.execute_sql  # back to the class's method
+
+
+@pytest.fixture(autouse=True)
+def _english_staff_area(client):
+    """These tests read the staff area's English words (test_admin_vietnamese.py reads its Vietnamese)."""
+    english(client)
 
 
 def code(n):

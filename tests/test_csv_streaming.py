@@ -8,7 +8,13 @@ import pytest
 from admin import exports
 from loafy.booking import bookings
 from loafy.db import db
-from tests.helpers import login
+from tests.helpers import english, login
+
+
+@pytest.fixture(autouse=True)
+def _english_staff_area(client):
+    """These tests read the staff area's English words (test_admin_vietnamese.py reads its Vietnamese)."""
+    english(client)
 
 
 @pytest.fixture

@@ -178,14 +178,15 @@ def test_status_filter_is_for_staff_only(client, factory):
 
 
 def test_session_page_shows_the_form_with_enabled_methods(client, factory, player, monkeypatch):
-    from loafy.money import payments
+    from loafy.money import stripe_client
 
     club_session = factory.club_session(price=120_000, allow_pay_at_door=False)
     club_settings.update_settings({"payment_methods": ["stripe", "cash"]})
     login(client, player)
+    monkeypatch.setitem(stripe_client._state, "publishable_key", None)
     page = text(client.get(f"/sessions/{club_session.id}", headers=EN))
     assert 'value="stripe"' not in page  # no Stripe keys: a card booking would have no way to pay
-    monkeypatch.setitem(payments._state, "publishable_key", "pk_test_page")
+    monkeypatch.setitem(stripe_client._state, "publishable_key", "pk_test_page")
     page = text(client.get(f"/sessions/{club_session.id}", headers=EN))
     assert 'name="guest_count"' in page and '<option value="3"' in page and '<option value="4"' not in page
     assert 'value="stripe"' in page

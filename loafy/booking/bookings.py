@@ -19,6 +19,7 @@ from loafy.clock import format_local
 from loafy.db import db, fetch_one, is_postgres, prepared_sql, raw_sql
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, LedgerEntry, User, new_ticket_secret
+from loafy.money.methods import PaymentMethodUnavailable, check_payment_method, method_unavailable_reason
 from loafy.settings import get_settings, recent_settings
 
 log = logging.getLogger(__name__)
@@ -64,11 +65,6 @@ class TooManyGuests(ValidationError):
 class InvalidGuestCount(ValidationError):
     code = "invalid_guest_count"
     message = "The number of guests must be a whole number from 0 to 3."
-
-
-class PaymentMethodUnavailable(ValidationError):
-    code = "payment_method_unavailable"
-    message = "That payment method is not available for this session."
 
 
 class CancellationClosed(Conflict):
@@ -175,8 +171,8 @@ def book_session(actor, club_session, guest_count, payment_method, now):
     session_id = _session_id(club_session)
     settings = recent_settings()
     guests = parse_guest_count(guest_count, settings["max_guests"])
-    if payment_method not in settings["payment_methods"]:
-        raise PaymentMethodUnavailable(field="payment_method")
+    if payment_method not in settings["payment_methods"] or method_unavailable_reason(payment_method):
+        raise PaymentMethodUnavailable(method_unavailable_reason(payment_method), field="payment_method")
     slots = 1 + guests
     if sold_out.is_sold_out(session_id):  # the crowd after a sell-out: one read, no write attempt
         _refuse_if_clearly_full(actor, session_id, slots, payment_method, now)
@@ -363,11 +359,7 @@ def _check_can_book(club_session, actor, holds_live_booking, payment_method, now
     _check_open(club_session, actor, now)
     if holds_live_booking:
         raise AlreadyBooked()
-    if payment_method == "cash" and not club_session.allow_pay_at_door and club_session.price > 0:
-        raise PaymentMethodUnavailable(
-            "This session does not take cash at the door; please pay by card or bank transfer.",
-            field="payment_method",
-        )
+    check_payment_method(club_session, payment_method, now)
 
 
 # The session, whether the player holds a live booking for it (active, and not a lapsed hold),

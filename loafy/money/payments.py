@@ -8,6 +8,7 @@ order of loafy.booking.bookings (session first).
 """
 
 import logging
+import time
 from datetime import UTC, datetime
 
 from peewee import IntegrityError, fn
@@ -18,40 +19,39 @@ from loafy.booking.bookings import lock_session
 from loafy.clock import format_local
 from loafy.clock import format_vnd as vnd
 from loafy.db import db
-from loafy.errors import Conflict, LoafyError, NotFound, PermissionDenied, Unavailable, ValidationError
+from loafy.errors import Conflict, LoafyError, NotFound, PermissionDenied, ValidationError
 from loafy.models import Booking, LedgerEntry, WebhookEvent
+from loafy.money.stripe_client import (  # noqa: F401 - re-exported until the split
+    CURRENCY,
+    MAX_AMOUNT,
+    PaymentProviderError,
+    PaymentsNotConfigured,
+    PaymentUnavailable,
+    _state,
+    card_configured,
+    client,
+    init_app,
+    publishable_key,
+    stripe_js_url,
+)
+from loafy.money.stripe_client import charge_of as _charge_of
+from loafy.money.stripe_client import fetch as _fetch
+from loafy.money.stripe_client import plain as _plain
+from loafy.money.stripe_client import refunds_of as _refunds_of
+from loafy.money.stripe_client import unreachable as _unreachable
 
 log = logging.getLogger(__name__)
 
-# Each function that talks to Stripe imports the SDK itself: loaded at start-up, it and the HTTP
-# clients it pulls in cost every web worker 5-6 MB (bench/scale.py), and most requests never pay.
-
-CURRENCY = "vnd"
-MAX_AMOUNT = 99_999_999  # Stripe's cap for one VND charge
-HTTP_TIMEOUT_SECONDS = 10  # default of STRIPE_TIMEOUT_SECONDS
 # An intent in one of these states can still take the player's card.
 REUSABLE_STATUSES = ("requires_payment_method", "requires_confirmation", "requires_action")
 CANCELABLE_STATUSES = (*REUSABLE_STATUSES, "requires_capture")
 # Refund states that mean the money went (or is going) back.
 COUNTED_REFUND_STATUSES = ("succeeded", "pending")
-
-_state = {}
-
-
-class PaymentsNotConfigured(Unavailable):
-    code = "payments_not_configured"
-    message = "Card payments are not set up for this club yet. Please choose another payment method."
-
-
-class PaymentUnavailable(Unavailable):
-    code = "payment_unavailable"
-    message = "Payment is temporarily unavailable. Please try again in a minute."
-
-
-class PaymentProviderError(LoafyError):
-    code = "payment_provider_error"
-    status = 502
-    message = "The payment provider refused the request. Nothing was charged; please try again later."
+# A card payment whose amount or currency is not what its booking owes: kept, flagged, never counted.
+MISMATCH = "mismatch"
+# Stripe's own tolerance refuses signatures older than 5 minutes; one from further ahead than this
+# (a clock a little fast is fine) is refused too: a signed body must not be replayable for ever.
+WEBHOOK_FUTURE_TOLERANCE_SECONDS = 60
 
 
 class AmountTooLarge(ValidationError):
@@ -83,6 +83,11 @@ class BadSignature(LoafyError):
     message = "The webhook signature is not valid."
 
 
+class StaleSignature(BadSignature):
+    code = "bad_timestamp"
+    message = "The webhook signature's timestamp is in the future."
+
+
 class BadPayload(LoafyError):
     code = "bad_payload"
     status = 400
@@ -96,59 +101,6 @@ class NothingToRefund(Conflict):
 
 class InvalidRefundAmount(ValidationError):
     code = "invalid_refund_amount"
-
-
-# --- configuration -------------------------------------------------------------------------------
-
-
-def init_app(app):
-    """Keep the Stripe settings; the client itself is built on first use."""
-    _state.clear()
-    _state.update(
-        secret_key=app.config.get("STRIPE_SECRET_KEY"),
-        publishable_key=app.config.get("STRIPE_PUBLISHABLE_KEY"),
-        webhook_secret=app.config.get("STRIPE_WEBHOOK_SECRET"),
-        api_base=(app.config.get("STRIPE_API_BASE") or "").rstrip("/") or None,
-        retries=int(app.config.get("STRIPE_MAX_NETWORK_RETRIES", 2)),
-        timeout=float(app.config.get("STRIPE_TIMEOUT_SECONDS") or HTTP_TIMEOUT_SECONDS),
-        client=None,
-    )
-
-
-def publishable_key():
-    return _state.get("publishable_key")
-
-
-def stripe_js_url():
-    """Stripe.js: localstripe's stand-in when the API is pointed at it, else the real one."""
-    base = _state.get("api_base")
-    return f"{base}/js.stripe.com/v3/" if base else "https://js.stripe.com/v3/"
-
-
-def client():
-    import stripe
-
-    if _state.get("client") is None:
-        if not _state.get("secret_key"):
-            raise PaymentsNotConfigured()
-        options = {
-            "max_network_retries": _state["retries"],
-            "http_client": stripe.RequestsClient(timeout=_state["timeout"]),
-        }
-        if _state["api_base"]:
-            options["base_addresses"] = {"api": _state["api_base"]}
-        _state["client"] = stripe.StripeClient(_state["secret_key"], **options)
-    return _state["client"]
-
-
-def _plain(obj):
-    return obj.to_dict() if hasattr(obj, "to_dict") else obj
-
-
-def _unreachable(exc):
-    import stripe
-
-    return isinstance(exc, (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError))
 
 
 # --- intents -------------------------------------------------------------------------------------
@@ -170,6 +122,8 @@ def check_payable(booking, now):
     """Why this booking cannot be paid by card now, as a typed refusal; None when it can."""
     if booking.payment_method != "stripe":
         raise NotCardPayment()
+    if not card_configured():
+        raise PaymentsNotConfigured()
     if booking.status != "pending_payment" or (booking.payment_deadline and booking.payment_deadline <= now):
         if booking.status == "confirmed":
             raise NotPayable("This booking is already confirmed.", code="already_confirmed")
@@ -200,6 +154,8 @@ def create_intent(actor, booking_id, now):
             current = _plain(stripe_client.v1.payment_intents.retrieve(previous))
             if _reusable(current, booking):
                 intent = current
+            elif current["status"] == "succeeded" and amount_difference(current, booking.amount):
+                pass  # paid the wrong amount: that paid nothing (kept, flagged); a fresh intent pays
             elif current["status"] in ("succeeded", "processing"):
                 raise AlreadyPaid()
             elif current["status"] != "canceled":
@@ -325,11 +281,22 @@ def _cancel_quietly(stripe_client, intent_id):
 # --- webhooks ------------------------------------------------------------------------------------
 
 
-def handle_webhook(payload, signature, now):
+def _signed_at(signature):
+    """The `t=` of a Stripe-Signature header (unix seconds), None when there is none."""
+    for item in (signature or "").split(","):
+        key, _, value = item.strip().partition("=")
+        if key == "t" and value.isdigit():
+            return int(value)
+    return None
+
+
+def handle_webhook(payload, signature, now, wall_clock=time.time):
     """Verify, record once by event id, re-fetch from Stripe, apply; all in one transaction.
 
-    Returns what happened ("duplicate", "ignored", or record_payment's outcome, "failed",
-    "canceled", "synced"). Raises BadSignature/BadPayload (400) or Unavailable (503, Stripe retries).
+    Returns what happened ("duplicate", "ignored", or record_payment's outcome, "mismatch",
+    "failed", "canceled", "synced"). Raises BadSignature/BadPayload (400) or Unavailable (503,
+    Stripe retries). The signature's age is measured on the wall clock, as Stripe signs it, not on
+    the business `now`.
     """
     import stripe
 
@@ -342,6 +309,9 @@ def handle_webhook(payload, signature, now):
         raise BadSignature()
     except (ValueError, TypeError, KeyError):
         raise BadPayload()
+    signed_at = _signed_at(signature)
+    if signed_at is None or signed_at > wall_clock() + WEBHOOK_FUTURE_TOLERANCE_SECONDS:
+        raise StaleSignature()
     data = _plain(event)
     event_id, event_type = data.get("id"), data.get("type")
     obj = (data.get("data") or {}).get("object") if isinstance(data.get("data"), dict) else None
@@ -385,34 +355,6 @@ def handle_webhook(payload, signature, now):
     return outcome
 
 
-def _fetch(call):
-    """One Stripe read; None when Stripe says the object does not exist (a stale or foreign event)."""
-    import stripe
-
-    try:
-        return _plain(call(client()))
-    except stripe.InvalidRequestError as exc:
-        if exc.http_status == 404:
-            return None
-        raise
-
-
-def _charge_of(intent):
-    latest = intent.get("latest_charge")
-    if isinstance(latest, dict):
-        return latest
-    if isinstance(latest, str) and latest:
-        return _plain(client().v1.charges.retrieve(latest))
-    return None
-
-
-def _refunds_of(charge):
-    if not charge:
-        return []
-    listing = client().v1.refunds.list(params={"charge": charge["id"], "limit": 100})
-    return [_plain(r) for r in listing.auto_paging_iter()]
-
-
 def _booking_for(intent):
     """The booking an intent belongs to: by our ledger first, else by the id we put in metadata."""
     row = LedgerEntry.get_or_none(
@@ -436,10 +378,19 @@ def _apply(booking_id, intent, refunds, now, actor=None):
     status = intent["status"]
     outcome = status
     if status == "succeeded":
-        amount = intent.get("amount_received") or intent["amount"]
-        outcome = bookings.record_payment(
-            booking_id, provider="stripe", provider_id=intent["id"], amount=amount, now=now, actor=actor
-        )
+        booking = Booking.get_by_id(booking_id)
+        difference = amount_difference(intent, booking.amount)
+        if difference:
+            outcome = _record_mismatch(booking, intent, difference, now)
+        else:
+            outcome = bookings.record_payment(
+                booking_id,
+                provider="stripe",
+                provider_id=intent["id"],
+                amount=booking.amount,
+                now=now,
+                actor=actor,
+            )
     elif status == "requires_payment_method" and intent.get("last_payment_error"):
         # Declined: the booking stays pending until its deadline; the player may try again.
         Booking.update(payment_status="failed", updated_at=now).where(
@@ -449,9 +400,83 @@ def _apply(booking_id, intent, refunds, now, actor=None):
             & (Booking.stripe_payment_intent_id == intent["id"])
         ).execute()
         outcome = "failed"
-    if refunds and _record_refunds(booking_id, [(r, intent["id"]) for r in refunds], actor, now):
+    # A flagged payment counts for nothing, and so do refunds of it (staff settle those at Stripe).
+    if (
+        refunds
+        and not _flagged(intent["id"])
+        and _record_refunds(booking_id, [(r, intent["id"]) for r in refunds], actor, now)
+    ):
         outcome = "refunded" if outcome == "duplicate" else f"{outcome}+refunded"
     return outcome
+
+
+def _received(intent):
+    """(amount, currency) Stripe took for a succeeded intent; amount None when it is not a number."""
+    raw = intent.get("amount_received") or intent.get("amount")
+    try:
+        amount = None if isinstance(raw, bool) else int(raw)
+    except (TypeError, ValueError):
+        amount = None
+    return amount, str(intent.get("currency") or "").lower()
+
+
+def amount_difference(intent, owed):
+    """Why a succeeded intent does not pay `owed` VND (its amount or currency differ); None if it does."""
+    amount, currency = _received(intent)
+    if currency != CURRENCY:
+        return f"Stripe took {amount} {currency.upper() or '(no currency)'}; the booking costs {vnd(owed)}"
+    if amount != owed:
+        return f"Stripe took {vnd(amount or 0)}; the booking costs {vnd(owed)}"
+    return None
+
+
+def _record_mismatch(booking, intent, difference, now):
+    """Keep a payment that does not match what is owed, flagged: it confirms nothing, counts as no
+    payment, and staff see it (booking page, dashboard, `loafy payments reconcile`). Once per intent."""
+    amount, currency = _received(intent)
+    try:
+        with db.atomic():
+            LedgerEntry.create(
+                booking=booking.id,
+                kind="payment",
+                provider="stripe",
+                provider_id=intent["id"],
+                amount=max(0, amount or 0),
+                currency=(currency or "?")[:3],
+                status=MISMATCH,
+                note=f"not counted: {difference}"[:1000],
+                created_at=now,
+            )
+    except IntegrityError:
+        return "duplicate"
+    log.warning("%s: card payment %s does not match: %s", booking.code, intent["id"], difference)
+    return "mismatch"
+
+
+def _flagged(intent_id):
+    return (
+        LedgerEntry.select()
+        .where(
+            (LedgerEntry.kind == "payment")
+            & (LedgerEntry.provider == "stripe")
+            & (LedgerEntry.provider_id == intent_id)
+            & (LedgerEntry.status == MISMATCH)
+        )
+        .exists()
+    )
+
+
+def mismatched_payments(since=None):
+    """The flagged card payments (newest first), with their bookings: what staff must look at."""
+    query = (
+        LedgerEntry.select(LedgerEntry, Booking)
+        .join(Booking)
+        .where((LedgerEntry.kind == "payment") & (LedgerEntry.status == MISMATCH))
+        .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
+    )
+    if since is not None:
+        query = query.where(LedgerEntry.created_at >= since)
+    return query
 
 
 # --- refunds -------------------------------------------------------------------------------------
@@ -467,7 +492,10 @@ def ledger_totals(booking_id):
             .scalar()
         )
 
-    return int(total("payment")), int(total("refund", LedgerEntry.status.in_(COUNTED_REFUND_STATUSES)))
+    return (
+        int(total("payment", LedgerEntry.status == "succeeded")),
+        int(total("refund", LedgerEntry.status.in_(COUNTED_REFUND_STATUSES))),
+    )
 
 
 def owed_back(booking):
@@ -565,11 +593,12 @@ def record_manual_refund(actor, booking_id, method, now):
 
 
 def _card_payments(booking_id):
-    """The booking's card payments in the ledger (their provider ids are Stripe intent ids)."""
+    """The booking's counted card payments in the ledger (their provider ids are Stripe intent ids)."""
     return LedgerEntry.select(LedgerEntry.provider_id).where(
         (LedgerEntry.booking == booking_id)
         & (LedgerEntry.kind == "payment")
         & (LedgerEntry.provider == "stripe")
+        & (LedgerEntry.status == "succeeded")
     )
 
 
@@ -764,6 +793,7 @@ def reconcile(since=None):
     rows = {(row.kind, row.provider_id): row for row in ledger}
     codes = dict(Booking.select(Booking.id, Booking.code).tuples())
     seen = set()
+    mismatched = set()  # their refunds are not in the ledger either: the flag says it all
     differences = []
 
     for intent in intents:
@@ -776,7 +806,10 @@ def reconcile(since=None):
         payment = rows.get(("payment", intent["id"]))
         seen.add(("payment", intent["id"]))
         received = intent.get("amount_received") or intent["amount"]
-        if intent["status"] == "succeeded":
+        if payment is not None and payment.status == MISMATCH:
+            differences.append(f"{label}: flagged, {payment.note}")
+            mismatched.add(intent["id"])
+        elif intent["status"] == "succeeded":
             if payment is None:
                 differences.append(f"{label}: paid {vnd(received)} at Stripe but no payment in the ledger")
             elif payment.amount != received:
@@ -792,7 +825,7 @@ def reconcile(since=None):
     for refund_id, (refund, intent) in refunds_at_stripe.items():
         seen.add(("refund", refund_id))
         row = rows.get(("refund", refund_id))
-        if refund.get("status") not in COUNTED_REFUND_STATUSES:
+        if refund.get("status") not in COUNTED_REFUND_STATUSES or intent["id"] in mismatched:
             continue
         if row is None:
             differences.append(

@@ -5,11 +5,12 @@ The factory calls `init_app` for the web app; a worker's Core app needs only `lo
 
 from flask_login import current_user
 
-from loafy.web import formatting, locale
+from loafy.web import formatting, labels, locale
 
 
 def init_app(app):
     """Jinja filters and globals for every face's templates (public pages, staff area)."""
     formatting.init_app(app)
+    labels.init_app(app)
     locale.init_app(app)
     app.jinja_env.globals["current_user"] = current_user

@@ -15,6 +15,8 @@ PATTERNS = {
         "short": "HH:mm, dd/MM",
         "date": "dd/MM/yyyy",
         "time": "HH:mm",
+        "staff": "EEE dd/MM/yyyy HH:mm",
+        "staff_short": "EEE dd/MM HH:mm",
     },
     "en": {
         "card": "EEE d MMM · HH:mm",
@@ -22,6 +24,8 @@ PATTERNS = {
         "short": "HH:mm, d MMM",
         "date": "d MMM yyyy",
         "time": "HH:mm",
+        "staff": "EEE dd/MM/yyyy HH:mm",
+        "staff_short": "EEE dd/MM HH:mm",
     },
 }
 

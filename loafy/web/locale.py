@@ -15,6 +15,7 @@ from flask_login import current_user
 SUPPORTED = ("vi", "en")
 DEFAULT = "vi"
 COOKIE = "lang"
+LABELS = {"vi": "Tiếng Việt", "en": "English"}  # each language named in itself
 
 babel = Babel()
 
@@ -60,3 +61,4 @@ def init_app(app):
     """Web answers differ by language: caches must key on the cookie and Accept-Language."""
     app.after_request(_vary)
     app.jinja_env.globals["current_locale"] = current_locale
+    app.jinja_env.globals["language_labels"] = LABELS
