@@ -8,6 +8,7 @@ from peewee import Case, fn
 from admin.jobs import queue_health
 from loafy.clock import club_tz
 from loafy.models import Booking, ClubSession, LedgerEntry, User
+from loafy.money import bank
 from loafy.money.payments import mismatched_payments
 
 UNPAID_LIMIT = 20
@@ -69,6 +70,7 @@ def build(now, viewer):
         # Card payments that did not match what was owed: kept, counted for nothing, to be settled.
         "flagged": list(mismatched_payments().limit(FLAGGED_LIMIT)) if viewer.is_admin else [],
         "jobs": queue_health(),
+        "bank_queue": bank.queue_size() if viewer.is_admin else None,
     }
 
 

@@ -6,6 +6,7 @@ from flask_babel import lazy_gettext as _l
 
 from admin import dashboard, i18n
 from admin.audit import AuditLogView
+from admin.bank import BankView
 from admin.base import StaffOnly, actor, now
 from admin.bookings import BookingView
 from admin.jobs import JobsView
@@ -34,6 +35,7 @@ def init_admin(app):
     admin.add_view(ClubSessionView(ClubSession, name=_l("Sessions"), endpoint="sessions"))
     admin.add_view(BookingView(Booking, name=_l("Bookings"), endpoint="bookings"))
     admin.add_view(PlayerView(User, name=_l("Players"), endpoint="players"))
+    admin.add_view(BankView(name=_l("Bank transfers"), endpoint="bank", url="/admin/bank"))
     admin.add_view(SettingsView(name=_l("Settings"), endpoint="settings", url="/admin/settings"))
     admin.add_view(JobsView(name=_l("Jobs"), endpoint="jobs", url="/admin/jobs"))
     admin.add_view(AuditLogView(AuditLog, name=_l("Audit log"), endpoint="audit", url="/admin/audit"))

@@ -6,9 +6,11 @@ idempotent anyway.
 
 from rq import cron
 
-from jobs import payments, tasks
+from jobs import bank, payments, tasks
 
 cron.register(tasks.expire_unpaid, queue_name="default", cron="* * * * *")
 cron.register(tasks.flush_notifications, queue_name="mail", cron="* * * * *")
 # Money that must move (refunds due, open intents of released bookings) but whose job was lost.
 cron.register(payments.settle_due, queue_name="default", cron="*/5 * * * *")
+# Bank transfers whose match job was lost (the webhook answered; the worker or Redis was down).
+cron.register(bank.match_pending, queue_name="default", cron="* * * * *")

@@ -8,11 +8,12 @@ the database and Redis are opened inside each job.
 
 from rq import Worker as RQWorker
 
+import jobs.bank
 import jobs.payments
 import jobs.tasks
 from jobs.runtime import get_app
 
-PRELOADED = (jobs.payments, jobs.tasks)
+PRELOADED = (jobs.bank, jobs.payments, jobs.tasks)
 
 
 class Worker(RQWorker):

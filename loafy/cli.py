@@ -74,6 +74,11 @@ def seed_demo():
         click.echo("sessions exist already; demo data not added")
     else:
         click.echo(f"demo data added: {len(result['accounts'])} accounts, {result['sessions']} sessions")
+        if result.get("bank_booking"):
+            click.echo(
+                f"player@loafy.local's booking {result['bank_booking']} waits for a bank transfer: press "
+                "'simulate transfer' on its pay page, or run loafy bank simulate CODE AMOUNT"
+            )
 
 
 @click.group("user")
@@ -160,7 +165,7 @@ def jobs_expire_unpaid(now_text):
 
 @click.group("payments")
 def payments_group():
-    """Card payments through Stripe."""
+    """Payments: card (Stripe) and bank transfers."""
 
 
 @payments_group.command("reconcile")
@@ -168,15 +173,84 @@ def payments_group():
 @app_command
 def payments_reconcile(since_text):
     """Compare the ledger with Stripe's PaymentIntents; prints each difference, exit 1 if any."""
+    from loafy.money import stripe_client
+    from loafy.money.bank import flagged_lines
     from loafy.money.payments import parse_day, reconcile
 
-    differences = reconcile(parse_day(since_text) if since_text else None)
+    differences = []
+    if stripe_client.has_secret_key():
+        differences = reconcile(parse_day(since_text) if since_text else None)
+    else:
+        click.echo("card payments are not set up: nothing to compare with Stripe")
     for line in differences:
         click.echo(f"DIFFERENCE {line}")
-    if differences:
-        click.echo(f"{len(differences)} difference(s)", err=True)
+    flagged = flagged_lines()  # bank transfers waiting for staff (unmatched, short, over, ...)
+    for line in flagged:
+        click.echo(f"FLAGGED {line}")
+    if differences or flagged:
+        click.echo(f"{len(differences)} difference(s), {len(flagged)} bank transfer(s) to handle", err=True)
         sys.exit(1)
-    click.echo("ok: the ledger matches Stripe")
+    click.echo("ok: the ledger matches Stripe and no bank transfer waits for staff")
+
+
+@click.group("bank")
+def bank_group():
+    """Bank transfers (SePay, Casso)."""
+
+
+@bank_group.command("simulate")
+@click.argument("code")
+@click.argument("amount", type=click.IntRange(1, 10**12))
+@click.option("--provider", type=click.Choice(["sepay", "casso"]), default="sepay", show_default=True)
+@click.option("--url", default=None, help="The running app (default: the `loafy dev` run, else BASE_URL).")
+@app_command
+def bank_simulate(code, amount, provider, url):
+    """Post a correctly signed transfer of AMOUNT VND with CODE in its memo to the running app
+    (development only), as the bank feed would."""
+    import requests
+
+    from loafy.money.bank_feeds import simulated_delivery
+    from loafy.settings import get_settings
+
+    config = current_app.config
+    if config["LOAFY_ENV"] != "development":
+        _fail("loafy bank simulate is for development (LOAFY_ENV=development, as under loafy dev)")
+    base = (url or _dev_run_url(config) or config["BASE_URL"]).rstrip("/")
+    path, headers, body = simulated_delivery(
+        provider,
+        f"MBVCB.{amount % 10000} {code} chuyen khoan",
+        amount,
+        get_settings()["bank_account_number"],
+        utcnow(),
+        api_key=config.get("SEPAY_API_KEY"),
+        secret=config.get("CASSO_WEBHOOK_SECRET"),
+    )
+    try:
+        response = requests.post(base + path, data=body, headers=headers, timeout=30)
+    except requests.RequestException as exc:
+        _fail(f"could not reach {base}: {exc}")
+    click.echo(f"{provider} → {base}{path}: {response.status_code} {response.text.strip()[:200]}")
+    if response.status_code != 200:
+        sys.exit(1)
+
+
+def _dev_run_url(config):
+    """The address a running `loafy dev` recorded for this instance folder ("pid N at URL")."""
+    import fcntl
+    from pathlib import Path
+
+    path = Path(config.get("INSTANCE_PATH") or "instance") / "dev.lock"
+    try:
+        with open(path) as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:  # held: the run is alive, and its address is current
+                text = handle.read().strip()
+                return text.rpartition(" at ")[2] if " at " in text else None
+            fcntl.flock(handle, fcntl.LOCK_UN)  # nobody runs: what it says is stale
+    except OSError:
+        pass
+    return None
 
 
 @click.command("dev")
@@ -189,7 +263,7 @@ def dev(port, no_demo):
     sys.exit(run_dev(port=port, demo=not no_demo))
 
 
-COMMANDS = (db_group, seed_demo, user_group, token_group, check, jobs_group, payments_group, dev)
+COMMANDS = (db_group, seed_demo, user_group, token_group, check, jobs_group, payments_group, bank_group, dev)
 
 
 def register(app):

@@ -23,7 +23,10 @@ DEFAULTS = {
     "STRIPE_PUBLISHABLE_KEY": None,
     "STRIPE_WEBHOOK_SECRET": None,
     "STRIPE_API_BASE": None,
-    "STRIPE_TIMEOUT_SECONDS": "10",  # per Stripe HTTP call; a slow Stripe must not hold a web worker
+    "STRIPE_TIMEOUT_SECONDS": "10",
+    # Bank-transfer feeds (each optional; an unset one answers 404 at its webhook).
+    "SEPAY_API_KEY": None,
+    "CASSO_WEBHOOK_SECRET": None,  # per Stripe HTTP call; a slow Stripe must not hold a web worker
     "GOOGLE_CLIENT_ID": None,
     "GOOGLE_CLIENT_SECRET": None,
     "FACEBOOK_CLIENT_ID": None,
@@ -47,13 +50,16 @@ DEFAULTS = {
     "RATELIMIT_STORAGE_URI": None,  # default: REDIS_URL in production, memory:// otherwise
 }
 
-# Production refuses to start without these (the payment secrets included: a club takes money).
-REQUIRED_IN_PRODUCTION = (
-    "SECRET_KEY",
-    "DATABASE_URL",
-    "STRIPE_SECRET_KEY",
-    "STRIPE_WEBHOOK_SECRET",
-)
+# Production refuses to start without these.
+REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL")
+# Card payments are optional (Stripe does not serve merchants in Vietnam: a club may run on bank
+# transfers and cash alone), but half a Stripe configuration is a mistake: a secret key without its
+# webhook secret (payments nobody would confirm) or the other way round, or a publishable key alone.
+STRIPE_PAIRED = ("STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
+
+# Development only (never production): the bank feeds work out of the box under `loafy dev`.
+DEV_SEPAY_API_KEY = "sepay_loafy_dev"
+DEV_CASSO_WEBHOOK_SECRET = "casso_loafy_dev"  # noqa: S105 - development only
 
 _FLAGS = dict.fromkeys(("1", "true", "yes", "on"), True) | dict.fromkeys(("0", "false", "no", "off"), False)
 
@@ -85,8 +91,18 @@ def load_config(environ=None, overrides=None, instance_path="instance"):
         for name in REQUIRED_IN_PRODUCTION:
             if not config.get(name):
                 raise ConfigError(f"{name} is not set; Loafy cannot start in production without it")
+        if any(config.get(name) for name in (*STRIPE_PAIRED, "STRIPE_PUBLISHABLE_KEY")):
+            for name in STRIPE_PAIRED:
+                if not config.get(name):
+                    raise ConfigError(
+                        f"{name} is not set but other STRIPE_* variables are; set them all for card "
+                        "payments, or none to run without them"
+                    )
     else:
         config["SECRET_KEY"] = config["SECRET_KEY"] or _dev_secret(instance_path, env)
+        if env == "development":  # `loafy bank simulate` and the pay page's button sign with these
+            config["SEPAY_API_KEY"] = config["SEPAY_API_KEY"] or DEV_SEPAY_API_KEY
+            config["CASSO_WEBHOOK_SECRET"] = config["CASSO_WEBHOOK_SECRET"] or DEV_CASSO_WEBHOOK_SECRET
         if not config["DATABASE_URL"]:
             config["DATABASE_URL"] = f"sqlite:///{Path(instance_path).resolve() / 'loafy.db'}"
 

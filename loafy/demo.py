@@ -106,8 +106,29 @@ def seed_demo(now, timezone="Asia/Ho_Chi_Minh"):
                         now,
                     )
                 )
+    transfer = _bank_transfer_booking(users["player"], created, now)
     log.info("demo data: %d accounts, %d sessions", len(DEMO_ACCOUNTS), len(created))
-    return {"accounts": DEMO_ACCOUNTS, "sessions": len(created)}
+    return {"accounts": DEMO_ACCOUNTS, "sessions": len(created), "bank_booking": transfer}
+
+
+# The demo's bank-transfer booking waits this long (not the usual half hour): time to try the
+# pay page's "simulate transfer" button, or `loafy bank simulate CODE AMOUNT`, long after start.
+DEMO_TRANSFER_HOURS = 24
+
+
+def _bank_transfer_booking(player, created, now):
+    """The player's unpaid bank-transfer booking in the last paid session, to pay by a simulated
+    transfer (the whole VietQR flow without a bank); its code, or None."""
+    from loafy.booking.bookings import book_session
+    from loafy.models import Booking
+
+    paid = [s for s in created if s.price > 0]
+    if not paid:
+        return None
+    booking = book_session(player, paid[-1], 1, "bank_transfer", now)
+    deadline = min(now + timedelta(hours=DEMO_TRANSFER_HOURS), paid[-1].starts_at)
+    Booking.update(payment_deadline=deadline).where(Booking.id == booking.id).execute()
+    return booking.code
 
 
 def _describe(title, price):

@@ -360,6 +360,7 @@ class WebSession(BaseModel):
 ALL_MODELS.append(WebSession)
 
 
+<<<<<<< HEAD
 CHECKIN_STATUSES = ("ok", "already", "unpaid", "wrong_session", "wrong_time", "cancelled", "invalid")
 
 
@@ -385,3 +386,66 @@ class Checkin(BaseModel):
 
 Checkin.add_index(Checkin.index(Checkin.booking, Checkin.created_at, name="checkins_by_booking"))
 ALL_MODELS.append(Checkin)
+=======
+# bank ------------------------------------------------------------------------------------------
+BANK_PROVIDERS = ("sepay", "casso", "manual")
+# What matching made of a transaction: "received" until the match job has run; the flagged ones wait
+# for staff in the admin's bank queue until resolved.
+BANK_STATUSES = (
+    "received",
+    "matched",
+    "underpaid",
+    "overpaid",
+    "duplicate",
+    "refund_due",
+    "unmatched",
+    "ignored",
+)
+BANK_FLAGGED_STATUSES = ("underpaid", "overpaid", "duplicate", "refund_due", "unmatched")
+
+
+class BankTransaction(BaseModel):
+    """One transfer reported by a bank feed (SePay, Casso), stored once by (provider, provider id)
+    with its raw payload; the match job decides what it pays."""
+
+    provider = CharField(max_length=20, constraints=[_in("provider", BANK_PROVIDERS)])
+    provider_id = CharField(max_length=100)
+    direction = CharField(max_length=3, default="in", constraints=[_in("direction", ("in", "out"))])
+    account_number = CharField(max_length=40, default="")
+    amount = IntegerField(constraints=[Check("amount >= 0")])
+    memo = TextField(default="")
+    bank_reference = CharField(max_length=100, default="")
+    payer_name = CharField(max_length=200, default="")
+    payer_account = CharField(max_length=60, default="")
+    payer_bank = CharField(max_length=100, default="")
+    transacted_at = DateTimeField(null=True)
+    raw = TextField(default="{}")
+    received_at = DateTimeField(default=utcnow)
+    status = CharField(max_length=20, default="received", constraints=[_in("status", BANK_STATUSES)])
+    code = CharField(max_length=20, null=True)  # the booking or pass code found in the memo
+    target_kind = CharField(max_length=20, null=True)  # "booking", "pass", ... (see loafy.money.bank)
+    target_id = IntegerField(null=True)
+    outcome = CharField(max_length=30, default="")  # what the payment did: confirmed, reconfirmed, ...
+    matched_at = DateTimeField(null=True)
+    resolved_at = DateTimeField(null=True)  # staff dealt with a flagged one
+    resolved_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    resolution = TextField(default="")
+
+    class Meta:
+        table_name = "bank_transactions"
+        indexes = ((("provider", "provider_id"), True),)
+
+
+# The staff queue and the backstop sweep read by status.
+BankTransaction.add_index(
+    BankTransaction.index(
+        BankTransaction.status, BankTransaction.received_at, name="bank_transactions_by_status"
+    )
+)
+BankTransaction.add_index(
+    BankTransaction.index(
+        BankTransaction.target_kind, BankTransaction.target_id, name="bank_transactions_by_target"
+    )
+)
+ALL_MODELS.append(BankTransaction)
+>>>>>>> main

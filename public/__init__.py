@@ -16,7 +16,12 @@ csrf = CSRFProtect()
 
 # Views that take no CSRF token: signed by their caller instead (Stripe signs its webhooks; Apple's
 # form_post only bounces to the GET callback, where the OAuth state is checked).
-CSRF_EXEMPT_ENDPOINTS = {"payments.stripe_webhook", "auth.apple_form_post"}
+CSRF_EXEMPT_ENDPOINTS = {
+    "payments.stripe_webhook",
+    "auth.apple_form_post",
+    "bank_webhooks.sepay",
+    "bank_webhooks.casso",
+}
 # No connection checked out before these views: /ping never touches the database, and the health
 # check connects itself, so a dead database is its JSON "down" rather than an error page.
 NO_DB_CHECKOUT_ENDPOINTS = {"ops.ping", "pages.healthz"}
@@ -34,7 +39,11 @@ class JSONProvider(DefaultJSONProvider):
 
 
 def init_app(app):
+<<<<<<< HEAD
     from public import api, auth, door, errors, hardening, i18n, limits, pages, payments, profile
+=======
+    from public import api, auth, bank_webhooks, errors, hardening, i18n, limits, pages, payments, profile
+>>>>>>> main
     from public.input_checks import check_input
 
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked in _protect below
@@ -71,7 +80,11 @@ def init_app(app):
     app.register_blueprint(api.bp)
     app.register_blueprint(profile.bp)
     app.register_blueprint(payments.bp)
+<<<<<<< HEAD
     app.register_blueprint(door.bp)
+=======
+    app.register_blueprint(bank_webhooks.bp)
+>>>>>>> main
     errors.init_app(app)
     limits.init_app(app)  # after the blueprints: it wraps their views
     i18n.init_app(app)

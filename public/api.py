@@ -1,28 +1,50 @@
-"""The JSON API (DESIGN.md's table). Thin: parse, call one service, serialize.
+"""The JSON API (DESIGN.md's table). Thin: the request is checked against its model (public/
+api_schemas.py), one service is called, the answer is read through its model.
 
 Errors are `{"error": {"code", "message"[, "field"]}}` (public/errors.py); times are ISO-8601 with
 an offset (UTC, plus the club-local time for sessions); money is whole VND.
 """
 
-import json
-
-from flask import Blueprint, g, jsonify, render_template, request, url_for
+from flask import Blueprint, g, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
-from werkzeug.exceptions import BadRequest
 
 from loafy.booking import sold_out, staff
 from loafy.booking.bookings import SessionFull, book_session, get_booking
-from loafy.booking.club_sessions import clean_page, get_session, list_sessions
+from loafy.booking.club_sessions import get_session, list_sessions
 from loafy.booking.listings import list_bookings_page
+<<<<<<< HEAD
 from loafy.clock import to_local
 from loafy.door.tickets import ticket_url
 from loafy.errors import ValidationError
+=======
+>>>>>>> main
 from loafy.models import utcnow
-from loafy.web.formatting import iso_utc
 from loafy.web.guards import role_required
+from public.api_schemas import (
+    ADMIN,
+    ANYONE,
+    NO_AUTH,
+    SIGNED_IN,
+    STAFF,
+    Booking,
+    BookingPage,
+    Me,
+    NewBooking,
+    NewSession,
+    Paging,
+    Session,
+    SessionChange,
+    SessionFilter,
+    SessionPage,
+    SignedOut,
+    answer,
+    build_document,
+    endpoint,
+    endpoint_rows,
+    including,
+)
 from public.auth import end_browser_session
-from public.input_checks import require_json
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -40,39 +62,11 @@ def answer_sold_out_at_once():
         raise SessionFull()
 
 
-# --- parsing -----------------------------------------------------------------------------------
-
-
-def json_body():
-    """The request body as a JSON object; anything else (malformed, a list, empty) is a 400, and a
-    body that does not say it is JSON a 415."""
-    require_json()
-    raw = request.get_data(cache=True)  # over MAX_CONTENT_LENGTH this raises 413
-    try:
-        data = json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise BadRequest()
-    if not isinstance(data, dict):
-        raise BadRequest()
-    return data
-
-
-def whole_number(data, name, default=None):
-    """A JSON integer field (no booleans, no text); missing uses `default` or is a named 422."""
-    value = data.get(name, default)
-    if value is None:
-        raise ValidationError(f"{name} is required.", field=name)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(f"{name} must be a whole number.", field=name)
-    return value
-
-
 def viewer():
     return current_user if current_user.is_authenticated else None
 
 
+<<<<<<< HEAD
 # --- serializing -------------------------------------------------------------------------------
 
 
@@ -160,68 +154,112 @@ def page_json(result, serialize):
     }
 
 
+=======
+>>>>>>> main
 # --- auth ---------------------------------------------------------------------------------------
 
 
 @bp.get("/auth/me")
 @role_required()
+@endpoint(
+    "The signed-in user, role, membership, and a CSRF token for cookie calls", SIGNED_IN, ok=Me, errors=(401,)
+)
 def me():
-    return jsonify({"user": user_json(current_user), "csrf_token": generate_csrf()})
+    membership = {"active": current_user.is_member(utcnow()), "until": current_user.membership_until}
+    return answer(Me, {"user": including(current_user, membership=membership), "csrf_token": generate_csrf()})
 
 
 @bp.post("/auth/logout")
 @role_required()
+@endpoint(
+    "End the browser session (a bearer token stays valid until revoked)",
+    SIGNED_IN,
+    ok=SignedOut,
+    errors=(400, 401),
+)
 def logout():
     """Ends the browser session (on the server too); a bearer token stays valid until revoked on the
     profile page, and a request made with one ends no browser's session."""
     if not g.get("token_auth"):
         end_browser_session()
-    return jsonify({"signed_out": True})
+    return answer(SignedOut, {"signed_out": True})
 
 
 # --- sessions -----------------------------------------------------------------------------------
 
 
 @bp.get("/sessions")
+@endpoint(
+    "List sessions by start time (drafts only for staff)",
+    ANYONE,
+    ok=SessionPage,
+    query=SessionFilter,
+    errors=(422,),
+)
 def list_sessions_view():
+    q = request.context.query
     result = list_sessions(
         viewer(),
-        starts_from=request.args.get("from"),
-        starts_to=request.args.get("to"),
-        status=request.args.get("status"),
-        page=request.args.get("page"),
-        per_page=request.args.get("per_page"),
+        starts_from=q.starts_from,
+        starts_to=q.starts_to,
+        status=q.status,
+        page=q.page,
+        per_page=q.per_page,
     )
-    return jsonify(page_json(result, session_json))
+    return answer(SessionPage, result)
 
 
 @bp.get("/sessions/<int:session_id>")
+@endpoint("One session (drafts only for staff)", ANYONE, ok=Session, errors=(404,))
 def get_session_view(session_id):
-    return jsonify(session_json(get_session(session_id, viewer())))
+    return answer(Session, get_session(session_id, viewer()))
 
 
 @bp.post("/sessions")
 @role_required("organizer", "admin")
+@endpoint(
+    "Create a session (draft unless `status` says otherwise)",
+    STAFF,
+    ok=Session,
+    status=201,
+    json=NewSession,
+    errors=(400, 401, 403, 413, 415, 422),
+)
 def create_session_view():
-    club_session = staff.create_session(current_user, json_body(), utcnow())
-    response = jsonify(session_json(club_session))
+    club_session = staff.create_session(current_user, request.context.json.fields(), utcnow())
+    response = answer(Session, club_session, status=201)
     response.headers["Location"] = url_for("api.get_session_view", session_id=club_session.id)
-    return response, 201
+    return response
 
 
 @bp.put("/sessions/<int:session_id>")
 @role_required("admin")
+@endpoint(
+    "Change a session; capacity cannot go below what is booked",
+    ADMIN,
+    ok=Session,
+    json=SessionChange,
+    errors=(400, 401, 403, 404, 409, 413, 415, 422),
+    description="409 codes: capacity_below_booked, has_bookings (status `draft` while it has "
+    "active bookings: cancel it instead), cancelled.",
+)
 def update_session_view(session_id):
-    club_session = staff.update_session(current_user, session_id, json_body(), utcnow())
-    return jsonify(session_json(club_session))
+    club_session = staff.update_session(current_user, session_id, request.context.json.fields(), utcnow())
+    return answer(Session, club_session)
 
 
 @bp.delete("/sessions/<int:session_id>")
 @role_required("admin")
+@endpoint(
+    "Cancel a session: its bookings are cancelled and paid ones refunded",
+    ADMIN,
+    ok=Session,
+    errors=(400, 401, 403, 404, 409),
+)
 def cancel_session_view(session_id):
     """Cancels (never erases) the session: its bookings are cancelled and paid ones refunded."""
     club_session = staff.cancel_session(current_user, session_id, utcnow(), reason="cancelled via API")
-    return jsonify(session_json(club_session))
+    return answer(Session, club_session)
 
 
 # --- bookings -----------------------------------------------------------------------------------
@@ -229,56 +267,75 @@ def cancel_session_view(session_id):
 
 @bp.get("/bookings")
 @role_required()
+@endpoint(
+    "My bookings: upcoming soonest first, then past ones newest first",
+    SIGNED_IN,
+    ok=BookingPage,
+    query=Paging,
+    errors=(401, 422),
+    description="A page past the end is empty (`page` is the one asked for).",
+)
 def list_bookings_view():
-    page, per_page = clean_page(request.args.get("page"), request.args.get("per_page"))
+    q = request.context.query
     # Unlike the HTML page, a page past the end is empty: clients page until `items` runs out.
-    result = list_bookings_page(current_user, page, per_page, utcnow(), clamp=False)
-    return jsonify(page_json(result, booking_json))
+    result = list_bookings_page(current_user, q.page, q.per_page, utcnow(), clamp=False)
+    return answer(BookingPage, result)
 
 
 @bp.get("/bookings/<int:booking_id>")
 @role_required()
+@endpoint(
+    "One booking (its player, an admin, or the organizer of its session; 404 for anyone else)",
+    "owner, admin, the session's organizer",
+    ok=Booking,
+    errors=(401, 404),
+)
 def get_booking_view(booking_id):
-    return jsonify(booking_json(get_booking(booking_id, current_user)))
+    return answer(Booking, get_booking(booking_id, current_user))
 
 
 @bp.post("/bookings")
 @role_required()
+@endpoint(
+    "Book a session for me and up to 3 guests",
+    SIGNED_IN,
+    ok=Booking,
+    status=201,
+    json=NewBooking,
+    errors=(400, 401, 404, 409, 413, 415, 422, 429),
+    description="Rate-limited per user and per IP. "
+    "409 codes: full, already_booked, closed, not_open, started.",
+)
 def create_booking_view():
-    data = json_body()
-    booking = book_session(
-        current_user,
-        whole_number(data, "session_id"),
-        data.get("guest_count", 0),
-        data.get("payment_method"),
-        utcnow(),
-    )
-    response = jsonify(booking_json(booking))
+    data = request.context.json
+    booking = book_session(current_user, data.session_id, data.guest_count, data.payment_method, utcnow())
+    response = answer(Booking, booking, status=201)
     response.headers["Location"] = url_for("api.get_booking_view", booking_id=booking.id)
-    return response, 201
+    return response
 
 
 @bp.delete("/bookings/<int:booking_id>")
 @role_required()
+@endpoint(
+    "Cancel a booking; its slots return at once", "owner, admin", ok=Booking, errors=(400, 401, 403, 404, 409)
+)
 def cancel_booking_view(booking_id):
     """The owner cancels their booking; an admin cancelling someone else's is audited."""
     booking = staff.cancel_booking_as(current_user, booking_id, utcnow(), reason="cancelled via API")
-    return jsonify(booking_json(booking))
+    return answer(Booking, booking)
 
 
 # --- the description ----------------------------------------------------------------------------
 
 
 @bp.get("/openapi.json")
+@endpoint("This description (OpenAPI 3.1)", ANYONE, security=NO_AUTH, content="application/json")
 def openapi_json():
-    from public.openapi import build_document
-
-    return jsonify(build_document())
+    return build_document()
 
 
 @bp.get("/docs")
+@endpoint("The endpoint list for people", ANYONE, security=NO_AUTH, content="text/html")
 def docs():
-    from public.openapi import build_document, endpoint_rows
-
     document = build_document()
     return render_template("public/api_docs.html", document=document, rows=endpoint_rows(document))

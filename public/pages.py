@@ -33,6 +33,7 @@ from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, utcnow
 from loafy.money.methods import booking_form_methods
 from loafy.people.accounts import set_locale
 from loafy.settings import get_settings
+from loafy.web.formatting import local_time
 from loafy.web.guards import role_required
 from loafy.web.locale import COOKIE, SUPPORTED
 from public.auth import safe_next
@@ -164,7 +165,18 @@ def book(session_id):
         booking = book_session(_viewer(), session_id, form["guest_count"], form["payment_method"], utcnow())
     except IN_PLACE as exc:
         return _render_session(session_id, form=form, error=exc, status=exc.status)
-    flash(_("Booked! Your code is %(code)s.", code=booking.code), "success")
+    if booking.status == "pending_payment" and booking.payment_deadline:
+        # Nothing is booked until it is paid: say what is held, and until when.
+        held = local_time(booking.payment_deadline, "%H:%M")
+        flash(
+            _(
+                "Your spot is held until %(time)s. Pay to confirm booking %(code)s.",
+                time=held,
+                code=booking.code,
+            )
+        )
+    else:
+        flash(_("Booked! Your code is %(code)s.", code=booking.code), "success")
     return redirect(_pay_url(booking, utcnow()) or url_for("pages.booking_detail", booking_id=booking.id))
 
 

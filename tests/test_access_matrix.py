@@ -88,6 +88,10 @@ ROUTES = {
     ("payments.stripe_webhook", "POST"): everyone(503),  # Stripe not configured in the matrix app
     ("payments.pay", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
     ("payments.booking_status", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
+    ("payments.simulate_transfer", "POST"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
+    # bank feeds (not configured in the matrix app: 404, as for a club without them)
+    ("bank_webhooks.sepay", "POST"): everyone(404),
+    ("bank_webhooks.casso", "POST"): everyone(404),
     # operations
     ("ops.ping", "GET"): everyone(200),
     # booking pages
@@ -124,6 +128,7 @@ PREFIX_RULES = {
     "settings.": ADMIN_ONLY,
     "jobs.": ADMIN_ONLY,
     "audit.": ADMIN_ONLY,
+    "bank.": ADMIN_ONLY,
 }
 GENERIC_ARGS = {"export_type": "csv"}
 

@@ -225,7 +225,9 @@ def test_booking_redirects_to_the_booking_and_stores_it(client, factory, player)
     assert (booking.guest_count, booking.slots, booking.amount) == (2, 3, 450_000)
     assert reload(club_session).available_slots == 7
     page = text(client.get(f"/bookings/{booking.id}", headers=EN))
-    assert f"Booked! Your code is {booking.code}." in page
+    # Not "booked" while unpaid: what is held, and until when (03:30 UTC is 10:30 in the club).
+    assert f"Your spot is held until 10:30. Pay to confirm booking {booking.code}." in page
+    assert "Booked!" not in page
     assert "450.000 ₫" in page and "Awaiting payment" in page
 
 

@@ -182,8 +182,10 @@ def test_without_keys_a_card_booking_made_earlier_cannot_start_a_payment(
 def test_the_admin_settings_say_card_is_not_offered_without_keys(bare_app, factory):
     all_methods()
     client = login(bare_app.test_client(), factory.user(role="admin"))
-    page = client.get("/admin/settings/").get_data(as_text=True)
+    page = client.get("/admin/settings/", headers={"Accept-Language": "en"}).get_data(as_text=True)
     assert "Not offered to players" in page and "no Stripe keys" in page
+    page = client.get("/admin/settings/", headers={"Accept-Language": "vi"}).get_data(as_text=True)
+    assert "Không hiển thị cho người chơi" in page and "chưa có khóa Stripe" in page
 
 
 def test_the_admin_settings_say_nothing_when_keys_are_set(client, factory):
@@ -191,4 +193,4 @@ def test_the_admin_settings_say_nothing_when_keys_are_set(client, factory):
     login(client, factory.user(role="admin"))
     page = client.get("/admin/settings/").get_data(as_text=True)
     assert 'name="payment_methods" value="stripe"' in page
-    assert "Not offered to players" not in page
+    assert "not-offered" not in page

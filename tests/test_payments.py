@@ -666,7 +666,8 @@ def test_pay_page_for_card_and_transfer(live, factory, now, client, localstripe_
 
 
 def test_vietqr_payload_is_emvco_with_a_valid_crc():
-    from public.payments import _crc16, vietqr_payload
+    from loafy.money.vietqr import crc16 as _crc16
+    from loafy.money.vietqr import payload as vietqr_payload
 
     text = vietqr_payload("970436", "0123456789", 150_000, "LB-ABCDE")
     assert text.startswith("000201010212")

@@ -119,36 +119,62 @@ def mark_paid(actor, booking_id, method, now):
     if method not in STAFF_PAYMENT_METHODS:
         raise ValidationError("Choose cash or bank transfer.", field="method")
     booking = _booking_for(actor, booking_id)
+    return record_received(
+        actor,
+        booking,
+        method=method,
+        provider_id=f"{method}:{booking.code}",
+        amount=booking.amount,
+        now=now,
+        note=f"marked paid by staff ({method})",
+        action="booking.mark_paid",
+    )
+
+
+def record_received(
+    actor, booking, *, method, provider_id, amount, now, note, action, details=None, refuse_settled=True
+):
+    """Money seen for a booking -- staff marking it paid, or a bank transfer matched to it: the one
+    path both take. One transaction: the ledger row (once, by provider id), the booking confirmed
+    (or invariant 4 for a lapsed one), the e-mail, the audit row. `actor` None is the matcher.
+
+    With refuse_settled (staff), a cancelled, paid or refunded booking is refused; without it (money
+    that already arrived) record_payment decides: a second payment is marked refund-due.
+    Returns record_payment's outcome: confirmed, reconfirmed, refund_due or duplicate.
+    """
     with db.atomic():
         # Checked under the session's lock: two staff marking the same booking at once (one cash,
         # one transfer) must not both record a payment.
         booking = bookings.lock_booking(booking)
-        if booking.status == "cancelled":
-            raise Conflict("This booking was cancelled: it cannot be marked paid.", code="cancelled")
-        if booking.payment_status == "paid":
-            raise Conflict("This booking is already paid.", code="already_paid")
-        if booking.payment_status == "refunded":
-            raise Conflict("This booking was refunded.", code="refunded")
+        if refuse_settled:
+            if booking.status == "cancelled":
+                raise Conflict("This booking was cancelled: it cannot be marked paid.", code="cancelled")
+            if booking.payment_status == "paid":
+                raise Conflict("This booking is already paid.", code="already_paid")
+            if booking.payment_status == "refunded":
+                raise Conflict("This booking was refunded.", code="refunded")
         outcome = bookings.record_payment(
             booking.id,
             provider=method,
-            provider_id=f"{method}:{booking.code}",
-            amount=booking.amount,
+            provider_id=provider_id,
+            amount=amount,
             now=now,
             actor=actor,
-            note=f"marked paid by staff ({method})",
+            note=note,
         )
         if outcome == "duplicate":
-            raise Conflict(
-                f"A {method.replace('_', ' ')} payment for {booking.code} is already recorded.",
-                code="duplicate",
-            )
+            if refuse_settled:
+                raise Conflict(
+                    f"A {method.replace('_', ' ')} payment for {booking.code} is already recorded.",
+                    code="duplicate",
+                )
+            return outcome  # recorded before: nothing changed, nothing to audit
         audit.record(
             actor,
-            "booking.mark_paid",
+            action,
             "booking",
             booking.id,
-            {"method": method, "amount": booking.amount, "outcome": outcome},
+            {"method": method, "amount": amount, "outcome": outcome, **(details or {})},
             now,
         )
     return outcome

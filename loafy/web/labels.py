@@ -121,3 +121,35 @@ def choices(kind, codes):
 
 def init_app(app):
     app.jinja_env.filters["word"] = lambda code, kind: word(kind, code)
+
+
+# bank: what matching made of a bank transfer, and the staff actions on them.
+WORDS["bank_status"] = {
+    "received": _l("Waiting to be matched"),
+    "matched": _l("Matched: paid"),
+    "underpaid": _l("Underpaid"),
+    "overpaid": _l("Overpaid"),
+    "duplicate": _l("Paid twice"),
+    "refund_due": _l("Refund due"),
+    "unmatched": _l("No booking code"),
+    "ignored": _l("Not for the club's account"),
+}
+WORDS["audit_action"].update(
+    {
+        "booking.bank_transfer_matched": _l("Bank transfer matched"),
+        "booking.bank_transfer_assigned": _l("Bank transfer assigned by staff"),
+        "bank.assign": _l("Assigned a bank transfer"),
+        "bank.resolve": _l("Dealt with a bank transfer"),
+    }
+)
+WORDS["object_type"]["bank_transaction"] = _l("Bank transfer")
+WORDS["audit_field"].update(
+    {
+        "transaction": _l("Transfer"),
+        "memo": _l("Memo"),
+        "refunded": _l("Refund sent"),
+        "refund_amount": _l("Refunded"),
+        "bank_reference": _l("Bank reference"),
+        "note": _l("Note"),
+    }
+)

@@ -1,0 +1,320 @@
+"""Every JSON API request and answer, declared once: the check, the 422 and /api/openapi.json all
+come from these classes (pydantic 2 models; spectree wires them to the views, public/api_spec.py).
+
+Adding an endpoint (a new area: a section at the end of this file, under `# --- <area> ---`):
+
+1. Declare what it takes and what it answers here::
+
+       class JoinWaitlist(Body):                     # a JSON body; `Query` for ?a=b parameters
+           session_id: WholeNumber                   # no bool, no text; 3.0 is 3
+           guest_count: whole_number(ge=0, le=3) = 0
+
+       class WaitlistEntry(Answer):                  # read from the row's attributes
+           id: int
+           position: int
+           joined_at: UtcTime                        # "...+00:00"; LocalTime for the club's zone
+           session: SessionSummary = Field(validation_alias="club_session")
+
+2. Decorate the view, under its route and guard, and answer through the model::
+
+       @bp.post("/waitlist")
+       @role_required()
+       @endpoint("Join a full session's waiting list", SIGNED_IN, json=JoinWaitlist,
+                 ok=WaitlistEntry, status=201, errors=(400, 401, 404, 409, 413, 415, 422))
+       def join_waitlist_view():
+           data = request.context.json               # a JoinWaitlist, already checked
+           entry = waitlist.join(current_user, data.session_id, data.guest_count, utcnow())
+           return answer(WaitlistEntry, entry, status=201)
+
+3. Add the route to tests/test_access_matrix.py ROUTES. tests/test_api_openapi.py fails for an /api
+   route without `@endpoint`, and Schemathesis then calls the new operation by itself.
+
+Types: pydantic checks types and bounds and names the field in a sentence (`api_spec.describe`);
+rules that need the database or the club's settings stay in the Core service, which raises its own
+typed errors. A Core tuple of choices becomes a `Literal[...]` here, so both move together.
+"""
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, WithJsonSchema, computed_field
+from pydantic_core import PydanticCustomError
+
+from loafy.booking.club_sessions import MAX_PER_PAGE, MAX_PRICE, MAX_SLOTS_LIMIT
+from loafy.models import BOOKING_STATUSES, PAYMENT_METHODS, PAYMENT_STATUSES, ROLES, SESSION_STATUSES
+from loafy.money import vietqr
+from loafy.settings import recent_settings
+from public.api_spec import (  # noqa: F401  (re-exported: views import everything from here)
+    ADMIN,
+    ANYONE,
+    NO_AUTH,
+    SIGNED_IN,
+    STAFF,
+    Answer,
+    Blank,
+    Body,
+    DateTimeText,
+    Error,
+    LocalTime,
+    Query,
+    UtcTime,
+    WholeNumber,
+    answer,
+    build_document,
+    endpoint,
+    endpoint_rows,
+    including,
+    whole_number,
+)
+
+VND = Annotated[int, Field(ge=0, description="Whole VND (no minor unit)")]
+Currency = Literal["vnd"]
+
+# --- paging ---------------------------------------------------------------------------------------
+
+
+class Paging(Query):
+    page: Annotated[int, Field(ge=1, le=1_000_000), Blank] = 1
+    per_page: Annotated[int, Field(ge=1, le=MAX_PER_PAGE), Blank] = 20
+
+
+class _Page(Answer):
+    page: int = Field(ge=1)
+    per_page: int = Field(ge=1, le=MAX_PER_PAGE)
+    total: int = Field(ge=0)
+
+
+# --- auth -----------------------------------------------------------------------------------------
+
+
+class Membership(Answer):
+    active: bool
+    until: UtcTime | None
+
+
+class User(Answer):
+    id: int
+    email: str | None
+    name: str
+    avatar_url: str | None
+    role: Literal[ROLES] = Field(validation_alias="role_id")
+    membership: Membership
+
+    @computed_field
+    @property
+    def roles(self) -> list[str]:
+        return [self.role]
+
+
+class Me(Answer):
+    user: User
+    csrf_token: str
+
+
+class SignedOut(Answer):
+    signed_out: Literal[True]
+
+
+# --- sessions -------------------------------------------------------------------------------------
+
+
+def _not_cancelled(value):
+    if value == "cancelled":  # cancelling is its own action: bookings are cancelled and refunded
+        raise PydanticCustomError(
+            "loafy", "A session is cancelled with the cancel action (DELETE), not by setting its status."
+        )
+    return value
+
+
+EditableStatus = Annotated[Literal["draft", "published", "completed"], BeforeValidator(_not_cancelled)]
+Title = Annotated[str, Field(min_length=1, max_length=200)]
+Slots = whole_number(ge=1, le=MAX_SLOTS_LIMIT)
+Price = whole_number(ge=0, le=MAX_PRICE)
+
+
+class SessionChange(Body):
+    """Any subset of a session's fields (PUT). Times without an offset are UTC; status `cancelled`
+    is refused: use DELETE."""
+
+    title: Title = None
+    description: Annotated[str, Field(max_length=5000)] = None
+    location: Annotated[str, Field(max_length=300)] = None
+    starts_at: DateTimeText = None
+    ends_at: DateTimeText = None
+    max_slots: Slots = None
+    price: Price = None
+    status: EditableStatus = None
+    booking_opens_at: DateTimeText | None = None
+    early_access_opens_at: DateTimeText | None = None
+    allow_pay_at_door: bool = Field(None, strict=True)
+
+    def fields(self):
+        """The fields sent, for the service (which checks how they fit together)."""
+        return self.model_dump(exclude_unset=True)
+
+
+class NewSession(SessionChange):
+    """A new session (POST): title, starts_at, ends_at and max_slots are required; a draft unless
+    `status` says otherwise."""
+
+    title: Title
+    starts_at: DateTimeText
+    ends_at: DateTimeText
+    max_slots: Slots
+
+
+class SessionFilter(Paging):
+    starts_from: Annotated[str, Blank] = Field(
+        None, alias="from", description="Sessions starting at or after: ISO date (club-local) or date-time"
+    )
+    starts_to: Annotated[str, Blank] = Field(
+        None, alias="to", description="Sessions starting up to: ISO date (that whole day) or date-time"
+    )
+    status: Annotated[Literal[SESSION_STATUSES], Blank] = None
+
+
+class SessionSummary(Answer):
+    id: int
+    title: str
+    location: str
+    status: Literal[SESSION_STATUSES]
+    starts_at: UtcTime
+    ends_at: UtcTime
+
+    @computed_field
+    @property
+    def starts_at_local(self) -> LocalTime:
+        return self.starts_at
+
+
+class Session(SessionSummary):
+    description: str
+    max_slots: int = Field(ge=1)
+    available_slots: int = Field(ge=0)
+    price: VND
+    currency: Currency = "vnd"
+    booking_opens_at: UtcTime | None
+    early_access_opens_at: UtcTime | None
+    allow_pay_at_door: bool
+    created_by: int | None = Field(validation_alias="created_by_id")
+    created_at: UtcTime
+    updated_at: UtcTime
+    cancelled_at: UtcTime | None
+
+    @computed_field
+    @property
+    def ends_at_local(self) -> LocalTime:
+        return self.ends_at
+
+
+class SessionPage(_Page):
+    items: list[Session]
+
+
+# --- bookings -------------------------------------------------------------------------------------
+
+
+class NewBooking(Body):
+    """Me and up to 3 guests (the club's setting may allow fewer)."""
+
+    session_id: WholeNumber
+    guest_count: whole_number(ge=0, le=3) = 0
+    payment_method: Literal[PAYMENT_METHODS]
+
+
+class BankDetails(Answer):
+    bank_name: str
+    bank_bin: str
+    account_number: str
+    account_name: str
+    memo: str = Field(description="The transfer's note: the booking's code")
+
+
+class Booking(Answer):
+    id: int
+    code: str = Field(pattern=r"^LB-[A-Z2-9]{5}$")
+    user_id: int
+    status: Literal[BOOKING_STATUSES]
+    payment_status: Literal[PAYMENT_STATUSES]
+    payment_method: Literal[PAYMENT_METHODS]
+    payment_deadline: UtcTime | None
+    guest_count: int = Field(ge=0, le=3)
+    slots: int = Field(ge=1, le=4)
+    unit_price: VND
+    amount: VND
+    currency: Currency = "vnd"
+    created_at: UtcTime
+    confirmed_at: UtcTime | None
+    cancelled_at: UtcTime | None
+    expired_at: UtcTime | None
+    checked_in_at: UtcTime | None
+    session: SessionSummary = Field(validation_alias="club_session")
+
+    @computed_field(description="Bank transfers only (else null): what the VietQR code holds")
+    @property
+    def bank(self) -> BankDetails | None:
+        if self.payment_method != "bank_transfer":
+            return None
+        return BankDetails.model_validate(vietqr.bank_details(recent_settings(), self.code))
+
+
+class BookingPage(_Page):
+    items: list[Booking]
+
+
+# --- payments -------------------------------------------------------------------------------------
+
+
+class NewPaymentIntent(Body):
+    # Anything but one of my bookings' ids is a 404, as for a stranger's booking: no hint either way.
+    booking_id: Annotated[Any, WithJsonSchema({"type": "integer", "minimum": 1})]
+
+
+class PaymentIntent(Answer):
+    client_secret: str
+    payment_intent_id: str
+    amount: VND
+    currency: Currency = "vnd"
+
+
+class StripeSignature(Body):
+    stripe_signature: str = Field(alias="Stripe-Signature")
+
+
+class StripeEvent(Body):
+    """Stripe's event object (checked against its signature over the raw bytes, not here)."""
+
+    model_config = {"extra": "allow"}
+
+
+class WebhookReceived(Answer):
+    received: Literal[True]
+    outcome: str | None = None
+
+
+# --- bank transfers -------------------------------------------------------------------------------
+
+
+class SepayAuthorization(Body):
+    authorization: str = Field(alias="Authorization", description="Apikey <SEPAY_API_KEY>")
+
+
+class CassoSignature(Body):
+    casso_signature: str = Field(
+        alias="X-Casso-Signature", description="t=<unix ms>,v1=<hex HMAC-SHA512>, see DESIGN.md"
+    )
+
+
+class SepayTransaction(Body):
+    """SePay's transaction (verified by its key; checked by loafy.money.bank_feeds, not here)."""
+
+    model_config = {"extra": "allow"}
+
+
+class CassoDelivery(Body):
+    """Casso v2: {"error": 0, "data": {...}} (signature over the body; checked by the view)."""
+
+    model_config = {"extra": "allow"}
+
+
+class BankFeedReceived(Answer):
+    success: Literal[True]
