@@ -9,13 +9,17 @@ import logging
 
 from peewee import CharField, DateTimeField, IntegerField, Model
 
-<<<<<<< HEAD
 from loafy.db import db, is_postgres, raw_sql
-from loafy.models import ALL_MODELS, ROLES, Checkin, Role, WebSession, new_ticket_secret, utcnow
-=======
-from loafy.db import db
-from loafy.models import ALL_MODELS, ROLES, BankTransaction, Role, WebSession, utcnow
->>>>>>> main
+from loafy.models import (
+    ALL_MODELS,
+    ROLES,
+    BankTransaction,
+    Checkin,
+    Role,
+    WebSession,
+    new_ticket_secret,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +49,10 @@ def _web_sessions():
     db.create_tables([WebSession], safe=True)
 
 
-<<<<<<< HEAD
+def _bank_transactions():
+    db.create_tables([BankTransaction], safe=True)
+
+
 def _columns(table):
     return {column.name for column in db.get_columns(table)}
 
@@ -84,20 +91,13 @@ def _door_tickets():
                 (new_ticket_secret(), booking_id),
             )
     db.create_tables([Checkin], safe=True)
-=======
-def _bank_transactions():
-    db.create_tables([BankTransaction], safe=True)
->>>>>>> main
 
 
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (40, "server-side web sessions (logout ends a copied cookie)", _web_sessions),
-<<<<<<< HEAD
-    (70, "door tickets: a secret per booking, people checked in, the scan log", _door_tickets),
-=======
     (60, "bank transactions from SePay and Casso, matched to bookings", _bank_transactions),
->>>>>>> main
+    (70, "door tickets: a secret per booking, people checked in, the scan log", _door_tickets),
 ]
 
 

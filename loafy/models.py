@@ -360,33 +360,6 @@ class WebSession(BaseModel):
 ALL_MODELS.append(WebSession)
 
 
-<<<<<<< HEAD
-CHECKIN_STATUSES = ("ok", "already", "unpaid", "wrong_session", "wrong_time", "cancelled", "invalid")
-
-
-class Checkin(BaseModel):
-    """One answer at the door (a scan, a typed code, a name picked), kept under its nonce: the same
-    nonce gets this answer again and checks no one in twice (the unique index decides)."""
-
-    nonce = CharField(max_length=100, unique=True)
-    actor = ForeignKeyField(User, null=True, on_delete="SET NULL")
-    code_hash = CharField(max_length=64)  # SHA-256 of what was scanned: a replay must be the same code
-    booking = ForeignKeyField(Booking, backref="checkins", null=True, on_delete="CASCADE")
-    club_session = ForeignKeyField(ClubSession, null=True, on_delete="CASCADE")
-    status = CharField(max_length=20, constraints=[_in("status", CHECKIN_STATUSES)])
-    people = IntegerField(default=0, constraints=[Check("people >= 0")])  # checked in by this answer
-    answer = TextField(default="{}")
-    created_at = DateTimeField(default=utcnow)
-    undone_at = DateTimeField(null=True)
-    undone_by = ForeignKeyField(User, null=True, on_delete="SET NULL", backref="+")
-
-    class Meta:
-        table_name = "checkins"
-
-
-Checkin.add_index(Checkin.index(Checkin.booking, Checkin.created_at, name="checkins_by_booking"))
-ALL_MODELS.append(Checkin)
-=======
 # bank ------------------------------------------------------------------------------------------
 BANK_PROVIDERS = ("sepay", "casso", "manual")
 # What matching made of a transaction: "received" until the match job has run; the flagged ones wait
@@ -448,4 +421,30 @@ BankTransaction.add_index(
     )
 )
 ALL_MODELS.append(BankTransaction)
->>>>>>> main
+
+
+CHECKIN_STATUSES = ("ok", "already", "unpaid", "wrong_session", "wrong_time", "cancelled", "invalid")
+
+
+class Checkin(BaseModel):
+    """One answer at the door (a scan, a typed code, a name picked), kept under its nonce: the same
+    nonce gets this answer again and checks no one in twice (the unique index decides)."""
+
+    nonce = CharField(max_length=100, unique=True)
+    actor = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    code_hash = CharField(max_length=64)  # SHA-256 of what was scanned: a replay must be the same code
+    booking = ForeignKeyField(Booking, backref="checkins", null=True, on_delete="CASCADE")
+    club_session = ForeignKeyField(ClubSession, null=True, on_delete="CASCADE")
+    status = CharField(max_length=20, constraints=[_in("status", CHECKIN_STATUSES)])
+    people = IntegerField(default=0, constraints=[Check("people >= 0")])  # checked in by this answer
+    answer = TextField(default="{}")
+    created_at = DateTimeField(default=utcnow)
+    undone_at = DateTimeField(null=True)
+    undone_by = ForeignKeyField(User, null=True, on_delete="SET NULL", backref="+")
+
+    class Meta:
+        table_name = "checkins"
+
+
+Checkin.add_index(Checkin.index(Checkin.booking, Checkin.created_at, name="checkins_by_booking"))
+ALL_MODELS.append(Checkin)

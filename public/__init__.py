@@ -39,11 +39,19 @@ class JSONProvider(DefaultJSONProvider):
 
 
 def init_app(app):
-<<<<<<< HEAD
-    from public import api, auth, door, errors, hardening, i18n, limits, pages, payments, profile
-=======
-    from public import api, auth, bank_webhooks, errors, hardening, i18n, limits, pages, payments, profile
->>>>>>> main
+    from public import (
+        api,
+        auth,
+        bank_webhooks,
+        door,
+        errors,
+        hardening,
+        i18n,
+        limits,
+        pages,
+        payments,
+        profile,
+    )
     from public.input_checks import check_input
 
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked in _protect below
@@ -80,11 +88,8 @@ def init_app(app):
     app.register_blueprint(api.bp)
     app.register_blueprint(profile.bp)
     app.register_blueprint(payments.bp)
-<<<<<<< HEAD
-    app.register_blueprint(door.bp)
-=======
     app.register_blueprint(bank_webhooks.bp)
->>>>>>> main
+    app.register_blueprint(door.bp)
     errors.init_app(app)
     limits.init_app(app)  # after the blueprints: it wraps their views
     i18n.init_app(app)

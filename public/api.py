@@ -13,12 +13,6 @@ from loafy.booking import sold_out, staff
 from loafy.booking.bookings import SessionFull, book_session, get_booking
 from loafy.booking.club_sessions import get_session, list_sessions
 from loafy.booking.listings import list_bookings_page
-<<<<<<< HEAD
-from loafy.clock import to_local
-from loafy.door.tickets import ticket_url
-from loafy.errors import ValidationError
-=======
->>>>>>> main
 from loafy.models import utcnow
 from loafy.web.guards import role_required
 from public.api_schemas import (
@@ -66,96 +60,6 @@ def viewer():
     return current_user if current_user.is_authenticated else None
 
 
-<<<<<<< HEAD
-# --- serializing -------------------------------------------------------------------------------
-
-
-def local_iso(value):
-    local = to_local(value)
-    return local.isoformat() if local else None
-
-
-def user_json(user):
-    now = utcnow()
-    return {
-        "id": user.id,
-        "email": user.email,
-        "name": user.name,
-        "avatar_url": user.avatar_url,
-        "role": user.role_id,
-        "roles": [user.role_id],
-        "membership": {"active": user.is_member(now), "until": iso_utc(user.membership_until)},
-    }
-
-
-def session_summary(club_session):
-    return {
-        "id": club_session.id,
-        "title": club_session.title,
-        "location": club_session.location,
-        "status": club_session.status,
-        "starts_at": iso_utc(club_session.starts_at),
-        "starts_at_local": local_iso(club_session.starts_at),
-        "ends_at": iso_utc(club_session.ends_at),
-    }
-
-
-def session_json(club_session):
-    return {
-        **session_summary(club_session),
-        "description": club_session.description,
-        "ends_at_local": local_iso(club_session.ends_at),
-        "max_slots": club_session.max_slots,
-        "available_slots": club_session.available_slots,
-        "price": club_session.price,
-        "currency": "vnd",
-        "booking_opens_at": iso_utc(club_session.booking_opens_at),
-        "early_access_opens_at": iso_utc(club_session.early_access_opens_at),
-        "allow_pay_at_door": club_session.allow_pay_at_door,
-        "created_by": club_session.created_by_id,
-        "created_at": iso_utc(club_session.created_at),
-        "updated_at": iso_utc(club_session.updated_at),
-        "cancelled_at": iso_utc(club_session.cancelled_at),
-    }
-
-
-def booking_json(booking):
-    return {
-        "id": booking.id,
-        "code": booking.code,
-        "user_id": booking.user_id,
-        "status": booking.status,
-        "payment_status": booking.payment_status,
-        "payment_method": booking.payment_method,
-        "payment_deadline": iso_utc(booking.payment_deadline),
-        "guest_count": booking.guest_count,
-        "slots": booking.slots,
-        "unit_price": booking.unit_price,
-        "amount": booking.amount,
-        "currency": "vnd",
-        "created_at": iso_utc(booking.created_at),
-        "confirmed_at": iso_utc(booking.confirmed_at),
-        "cancelled_at": iso_utc(booking.cancelled_at),
-        "expired_at": iso_utc(booking.expired_at),
-        "checked_in_at": iso_utc(booking.checked_in_at),
-        "session": session_summary(booking.club_session),
-        # door: only the owner and staff ever get a booking's JSON, so the ticket may be in it.
-        "checked_in_people": booking.checked_in_people,
-        "ticket_url": ticket_url(booking),
-    }
-
-
-def page_json(result, serialize):
-    return {
-        "items": [serialize(item) for item in result.items],
-        "page": result.page,
-        "per_page": result.per_page,
-        "total": result.total,
-    }
-
-
-=======
->>>>>>> main
 # --- auth ---------------------------------------------------------------------------------------
 
 

@@ -11,9 +11,18 @@ from loafy.door import checkin, roster, tickets
 from loafy.errors import LoafyError
 from loafy.models import utcnow
 from loafy.settings import get_settings
-from loafy.web.formatting import iso_utc
 from loafy.web.guards import role_required
-from public.api import booking_json, json_body, session_summary, whole_number
+from public.api_schemas import (
+    STAFF,
+    Booking,
+    CheckinAnswer,
+    CheckinRequest,
+    CheckinUndone,
+    DoorRoster,
+    DoorSearch,
+    endpoint,
+)
+from public.api_schemas import answer as answer_model
 from public.i18n import error_text
 
 bp = Blueprint("door", __name__)
@@ -29,18 +38,18 @@ def _viewer():
 # --- JSON -----------------------------------------------------------------------------------------
 
 
-def answer_json(answer, actor, now):
+def answer_body(answer, actor, now):
     """The check-in answer with the booking as staff see it (none for another organizer's session)."""
-    body = {key: value for key, value in answer.items() if key != "replayed"}
+    body = {
+        key: value for key, value in answer.items() if key not in ("replayed", "booking_id", "session_id")
+    }
     booking = None
     if answer.get("booking_id") is not None:
         booking = checkin.find_booking_by_id(answer["booking_id"])
-    body["booking"] = booking_json(booking) if booking is not None else None
-    if booking is not None:
-        body["player"] = {"name": booking.user.name}
+    body["booking"] = booking
+    body["player"] = {"name": booking.user.name} if booking is not None else None
     session_id = answer.get("session_id")
-    body["session"] = None
-    body["session_people"] = None
+    body["session"] = body["session_people"] = None
     if session_id is not None:
         try:
             club_session = roster.door_session(actor, session_id, now)
@@ -49,11 +58,11 @@ def answer_json(answer, actor, now):
         else:
             inside, expected = checkin.session_people(club_session.id, now)
             body["session_people"] = {"people_in": inside, "people_total": expected}
-        body["session"] = session_summary(club_session) if club_session is not None else None
+        body["session"] = club_session
     return body
 
 
-def expected_json(booking):
+def expected_row(booking):
     return {
         "booking_id": booking.id,
         "code": booking.code,
@@ -63,71 +72,91 @@ def expected_json(booking):
         "amount": booking.amount,
         "slots": booking.slots,
         "people_in": booking.checked_in_people,
-        "checked_in_at": iso_utc(booking.checked_in_at),
+        "checked_in_at": booking.checked_in_at,
     }
 
 
 @bp.post("/api/checkin")
 @role_required("organizer", "admin")
+@endpoint(
+    "Check in at the door: a ticket URL, its secret or a booking code",
+    STAFF + " (of the booking's session)",
+    ok=CheckinAnswer,
+    json=CheckinRequest,
+    errors=(400, 401, 403, 404, 409, 413, 415, 422),
+    description="200 with status ok, already, unpaid, wrong_session, wrong_time or cancelled; "
+    '404 {"status": "invalid", "error": ...} for an unknown code. The same nonce gets the same answer '
+    'and checks in once (409 nonce_reused for another code). `collect: "cash"` records the payment '
+    "(ledger, audit) and checks in.",
+)
 def checkin_view():
-    data = json_body()
-    session_id = data.get("session_id")
-    if session_id is not None:
-        session_id = whole_number(data, "session_id")
-    people = data.get("people")
-    if people is not None:
-        people = whole_number(data, "people")
+    data = request.context.json
     now = utcnow()
     answer = checkin.check_in(
         current_user,
-        data.get("code"),
+        data.code,
         now,
-        nonce=data.get("nonce"),
-        session_id=session_id,
-        collect=data.get("collect"),
-        people=people,
+        nonce=data.nonce,
+        session_id=data.session_id,
+        collect=data.collect,
+        people=data.people,
     )
-    body = answer_json(answer, current_user, now)
+    body = answer_body(answer, current_user, now)
     if answer["status"] == "invalid":
         # The contract's {"status": "invalid"} and the API's error shape, in one body.
-        body["error"] = {"code": "invalid", "message": answer["message"]}
-        return jsonify(body), 404
-    return jsonify(body)
+        dumped = CheckinAnswer.model_validate(body).model_dump(mode="json")
+        dumped["error"] = {"code": "invalid", "message": answer["message"]}
+        return jsonify(dumped), 404
+    return answer_model(CheckinAnswer, body)
 
 
 @bp.delete("/api/checkin/<int:booking_id>")
 @role_required("organizer", "admin")
+@endpoint(
+    "Undo a booking's last check-in (within 2 minutes)",
+    STAFF,
+    ok=CheckinUndone,
+    errors=(400, 401, 403, 404, 409),
+    description="409 codes: not_checked_in, too_late.",
+)
 def undo_checkin_view(booking_id):
     booking = checkin.undo_check_in(current_user, booking_id, utcnow())
-    return jsonify({"status": "undone", "booking": booking_json(checkin.find_booking_by_id(booking.id))})
+    return answer_model(
+        CheckinUndone, {"status": "undone", "booking": checkin.find_booking_by_id(booking.id)}
+    )
 
 
 @bp.get("/api/door/sessions/<int:session_id>")
 @role_required("organizer", "admin")
+@endpoint(
+    "The door's view of a session: people in and expected, who is still expected; ?q= finds names",
+    STAFF,
+    ok=DoorRoster,
+    query=DoorSearch,
+    errors=(401, 403, 404, 422),
+)
 def door_session_view(session_id):
-    """The session's people in and expected, and who is still expected; `?q=` searches by name."""
     now = utcnow()
-    query = request.args.get("q")
+    query = request.context.query.q
     if query is not None:
-        club_session, found = roster.search(current_user, session_id, query[:100], now)
-        return jsonify({"session": session_summary(club_session), "items": [expected_json(b) for b in found]})
+        club_session, found = roster.search(current_user, session_id, query, now)
+        return answer_model(DoorRoster, {"session": club_session, "items": [expected_row(b) for b in found]})
     data = roster.roster(current_user, session_id, now)
-    return jsonify(
-        {
-            "session": session_summary(data["session"]),
-            "people_in": data["people_in"],
-            "people_total": data["people_total"],
-            "expected": [expected_json(b) for b in data["expected"]],
-        }
-    )
+    data["expected"] = [expected_row(b) for b in data["expected"]]
+    return answer_model(DoorRoster, data)
 
 
 @bp.post("/api/bookings/<int:booking_id>/ticket")
 @role_required("organizer", "admin")
+@endpoint(
+    "A new ticket secret for a booking: the old QR code stops working",
+    STAFF,
+    ok=Booking,
+    errors=(400, 401, 403, 404),
+)
 def regenerate_ticket_view(booking_id):
-    """A new ticket secret (the old QR code stops working); staff of the booking's session."""
     booking = tickets.regenerate_ticket(current_user, booking_id, utcnow())
-    return jsonify(booking_json(checkin.find_booking_by_id(booking.id)))
+    return answer_model(Booking, checkin.find_booking_by_id(booking.id))
 
 
 # --- pages ----------------------------------------------------------------------------------------
