@@ -7,6 +7,7 @@ payment services plus the audit row). Organizers see the bookings of the session
 from flask import flash, has_request_context, redirect, request
 from flask_admin import expose
 from flask_admin.contrib.peewee.filters import FilterEqual
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from peewee import JOIN, ModelSelect
 
@@ -14,6 +15,7 @@ from admin import exports
 from admin.base import IdEqualFilter, LocalDateFilter, StaffModelView, actor, back, flash_error, now, parse_id
 from loafy.booking import staff
 from loafy.clock import format_vnd, to_local
+from loafy.door import tickets
 from loafy.errors import LoafyError
 from loafy.models import (
     BOOKING_STATUSES,
@@ -81,6 +83,7 @@ class BookingView(StaffModelView):
         "payment_status",
         "payment_deadline",
         "checked_in_at",
+        "checked_in_people",  # door
         "created_at",
     )
     column_details_list = (
@@ -98,6 +101,7 @@ class BookingView(StaffModelView):
         "payment_deadline",
         "stripe_payment_intent_id",
         "checked_in_at",
+        "checked_in_people",  # door
         "created_at",
         "confirmed_at",
         "cancelled_at",
@@ -127,6 +131,7 @@ class BookingView(StaffModelView):
         "club_session": lambda v, c, m, n: m.club_session.title,
         "payment_deadline": _time,
         "checked_in_at": _time,
+        "checked_in_people": lambda v, c, m, n: f"{m.checked_in_people}/{m.slots}",  # door: of the party
         "created_at": _time,
         "confirmed_at": _time,
         "cancelled_at": _time,
@@ -184,7 +189,8 @@ class BookingView(StaffModelView):
         unpaid = booking.payment_status in ("unpaid", "failed") and booking.amount > 0
         return {
             "mark_paid": booking.status != "cancelled" and unpaid,
-            "check_in": booking.status == "confirmed" and booking.checked_in_at is None,
+            "check_in": booking.status == "confirmed" and booking.checked_in_people < booking.slots,
+            "regenerate_ticket": staff.can_handle_session(user, booking.club_session),  # door
             "cancel": user.is_admin and active,
             "refund": user.is_admin and booking.payment_status == "paid" and booking.amount > 0,
             # Owed back, and not a card payment (those go back through Stripe, by the sweep or Refund).
@@ -227,6 +233,14 @@ class BookingView(StaffModelView):
         return self._act(
             lambda booking_id: staff.check_in(actor(), booking_id, now()),
             lambda booking: f"{booking.code} is checked in.",
+        )
+
+    @expose("/regenerate-ticket/", methods=("POST",))
+    def regenerate_ticket(self):
+        """door: a new ticket secret; the old QR code and link stop working."""
+        return self._act(
+            lambda booking_id: tickets.regenerate_ticket(actor(), booking_id, now()),
+            lambda booking: _("New ticket for %(code)s: the old QR code no longer works.", code=booking.code),
         )
 
     @expose("/cancel/", methods=("POST",))

@@ -14,6 +14,7 @@ from loafy.booking import staff
 from loafy.booking.bookings import book_session, cancel_booking
 from loafy.db import db, is_postgres
 from loafy.door import checkin, tickets
+from loafy.door.roster import door_sessions as roster_sessions
 from loafy.errors import LoafyError
 from loafy.migrations import SchemaVersion, upgrade
 from loafy.models import AuditLog, Booking, Checkin, LedgerEntry, Notification
@@ -516,3 +517,54 @@ def test_the_confirmation_email_carries_the_ticket_qr_as_an_inline_png(app, fact
     assert f'src="cid:{cid}"' in html
     plain = parts["text/plain"].get_payload(decode=True).decode()
     assert f"http://localhost/t/{reload(booking).ticket_secret}" in plain
+
+
+def test_a_checked_in_player_cannot_cancel(app, factory, organizer, now):
+    settings_free = factory.club_session(created_by=organizer, starts_at=now + timedelta(hours=1), price=0)
+    from loafy.settings import update_settings
+
+    update_settings({"cancellation_cutoff_hours": 0}, now)
+    booking = book_session(factory.user(), settings_free, 0, "cash", now)
+    checkin.check_in(organizer, booking.code, now)
+    with pytest.raises(LoafyError) as refused:
+        cancel_booking(booking.user, booking.id, now)
+    assert refused.value.code == "cancellation_closed"
+
+
+# --- the staff area and the demo -----------------------------------------------------------------
+
+
+def test_the_staff_area_shows_people_in_and_regenerates_tickets(app, factory, tonight, organizer, now):
+    booking = paid(factory, tonight, now, guests=2)
+    checkin.check_in(organizer, booking.code, now, people=2)
+    client = door_client(app, organizer)
+    listing = client.get("/admin/bookings/").get_data(as_text=True)
+    assert "People in" in listing and "2/3" in listing
+    details = client.get(f"/admin/bookings/details/?id={booking.id}").get_data(as_text=True)
+    assert "New ticket" in details
+    session_page = client.get(f"/admin/sessions/details/?id={tonight.id}").get_data(as_text=True)
+    assert "At the door: 2 of 3 people checked in." in session_page
+    old = booking.ticket_secret
+    token = re.search(r'name="csrf_token" value="([^"]+)"', details).group(1)
+    response = client.post("/admin/bookings/regenerate-ticket/", data={"id": booking.id, "csrf_token": token})
+    assert response.status_code == 302
+    assert reload(booking).ticket_secret != old
+    roster = client.get(f"/admin/sessions/{tonight.id}/roster.csv").get_data(as_text=True)
+    assert roster.splitlines()[0].endswith("checked_in_people") and roster.splitlines()[1].endswith(",2")
+
+
+def test_the_demo_has_a_session_tonight_with_tickets_to_scan(app, now):
+    from loafy.demo import seed_demo
+    from loafy.people.accounts import find_user_by_email
+
+    result = seed_demo(now)
+    organizer = find_user_by_email("organizer@loafy.local")
+    _sessions, chosen = roster_sessions(organizer, now)
+    assert chosen.id == result["door"]
+    bookings = list(Booking.select().where(Booking.club_session == chosen.id))
+    assert len(bookings) == 6 and all(b.ticket_secret for b in bookings)
+    assert {b.payment_status for b in bookings} == {"paid", "unpaid"}
+    unpaid = next(b for b in bookings if b.payment_status == "unpaid")
+    assert checkin.check_in(organizer, unpaid.code, now)["status"] == "unpaid"
+    paid_one = next(b for b in bookings if b.payment_status == "paid")
+    assert checkin.check_in(organizer, paid_one.ticket_secret, now)["status"] == "ok"

@@ -139,7 +139,13 @@ def csrf_world(factory, now):
         "admin": admin,
         "player": player,
         "raw": raw,
-        "args": {"session_id": club_session.id, "booking_id": own.id, "token_id": token.id, "code": "en"},
+        "args": {
+            "session_id": club_session.id,
+            "booking_id": own.id,
+            "token_id": token.id,
+            "code": "en",
+            "secret": "a" * 32,
+        },  # door: a ticket secret no booking has
         "identity_id": spare.id,
         "session": club_session.id,
         "empty": empty.id,
@@ -548,10 +554,39 @@ def ask_about_booking(client, endpoint, booking_id, headers):
     return client.open(path, method=method, headers=headers)
 
 
+# door: staff-only routes naming a booking by id; a player (even its owner) gets 403, an organizer of
+# another session the same 404 as for no booking at all (test_staff_booking_id_routes_hide_others').
+STAFF_BOOKING_ID_ROUTES = {
+    "door.undo_checkin_view": ("DELETE", "/api/checkin/{id}"),
+    "door.regenerate_ticket_view": ("POST", "/api/bookings/{id}/ticket"),
+}
+
+
 def test_every_booking_id_route_is_listed(app):
     """A new route taking a booking id must be added to BOOKING_ID_ROUTES (and so to the IDOR test)."""
     found = {rule.endpoint for rule in app.url_map.iter_rules() if "booking_id" in rule.arguments}
-    assert found | {"payments.create_intent"} == set(BOOKING_ID_ROUTES)
+    assert found | {"payments.create_intent"} == set(BOOKING_ID_ROUTES) | set(STAFF_BOOKING_ID_ROUTES)
+
+
+@pytest.mark.parametrize("endpoint", sorted(STAFF_BOOKING_ID_ROUTES))
+def test_staff_booking_id_routes_hide_others(app, factory, now, endpoint):
+    method, template = STAFF_BOOKING_ID_ROUTES[endpoint]
+    owner = factory.user(name="Owner")
+    booking = book_session(
+        owner, factory.club_session(created_by=factory.user(role="organizer"), price=0), 0, "cash", now
+    )
+    clients = []
+    for user, expected in ((owner, 403), (factory.user(role="organizer"), 404)):
+        client = login(app.test_client(), user)
+        clients.append((client, {**EN, "X-CSRFToken": csrf_token(client)}, user, expected))
+    before = snapshot()
+    for client, headers, user, expected in clients:
+        response = client.open(template.format(id=booking.id), method=method, headers=headers)
+        missing = client.open(template.format(id=999_999), method=method, headers=headers)
+        assert response.status_code == expected, (user.role_id, response.data[:300])
+        assert response.get_json() == missing.get_json()
+        assert booking.code not in response.get_data(as_text=True)
+    assert snapshot() == before
 
 
 API_BOOKING_ID_ROUTES = sorted(e for e, (_m, path) in BOOKING_ID_ROUTES.items() if path.startswith("/api/"))

@@ -588,6 +588,8 @@ def cancel_booking(actor, booking, now, reason=""):
     if not is_staff and booking.user_id != actor.id:
         raise PermissionDenied("Only the player who booked or an admin can cancel this booking.")
     settings = get_settings()
+    if not is_staff and booking.checked_in_people:  # door: already in the hall
+        raise CancellationClosed("You are checked in for this session: it can no longer be cancelled.")
     if not is_staff:
         cutoff = booking.club_session.starts_at - timedelta(hours=settings["cancellation_cutoff_hours"])
         if now > cutoff:

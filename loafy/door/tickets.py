@@ -11,7 +11,7 @@ import segno
 from loafy import audit
 from loafy.booking.club_sessions import can_handle_session
 from loafy.db import db
-from loafy.errors import NotFound, PermissionDenied, parse_id
+from loafy.errors import NotFound, parse_id
 from loafy.mail import mail_setting
 from loafy.models import Booking, ClubSession, User, new_ticket_secret
 
@@ -96,10 +96,8 @@ def regenerate_ticket(actor, booking_id, now):
     """A new secret for a booking (staff of its session): the old QR code and URL stop working."""
     number = parse_id(booking_id, "That booking does not exist.")
     booking = Booking.select(Booking, ClubSession).join(ClubSession).where(Booking.id == number).first()
-    if booking is None:
-        raise NotFound("That booking does not exist.")
-    if not can_handle_session(actor, booking.club_session):
-        raise PermissionDenied("Organizers can only handle bookings of their own sessions.")
+    if booking is None or not can_handle_session(actor, booking.club_session):
+        raise NotFound("That booking does not exist.")  # another organizer's: no hint it exists
     with db.atomic():
         Booking.update(ticket_secret=new_ticket_secret(), updated_at=now).where(
             Booking.id == number
