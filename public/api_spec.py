@@ -7,6 +7,7 @@ Read public/api_schemas.py to add an endpoint; this module rarely changes.
 
 import json
 import re
+import threading
 from copy import deepcopy
 from datetime import UTC, datetime
 from typing import Annotated
@@ -14,7 +15,7 @@ from typing import Annotated
 from flask import current_app, make_response, request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 from pydantic import ValidationError as PydanticError
-from pydantic_core import PydanticCustomError, PydanticUseDefault
+from pydantic_core import PydanticCustomError, PydanticUseDefault, core_schema
 from spectree import Response, SpecTree
 from spectree.plugins.base import Context
 from spectree.plugins.flask_plugin import FlaskPlugin
@@ -119,7 +120,19 @@ WholeNumber = whole_number()
 DateTimeText = Annotated[
     str, BeforeValidator(_iso_text), WithJsonSchema({"type": "string", "format": "date-time"})
 ]
-Blank = BeforeValidator(_blank_is_default)  # for Query fields: `?status=` means not sent
+class _Blank:
+    """For Query fields: `?status=` counts as not sent (the default applies), and the document
+    says so (a client's form may send its empty fields)."""
+
+    def __get_pydantic_core_schema__(self, source, handler):
+        return core_schema.no_info_before_validator_function(_blank_is_default, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema, handler):
+        inner = handler(schema)
+        return inner if inner == {"type": "string"} else {"anyOf": [inner, {"const": ""}]}
+
+
+Blank = _Blank()
 UtcTime = Annotated[
     datetime,
     PlainSerializer(_utc_text, return_type=str),
@@ -179,7 +192,7 @@ def answer(model, obj, status=200, **extra):
 # --- requests: checked before the view, refusals in our error shape -----------------------------
 
 
-def _json_object():
+def json_object():
     """The body as a JSON object: 415 when it does not say it is JSON, 400 when malformed or not
     an object (a list, a number, nothing)."""
     require_json()
@@ -198,7 +211,7 @@ class _Plugin(FlaskPlugin):
     come from their model already (`answer`), so checking them again would only cost time."""
 
     def request_validation(self, request, query, json, form, headers, cookies):
-        body = _json_object() if json is not None else None
+        body = json_object() if json is not None else None
         request.context = Context(
             query.model_validate(request.args.to_dict()) if query is not None else None,
             json.model_validate(body) if json is not None else None,
@@ -352,12 +365,17 @@ def _operation_details(view):
     return None
 
 
+_building = threading.Lock()  # spectree's first build rewrites its models: one thread at a time
+
+
 def build_document():
     """The OpenAPI 3.1 document of the current app's declared views (a fresh copy: callers may
     change it). Built once per app, on first use."""
     cached = current_app.extensions.get("loafy_openapi")
     if cached is None:
-        cached = current_app.extensions["loafy_openapi"] = json.dumps(_derive())
+        with _building:
+            cached = current_app.extensions.get("loafy_openapi") or json.dumps(_derive())
+            current_app.extensions["loafy_openapi"] = cached
     return json.loads(cached)
 
 

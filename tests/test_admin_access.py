@@ -31,6 +31,7 @@ PREFIXES = {
     "settings.": ADMIN_ONLY,
     "jobs.": ADMIN_ONLY,
     "audit.": ADMIN_ONLY,
+    "bank.": ADMIN_ONLY,
 }
 
 

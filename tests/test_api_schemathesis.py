@@ -132,6 +132,7 @@ def test_the_api_conforms_to_its_description(server):
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import (
         content_type_conformance,
+        negative_data_rejection,
         response_schema_conformance,
         status_code_conformance,
     )
@@ -143,6 +144,7 @@ def test_the_api_conforms_to_its_description(server):
         status_code_conformance,
         content_type_conformance,
         response_schema_conformance,
+        negative_data_rejection,  # what the document says is invalid, the app refuses (4xx)
     ]
     operations = [
         op
