@@ -38,4 +38,6 @@ def find_violations():
                 f"session {row['id']} ({row['title']}): available_slots {row['available_slots']} "
                 f"is outside 0..{row['max_slots']}"
             )
-    return violations
+    from loafy.door.checkin import door_violations  # door: tickets and people in
+
+    return violations + door_violations()

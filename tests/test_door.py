@@ -568,3 +568,16 @@ def test_the_demo_has_a_session_tonight_with_tickets_to_scan(app, now):
     assert checkin.check_in(organizer, unpaid.code, now)["status"] == "unpaid"
     paid_one = next(b for b in bookings if b.payment_status == "paid")
     assert checkin.check_in(organizer, paid_one.ticket_secret, now)["status"] == "ok"
+
+
+def test_loafy_check_verifies_tickets_and_people_in(app, factory, tonight, organizer, now):
+    from loafy.checks import find_violations
+
+    booking = paid(factory, tonight, now, guests=2)
+    checkin.check_in(organizer, booking.code, now, people=2)
+    assert find_violations() == []
+    Booking.update(checked_in_people=3).where(Booking.id == booking.id).execute()
+    Booking.update(ticket_secret=None).where(Booking.id == booking.id).execute()
+    found = find_violations()
+    assert f"booking {booking.code}: 3 people in, its check-ins say 2" in found
+    assert "1 booking(s) have no ticket secret" in found

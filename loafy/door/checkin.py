@@ -16,7 +16,7 @@ import re
 import secrets
 from datetime import timedelta
 
-from peewee import IntegrityError
+from peewee import IntegrityError, fn
 
 from loafy import audit
 from loafy.booking import staff
@@ -412,3 +412,29 @@ def shown_status(booking, now):
     if booking.status == "pending_payment" and booking.payment_deadline and booking.payment_deadline <= now:
         return "expired"
     return booking.status
+
+
+def door_violations():
+    """For `loafy check`: every booking has a ticket, and a booking's people in are what its scan
+    log says (the sum of its check-ins not undone; bookings checked in before the log are skipped)."""
+    violations = []
+    missing = Booking.select().where(Booking.ticket_secret.is_null()).count()
+    if missing:
+        violations.append(f"{missing} booking(s) have no ticket secret")
+    logged = (
+        Checkin.select(Checkin.booking, fn.SUM(Checkin.people).alias("people"))
+        .where((Checkin.status == "ok") & Checkin.undone_at.is_null())
+        .group_by(Checkin.booking)
+    )
+    counts = {row.booking_id: int(row.people) for row in logged}
+    logged_bookings = Checkin.select(Checkin.booking).where(Checkin.status == "ok").distinct()
+    rows = Booking.select(Booking.id, Booking.code, Booking.checked_in_people).where(
+        Booking.id.in_(logged_bookings)
+    )
+    for booking in rows:
+        if booking.checked_in_people != counts.get(booking.id, 0):
+            violations.append(
+                f"booking {booking.code}: {booking.checked_in_people} people in, "
+                f"its check-ins say {counts.get(booking.id, 0)}"
+            )
+    return violations
