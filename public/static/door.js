@@ -33,6 +33,13 @@
   var lastCode = "", lastAt = 0;
   var current = null;        // the answer on screen
   var dismissTimer = null;
+  var cameraOn = false;
+
+  // The code field takes a hand scanner's keystrokes; on a phone that films tickets, focusing it
+  // would only open the keyboard over the camera, so it waits for a tap there.
+  function focusField() {
+    if (!cameraOn || (window.matchMedia && window.matchMedia("(pointer: fine)").matches)) codeInput.focus();
+  }
 
   function fill(text, values) {
     return text.replace(/\{(\w+)\}/g, function (_m, key) { return values[key] == null ? "" : values[key]; });
@@ -116,7 +123,7 @@
     current = null;
     busy = false;
     lastAt = Date.now();  // the ticket still in front of the camera is not read again at once
-    codeInput.focus();
+    focusField();
   }
 
   function updateCount(inside, total) {
@@ -314,7 +321,7 @@
         return video.play();
       })
       .then(chooseDecoder)
-      .then(loop)
+      .then(function () { cameraOn = true; loop(); })
       .catch(function () {
         note.textContent = T.camera_off;
         note.hidden = false;
@@ -325,5 +332,5 @@
 
   refresh();
   startCamera();
-  codeInput.focus();
+  focusField();
 })();
