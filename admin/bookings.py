@@ -21,6 +21,7 @@ from loafy.models import (
     BOOKING_STATUSES,
     PAYMENT_METHODS,
     PAYMENT_STATUSES,
+    BankTransaction,
     Booking,
     ClubSession,
     LedgerEntry,
@@ -181,6 +182,14 @@ class BookingView(StaffModelView):
             .join(User, JOIN.LEFT_OUTER, on=LedgerEntry.recorded_by)
             .where(LedgerEntry.booking == booking.id)
             .order_by(LedgerEntry.created_at, LedgerEntry.id)
+        )
+
+    def bank_for(self, booking):
+        """The bank transfers matched or assigned to this booking (the bank queue has the rest)."""
+        return list(
+            BankTransaction.select()
+            .where((BankTransaction.target_kind == "booking") & (BankTransaction.target_id == booking.id))
+            .order_by(BankTransaction.received_at, BankTransaction.id)
         )
 
     def page_actions(self, booking):

@@ -3,13 +3,11 @@ and the job queue's health. A fixed number of queries, however many bookings the
 
 from datetime import UTC, datetime, timedelta
 
-from peewee import Case, fn
-
 from admin.jobs import queue_health
 from loafy.clock import club_tz
-from loafy.models import Booking, ClubSession, LedgerEntry, User
+from loafy.models import Booking, ClubSession, User
 from loafy.money import bank
-from loafy.money.payments import mismatched_payments
+from loafy.money.ledger import mismatched_payments, net_received_since
 
 UNPAID_LIMIT = 20
 UNPAID_WINDOW = timedelta(hours=2)
@@ -75,24 +73,6 @@ def build(now, viewer):
 
 
 def revenue(bounds):
-    """Money in minus money refunded (whole VND), this week and this month, in one query."""
-    week_start, _ = bounds["week"]
-    month_start = bounds["month_start"]
-    signed = Case(None, [(LedgerEntry.kind == "refund", LedgerEntry.amount * -1)], LedgerEntry.amount)
-    counted = ((LedgerEntry.kind == "payment") & (LedgerEntry.status == "succeeded")) | (
-        (LedgerEntry.kind == "refund") & (LedgerEntry.status != "failed")
-    )
-    row = (
-        LedgerEntry.select(
-            fn.COALESCE(fn.SUM(Case(None, [(LedgerEntry.created_at >= week_start, signed)], 0)), 0).alias(
-                "week"
-            ),
-            fn.COALESCE(fn.SUM(Case(None, [(LedgerEntry.created_at >= month_start, signed)], 0)), 0).alias(
-                "month"
-            ),
-        )
-        .where(counted & (LedgerEntry.created_at >= min(week_start, month_start)))
-        .dicts()
-        .get()
-    )
-    return {"week": int(row["week"] or 0), "month": int(row["month"] or 0)}
+    """Money in minus money refunded (whole VND), this week and this month: the ledger's own count."""
+    week, month = net_received_since(bounds["week"][0], bounds["month_start"])
+    return {"week": week, "month": month}

@@ -28,7 +28,7 @@ from admin.base import (
     parse_id,
     utc_to_local,
 )
-from loafy.booking import staff
+from loafy.booking import staff, waitlist
 from loafy.booking.club_sessions import EDITABLE_FIELDS, MAX_PRICE, MAX_SLOTS_LIMIT, can_edit
 from loafy.clock import to_local
 from loafy.door import checkin
@@ -292,7 +292,34 @@ class ClubSessionView(StaffModelView):
             filename, exports.ROSTER_HEADER, lambda: (exports.roster_row(b) for b in rows.iterator())
         )
 
+    @expose("/waitlist/remove/", methods=("POST",))
+    def remove_waitlist_entry(self):
+        """Take a player off a session's waitlist (an unpaid offer is declined and passed on); audited."""
+        entry_id = parse_id(request.form.get("id"))
+        session_id = parse_id(request.form.get("session_id"))
+        default = self.get_url(".details_view", id=session_id) if session_id else self.get_url(".index_view")
+        if entry_id is None:
+            flash(_("That waitlist place does not exist."), "error")
+            return back(default)
+        try:
+            waitlist.leave_waitlist(actor(), entry_id, now())
+            flash(_("Removed from the waitlist."), "success")
+        except LoafyError as exc:
+            flash_error(exc)
+        return back(default)
+
     # Details-page helpers ------------------------------------------------------------------
+
+    def waitlist_rows(self, club_session):
+        """The session's waitlist in order, for the staff who handle it (else nothing)."""
+        if not staff.can_handle_session(actor(), club_session):
+            return []
+        return waitlist.list_entries(actor(), club_session.id)
+
+    def waitlist_offers(self, club_session):
+        if not staff.can_handle_session(actor(), club_session):
+            return []
+        return waitlist.session_offers(club_session)
 
     def page_actions(self, club_session):
         """What the signed-in staff member may do on this session's page."""

@@ -9,6 +9,7 @@ from rq import cron
 from jobs import bank, payments, tasks
 
 cron.register(tasks.expire_unpaid, queue_name="default", cron="* * * * *")
+cron.register(tasks.offer_waitlists, queue_name="default", cron="* * * * *")
 cron.register(tasks.flush_notifications, queue_name="mail", cron="* * * * *")
 # Money that must move (refunds due, open intents of released bookings) but whose job was lost.
 cron.register(payments.settle_due, queue_name="default", cron="*/5 * * * *")

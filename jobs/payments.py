@@ -1,4 +1,4 @@
-"""Payment jobs: ids in, idempotent. The rules live in loafy.money.payments."""
+"""Payment jobs: ids in, idempotent. The rules live in loafy.money.settle."""
 
 import logging
 
@@ -11,14 +11,14 @@ log = logging.getLogger(__name__)
 @job
 def settle_booking(app, booking_id):
     """Move a booking's money to match its state: refund if refund-due, cancel an open intent."""
-    from loafy.money import payments
+    from loafy.money import settle
 
-    return payments.settle_booking(booking_id, utcnow())
+    return settle.settle_booking(booking_id, utcnow())
 
 
 @job
 def settle_due(app):
     """Catch-up sweep: refund every booking still owed money back (after a lost job or a Stripe outage)."""
-    from loafy.money import payments
+    from loafy.money import settle
 
-    return payments.settle_due(utcnow())
+    return settle.settle_due(utcnow())

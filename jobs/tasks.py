@@ -4,7 +4,7 @@ import logging
 
 from jobs.runtime import job
 from loafy import notifications, queue
-from loafy.booking import bookings
+from loafy.booking import bookings, waitlist
 from loafy.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -28,3 +28,10 @@ def flush_notifications(app):
     a lost job or a Redis outage)."""
     queue.coalesced_job_started(notifications.FLUSH_PENDING_KEY)
     return notifications.send_due()
+
+
+@job
+def offer_waitlists(app):
+    """Every minute, the backstop: free slots that a waiting entry fits are offered (after a crash
+    between a freeing commit and its offer; normally there is nothing to do)."""
+    return waitlist.offer_everywhere(utcnow())

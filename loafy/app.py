@@ -9,7 +9,7 @@ from loafy import clock, mail, queue
 from loafy.booking import sold_out
 from loafy.config import load_config
 from loafy.db import db, make_database
-from loafy.money import payments
+from loafy.money import stripe_client
 from loafy.settings import forget_recent_settings
 from loafy.web import locale
 
@@ -65,7 +65,7 @@ def _build_core(config, static_folder):
     sold_out.forget_all()  # a hint never outlives its app (tests: one app per fresh database)
     forget_recent_settings()  # nor does a copy of the settings
     mail.init_app(app)
-    payments.init_app(app)
+    stripe_client.init_app(app)
     locale.init_babel(app)
     return app
 

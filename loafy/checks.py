@@ -2,11 +2,14 @@
 
 from peewee import JOIN, fn
 
+from loafy.booking import waitlist
+from loafy.clock import utcnow
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession
 
 
-def find_violations():
-    """Invariant 1 for every session: available = max − active slots, within 0..max."""
+def find_violations(now=None):
+    """Invariant 1 for every session: available = max − active slots, within 0..max; and the
+    waitlist's: no waiting entry fits while slots are free, no offer beyond its party."""
     held = (
         Booking.select(Booking.club_session, fn.SUM(Booking.slots).alias("held"))
         .where(Booking.status.in_(ACTIVE_BOOKING_STATUSES))
@@ -40,4 +43,4 @@ def find_violations():
             )
     from loafy.door.checkin import door_violations  # door: tickets and people in
 
-    return violations + door_violations()
+    return violations + waitlist.find_violations(now or utcnow()) + door_violations()

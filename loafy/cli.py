@@ -175,7 +175,7 @@ def payments_reconcile(since_text):
     """Compare the ledger with Stripe's PaymentIntents; prints each difference, exit 1 if any."""
     from loafy.money import stripe_client
     from loafy.money.bank import flagged_lines
-    from loafy.money.payments import parse_day, reconcile
+    from loafy.money.reconcile import parse_day, reconcile
 
     differences = []
     if stripe_client.has_secret_key():

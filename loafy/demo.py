@@ -106,7 +106,7 @@ def seed_demo(now, timezone="Asia/Ho_Chi_Minh"):
                         now,
                     )
                 )
-    transfer = _bank_transfer_booking(users["player"], created, now)
+    transfer = _bank_transfer_booking(find_user_by_email("player@loafy.local"), created, now)
     door = _door_session(organizer, now)
     log.info("demo data: %d accounts, %d sessions", len(DEMO_ACCOUNTS), len(created))
     return {"accounts": DEMO_ACCOUNTS, "sessions": len(created), "bank_booking": transfer, "door": door}

@@ -12,10 +12,13 @@ from peewee import CharField, DateTimeField, IntegerField, Model
 from loafy.db import db, is_postgres, raw_sql
 from loafy.models import (
     ALL_MODELS,
+    BOOKING_SOURCES,
     ROLES,
     BankTransaction,
     Checkin,
+    RefundRequest,
     Role,
+    WaitlistEntry,
     WebSession,
     new_ticket_secret,
     utcnow,
@@ -47,6 +50,22 @@ def _initial_schema():
 
 def _web_sessions():
     db.create_tables([WebSession], safe=True)
+
+
+def _refund_requests():
+    db.create_tables([RefundRequest], safe=True)
+
+
+def _waitlist():
+    """Booking.source (direct | waitlist) and the waitlist's table (a fresh database has both)."""
+    columns = {column.name for column in db.get_columns("bookings")}
+    if "source" not in columns:
+        allowed = ", ".join(f"'{value}'" for value in BOOKING_SOURCES)
+        db.execute_sql(
+            "ALTER TABLE bookings ADD COLUMN source VARCHAR(10) NOT NULL DEFAULT 'direct'"
+            f" CHECK (source IN ({allowed}))"
+        )
+    db.create_tables([WaitlistEntry], safe=True)
 
 
 def _bank_transactions():
@@ -96,6 +115,8 @@ def _door_tickets():
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (40, "server-side web sessions (logout ends a copied cookie)", _web_sessions),
+    (48, "card refund requests (recorded before Stripe is called)", _refund_requests),
+    (50, "waitlist: entries, and bookings' source", _waitlist),
     (60, "bank transactions from SePay and Casso, matched to bookings", _bank_transactions),
     (70, "door tickets: a secret per booking, people checked in, the scan log", _door_tickets),
 ]

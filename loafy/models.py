@@ -28,6 +28,9 @@ ACTIVE_BOOKING_STATUSES = ("pending_payment", "confirmed")
 PAYMENT_STATUSES = ("unpaid", "paid", "refunded", "failed")
 PAYMENT_METHODS = ("stripe", "bank_transfer", "cash")
 LEDGER_KINDS = ("intent", "payment", "refund")
+BOOKING_SOURCES = ("direct", "waitlist")
+WAITLIST_STATUSES = ("waiting", "offered", "booked", "lapsed", "left")
+ACTIVE_WAITLIST_STATUSES = ("waiting", "offered")
 
 
 def new_ticket_secret():
@@ -192,6 +195,12 @@ class Booking(BaseModel):
     ticket_secret = CharField(max_length=64, null=True, unique=True, default=new_ticket_secret)
     checked_in_people = IntegerField(
         default=0, constraints=[SQL("DEFAULT 0"), Check("checked_in_people BETWEEN 0 AND slots")]
+    )
+    # waitlist: how the booking came about; the database default keeps hand-written INSERTs direct.
+    source = CharField(
+        max_length=10,
+        default="direct",
+        constraints=[SQL("DEFAULT 'direct'"), _in("source", BOOKING_SOURCES)],
     )
 
     class Meta:
@@ -360,6 +369,55 @@ class WebSession(BaseModel):
 ALL_MODELS.append(WebSession)
 
 
+class WaitlistEntry(BaseModel):
+    """A player (and their party) waiting for a full session. An offer is a pending booking
+    (`booking`, source "waitlist") of min(party_size, free) >= min_party slots."""
+
+    user = ForeignKeyField(User, backref="waitlist_entries", on_delete="RESTRICT")
+    club_session = ForeignKeyField(ClubSession, backref="waitlist_entries", on_delete="RESTRICT")
+    party_size = IntegerField(constraints=[Check("party_size BETWEEN 1 AND 4")])
+    min_party = IntegerField(constraints=[Check("min_party >= 1"), Check("min_party <= party_size")])
+    payment_method = CharField(max_length=20, constraints=[_in("payment_method", PAYMENT_METHODS)])
+    status = CharField(max_length=10, default="waiting", constraints=[_in("status", WAITLIST_STATUSES)])
+    booking = ForeignKeyField(Booking, backref="waitlist_entries", null=True, on_delete="RESTRICT")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    offered_at = DateTimeField(null=True)
+    closed_at = DateTimeField(null=True)  # booked, lapsed or left
+
+    class Meta:
+        table_name = "waitlist_entries"
+        constraints = [Check("status = 'waiting' OR status = 'left' OR booking_id IS NOT NULL")]
+
+
+# One live entry per player and session (a double click, two tabs: the database settles it).
+WaitlistEntry.add_index(
+    WaitlistEntry.index(
+        WaitlistEntry.user,
+        WaitlistEntry.club_session,
+        unique=True,
+        where=WaitlistEntry.status.in_(ACTIVE_WAITLIST_STATUSES),
+        name="waitlist_one_live_per_user_session",
+    )
+)
+# The offer walk: a session's waiting entries in (created, id) order; the hot path's NOT EXISTS.
+WaitlistEntry.add_index(
+    WaitlistEntry.index(
+        WaitlistEntry.club_session,
+        WaitlistEntry.status,
+        WaitlistEntry.created_at,
+        WaitlistEntry.id,
+        name="waitlist_by_session",
+    )
+)
+WaitlistEntry.add_index(WaitlistEntry.index(WaitlistEntry.booking, name="waitlist_by_booking"))
+WaitlistEntry.add_index(
+    WaitlistEntry.index(WaitlistEntry.user, WaitlistEntry.created_at, name="waitlist_by_user")
+)
+
+ALL_MODELS.append(WaitlistEntry)
+
+
 # bank ------------------------------------------------------------------------------------------
 BANK_PROVIDERS = ("sepay", "casso", "manual")
 # What matching made of a transaction: "received" until the match job has run; the flagged ones wait
@@ -421,6 +479,39 @@ BankTransaction.add_index(
     )
 )
 ALL_MODELS.append(BankTransaction)
+
+
+# money: a card refund is recorded before Stripe is called and finished after, never inside one
+# transaction with the call.
+REFUND_REQUEST_STATUSES = ("requested", "sent", "failed")
+
+
+class RefundRequest(BaseModel):
+    """A card refund asked for (by staff, or owed back automatically), written and committed before
+    Stripe is called. Its result is recorded after the call; a crash between leaves it `requested`,
+    and the sweep sends it again with the same idempotency key (and finds it at Stripe by the
+    request id in the refund's metadata), so the money goes back once."""
+
+    booking = ForeignKeyField(Booking, backref="refund_requests", on_delete="RESTRICT")
+    payment_intent_id = CharField(max_length=255)
+    amount = IntegerField(constraints=[Check("amount > 0")])
+    idempotency_key = CharField(max_length=255, unique=True)
+    reason = CharField(max_length=50, default="")
+    status = CharField(
+        max_length=20, default="requested", constraints=[_in("status", REFUND_REQUEST_STATUSES)]
+    )
+    stripe_refund_id = CharField(max_length=255, null=True)
+    error = TextField(default="")
+    requested_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+    finished_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "refund_requests"
+        indexes = ((("status", "booking"), False),)
+
+
+ALL_MODELS.append(RefundRequest)
 
 
 CHECKIN_STATUSES = ("ok", "already", "unpaid", "wrong_session", "wrong_time", "cancelled", "invalid")

@@ -37,7 +37,20 @@ SUBJECTS = {
     "booking_expired": "Đặt chỗ {code} đã hết hạn / Booking expired",
     "booking_cancelled": "Đã huỷ {code} / Booking cancelled",
     "payment_refunded": "Đã hoàn tiền {code} / Refund made",
+    "waitlist_joined": "Bạn đã vào danh sách chờ / You are on the waitlist",
+    "waitlist_offer": "Có chỗ cho bạn: {code} / A spot for you from the waitlist",
+    "waitlist_lapsed": "Lời mời {code} đã hết hạn / Your waitlist offer lapsed",
+    "waitlist_booked": "Bạn đã có chỗ {code} / You are in: {code}",
 }
+# A waitlist offer is a booking: its mails say so. Received is the offer, expired the offer lapsing,
+# confirmed the place booked (the same rows, rendered from the waitlist's templates).
+WAITLIST_TEMPLATES = {
+    "booking_received": "waitlist_offer",
+    "booking_expired": "waitlist_lapsed",
+    "booking_confirmed": "waitlist_booked",
+}
+# Kinds about no booking (the owner renders their context); the rest need a booking.
+UNBOOKED_KINDS = ("waitlist_joined",)
 
 _templates = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates" / "email"),
@@ -172,13 +185,27 @@ def render(notification, booking=None, settings=None):
         "pay_url": f"{base_url}/bookings/{booking.id}/pay",
         "ticket_url": ticket_url(booking),  # door
     }
+    kind = notification.kind
+    if getattr(booking, "source", "direct") == "waitlist":
+        kind = WAITLIST_TEMPLATES.get(kind, kind)
     if notification.kind in ("booking_cancelled", "payment_refunded"):
-        from loafy.money.payments import ledger_totals  # payments imports bookings, which imports this
+        from loafy.money.ledger import ledger_totals  # the ledger imports bookings, which imports this
 
         # The ledger's figures, not the price: a cash booking may be unpaid, a refund partial.
         context["paid"], context["refunded"] = ledger_totals(booking.id)
+    body = _templates.get_template(f"{kind}.txt").render(**context)
+    return SUBJECTS[kind].format(code=booking.code), body
+
+
+def _render_unbooked(notification, settings):
+    """(user, subject, body) of a notification about no booking (a waitlist place)."""
+    from loafy.booking import waitlist  # waitlist imports this module
+
+    base_url = mail_setting("BASE_URL").rstrip("/")
+    user, context = waitlist.render_joined(notification, settings, base_url)
+    context.update(club_name=settings["club_name"], settings=settings)
     body = _templates.get_template(f"{notification.kind}.txt").render(**context)
-    return SUBJECTS[notification.kind].format(code=booking.code), body
+    return user, SUBJECTS[notification.kind], body
 
 
 def _claimable(now):
@@ -223,22 +250,38 @@ def _send_claimable(condition, now, limit=None):
     )
     rows = list(rows)
     orphans = set(claimed) - {notification.id for notification in rows}
+    unbooked = []
+    if orphans:
+        unbooked = list(
+            Notification.select()
+            .where(Notification.id.in_(orphans) & Notification.kind.in_(UNBOOKED_KINDS))
+            .order_by(Notification.send_after, Notification.id)
+        )
+        orphans -= {notification.id for notification in unbooked}
     if orphans:  # its booking is gone (cannot happen while bookings are never deleted)
         Notification.update(sent_at=now, last_error="skipped: no booking").where(
             Notification.id.in_(orphans)
         ).execute()
     settings = get_settings()
     with smtp_batch():  # one SMTP connection for the whole claim, not one per message
-        return sum(1 for notification in rows if _deliver(notification, settings, now))
+        sent = sum(1 for notification in rows if _deliver(notification, settings, now))
+        return sent + sum(1 for notification in unbooked if _deliver(notification, settings, now))
 
 
 def _deliver(notification, settings, now):
     """Send one claimed notification and mark it sent (or skipped, or failed for a later retry)."""
-    booking = notification.booking
-    user = booking.user
-    # "Please pay" mails that wait past the payment (a backlog, Redis down) are no longer true.
-    asks_to_pay = notification.kind in ("booking_received", "payment_reminder")
-    stale = asks_to_pay and booking.status != "pending_payment"
+    if notification.booking_id is None:
+        try:
+            user, subject, body = _render_unbooked(notification, settings)
+        except Exception as exc:  # its row is gone, a template broke: the sweep retries
+            return _failed(notification, exc, now)
+        booking, stale = None, False
+    else:
+        booking = notification.booking
+        user = booking.user
+        # "Please pay" mails that wait past the payment (a backlog, Redis down) are no longer true.
+        asks_to_pay = notification.kind in ("booking_received", "payment_reminder")
+        stale = asks_to_pay and booking.status != "pending_payment"
     if stale or not user.email:
         reason = "no e-mail address" if not stale else "no longer relevant"
         Notification.update(sent_at=now, last_error=f"skipped: {reason}").where(
@@ -246,7 +289,8 @@ def _deliver(notification, settings, now):
         ).execute()
         return False
     try:
-        subject, body = render(notification, booking, settings)
+        if booking is not None:
+            subject, body = render(notification, booking, settings)
         send_email(
             user.email,
             subject,
@@ -255,19 +299,23 @@ def _deliver(notification, settings, now):
             **ticket_parts(notification.kind, booking),
         )
     except Exception as exc:  # SMTP and templates can fail in many ways; the sweep retries
-        attempts = notification.attempts  # the claim counted this one
-        if attempts >= MAX_ATTEMPTS:
-            log.error("gave up notification %s after %d attempts: %s", notification.id, attempts, exc)
-        else:
-            log.warning("sending notification %s failed (attempt %d): %s", notification.id, attempts, exc)
-        Notification.update(
-            claimed_at=None, last_error=str(exc)[:500], send_after=now + timedelta(minutes=2**attempts)
-        ).where(Notification.id == notification.id).execute()
-        return False
+        return _failed(notification, exc, now)
     Notification.update(sent_at=now, to_email=user.email, subject=subject, body=body, last_error=None).where(
         Notification.id == notification.id
     ).execute()
     return True
+
+
+def _failed(notification, exc, now):
+    attempts = notification.attempts  # the claim counted this one
+    if attempts >= MAX_ATTEMPTS:
+        log.error("gave up notification %s after %d attempts: %s", notification.id, attempts, exc)
+    else:
+        log.warning("sending notification %s failed (attempt %d): %s", notification.id, attempts, exc)
+    Notification.update(
+        claimed_at=None, last_error=str(exc)[:500], send_after=now + timedelta(minutes=2**attempts)
+    ).where(Notification.id == notification.id).execute()
+    return False
 
 
 def send_notification(notification_id, now=None):

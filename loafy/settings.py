@@ -91,6 +91,22 @@ SETTINGS = {
     "bank_bin": ("970436", _bank_bin, _l("Bank BIN for VietQR")),
     "bank_account_number": ("0123456789", _text(30), _l("Bank account number")),
     "bank_account_name": ("LOAFY CLUB", _text(100), _l("Bank account holder")),
+    # waitlist: how long an offer waits for payment, by how soon the session starts
+    "waitlist_offer_minutes_far": (
+        120,
+        _int_between(5, 24 * 60),
+        _l("Minutes to take a waitlist offer (session over 24 h away)"),
+    ),
+    "waitlist_offer_minutes_near": (
+        30,
+        _int_between(5, 24 * 60),
+        _l("Minutes to take a waitlist offer (session 2–24 h away)"),
+    ),
+    "waitlist_offer_minutes_last": (
+        10,
+        _int_between(1, 24 * 60),
+        _l("Minutes to take a waitlist offer (session under 2 h away)"),
+    ),
     # door
     "checkin_opens_hours": (2, _int_between(0, 48), _l("Check-in at the door opens this many hours before")),
 }

@@ -9,7 +9,7 @@ from flask import Blueprint, g, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
-from loafy.booking import sold_out, staff
+from loafy.booking import sold_out, staff, waitlist
 from loafy.booking.bookings import SessionFull, book_session, get_booking
 from loafy.booking.club_sessions import get_session, list_sessions
 from loafy.booking.listings import list_bookings_page
@@ -23,6 +23,7 @@ from public.api_schemas import (
     STAFF,
     Booking,
     BookingPage,
+    JoinWaitlist,
     Me,
     NewBooking,
     NewSession,
@@ -32,6 +33,9 @@ from public.api_schemas import (
     SessionFilter,
     SessionPage,
     SignedOut,
+    WaitlistEntry,
+    WaitlistPage,
+    WaitlistQuery,
     answer,
     build_document,
     endpoint,
@@ -233,6 +237,84 @@ def cancel_booking_view(booking_id):
     """The owner cancels their booking; an admin cancelling someone else's is audited."""
     booking = staff.cancel_booking_as(current_user, booking_id, utcnow(), reason="cancelled via API")
     return answer(Booking, booking)
+
+
+# --- waitlist -----------------------------------------------------------------------------------
+
+
+def _entry(entry):
+    """An entry as its answer reads it: the player named only to the staff who handle it."""
+    return including(entry, user=entry.user if entry.user_id != current_user.id else None)
+
+
+@bp.post("/sessions/<int:session_id>/waitlist")
+@role_required()
+@endpoint(
+    "Join a full session's waitlist with my party",
+    SIGNED_IN,
+    ok=WaitlistEntry,
+    status=201,
+    json=JoinWaitlist,
+    errors=(400, 401, 404, 409, 413, 415, 422, 429),
+    description="409 codes: not_full (room for min_party: book instead), duplicate (a live booking "
+    "or entry for the session), closed (cancelled, started or unpublished).",
+)
+def join_waitlist_view(session_id):
+    data = request.context.json
+    entry = waitlist.join_waitlist(
+        current_user,
+        session_id,
+        data.party_size,
+        utcnow(),
+        min_party=data.min_party,
+        payment_method=data.payment_method,
+    )
+    [entry] = waitlist.with_offers([waitlist.get_entry(entry.id, current_user)])
+    response = answer(WaitlistEntry, _entry(entry), status=201)
+    response.headers["Location"] = url_for("api.get_waitlist_entry_view", entry_id=entry.id)
+    return response
+
+
+@bp.get("/waitlist")
+@role_required()
+@endpoint(
+    "My waitlist entries, newest first; staff: a session's waitlist in order",
+    SIGNED_IN,
+    ok=WaitlistPage,
+    query=WaitlistQuery,
+    errors=(401, 403, 404, 422),
+)
+def list_waitlist_view():
+    q = request.context.query
+    result = waitlist.list_entries_page(current_user, q.session_id, q.page, q.per_page)
+    return answer(WaitlistPage, result._replace(items=[_entry(e) for e in result.items]))
+
+
+@bp.get("/waitlist/<int:entry_id>")
+@role_required()
+@endpoint(
+    "One waitlist entry (its player, an admin, or the session's organizer; 404 for anyone else)",
+    "owner, admin, the session's organizer",
+    ok=WaitlistEntry,
+    errors=(401, 404),
+)
+def get_waitlist_entry_view(entry_id):
+    [entry] = waitlist.with_offers([waitlist.get_entry(entry_id, current_user)])
+    return answer(WaitlistEntry, _entry(entry))
+
+
+@bp.delete("/waitlist/<int:entry_id>")
+@role_required()
+@endpoint(
+    "Leave the waitlist (an unpaid offer is declined and passed on); staff remove, audited",
+    "owner, admin, the session's organizer",
+    ok=WaitlistEntry,
+    errors=(400, 401, 404, 409),
+)
+def leave_waitlist_view(entry_id):
+    entry = waitlist.leave_waitlist(current_user, entry_id, utcnow())
+    [entry] = waitlist.with_offers([waitlist.get_entry(entry.id, current_user)])
+    return answer(WaitlistEntry, _entry(entry))
 
 
 # --- the description ----------------------------------------------------------------------------

@@ -42,12 +42,14 @@ from pydantic_core import PydanticCustomError
 from loafy.booking.club_sessions import MAX_PER_PAGE, MAX_PRICE, MAX_SLOTS_LIMIT
 from loafy.door import tickets
 from loafy.models import (
+    BOOKING_SOURCES,
     BOOKING_STATUSES,
     CHECKIN_STATUSES,
     PAYMENT_METHODS,
     PAYMENT_STATUSES,
     ROLES,
     SESSION_STATUSES,
+    WAITLIST_STATUSES,
 )
 from loafy.money import vietqr
 from loafy.settings import recent_settings
@@ -255,6 +257,7 @@ class Booking(Answer):
     cancelled_at: UtcTime | None
     expired_at: UtcTime | None
     checked_in_at: UtcTime | None
+    source: Literal[BOOKING_SOURCES] = Field("direct", description="direct, or an offer from the waitlist")
     session: SessionSummary = Field(validation_alias="club_session")
     # door: only the owner and staff ever get a booking's JSON, so its ticket may be in it.
     checked_in_people: int = Field(0, ge=0, le=4, description="Of the party, checked in at the door")
@@ -334,6 +337,67 @@ class CassoDelivery(Body):
 
 class BankFeedReceived(Answer):
     success: Literal[True]
+
+
+# --- waitlist -------------------------------------------------------------------------------------
+
+PartySize = whole_number(ge=1, le=4)
+
+
+class JoinWaitlist(Body):
+    """My party (me and up to 3 guests; the club's setting may allow fewer) and the smallest offer
+    I would take (default: the whole party)."""
+
+    party_size: PartySize
+    min_party: PartySize | None = None
+    payment_method: Literal[PAYMENT_METHODS] | None = Field(
+        None, description="How the offer is paid (default: the first online method the session takes)"
+    )
+
+
+class WaitlistQuery(Paging):
+    session_id: Annotated[int, Blank] = Field(
+        None, description="Staff: that session's whole waitlist, in order (organizers: their own sessions)"
+    )
+
+
+class WaitlistOffer(Answer):
+    id: int = Field(description="The offer's booking id: pay it like any booking")
+    code: str = Field(pattern=r"^LB-[A-Z2-9]{5}$")
+    status: Literal[BOOKING_STATUSES]
+    payment_status: Literal[PAYMENT_STATUSES]
+    payment_method: Literal[PAYMENT_METHODS]
+    payment_deadline: UtcTime | None
+    slots: int = Field(ge=1, le=4)
+    amount: VND
+    currency: Currency = "vnd"
+
+
+class WaitlistPlayer(Answer):
+    id: int
+    name: str
+    email: str | None
+
+
+class WaitlistEntry(Answer):
+    id: int
+    session_id: int = Field(validation_alias="club_session_id")
+    party_size: int = Field(ge=1, le=4)
+    min_party: int = Field(ge=1, le=4)
+    status: Literal[WAITLIST_STATUSES]
+    position: int | None = Field(ge=1, description="1 + the waiting entries ahead (waiting entries only)")
+    booking_id: int | None = Field(description="The offer, once made")
+    payment_method: Literal[PAYMENT_METHODS]
+    created_at: UtcTime
+    offered_at: UtcTime | None
+    closed_at: UtcTime | None
+    offer: WaitlistOffer | None
+    session: SessionSummary = Field(validation_alias="club_session")
+    user: WaitlistPlayer | None = Field(None, description="Staff views only")
+
+
+class WaitlistPage(_Page):
+    items: list[WaitlistEntry]
 
 
 # --- door -----------------------------------------------------------------------------------------

@@ -120,6 +120,8 @@ WholeNumber = whole_number()
 DateTimeText = Annotated[
     str, BeforeValidator(_iso_text), WithJsonSchema({"type": "string", "format": "date-time"})
 ]
+
+
 class _Blank:
     """For Query fields: `?status=` counts as not sent (the default applies), and the document
     says so (a client's form may send its empty fields)."""

@@ -7,7 +7,7 @@ from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
 
 from loafy.clock import format_vnd
-from loafy.money.payments import MAX_AMOUNT as MAX_CARD_AMOUNT
+from loafy.money.stripe_client import MAX_AMOUNT as MAX_CARD_AMOUNT
 from loafy.web.locale import current_locale
 
 COOKIE_MAX_AGE = 365 * 24 * 3600
@@ -26,6 +26,10 @@ ERROR_MESSAGES = {
     "payment_method_unavailable": _l("That payment method is not available for this session."),
     "cancellation_closed": _l("It is too late to cancel this booking online. Please contact the club."),
     "not_active": _l("This booking is no longer active."),
+    # waitlist
+    "not_full": _l("This session still has room for you: book it instead of joining the waitlist."),
+    "duplicate": _l("You already have a booking or a waitlist place for this session."),
+    "invalid_party": _l("Choose a party of you and up to 3 guests, and the smallest offer you would take."),
     "not_found": _l("We could not find that."),
     "forbidden": _l("You are not allowed to do that."),
     "invalid": _l("Some of the details are not valid."),

@@ -44,6 +44,8 @@ LIMITED = (
     ("api.create_booking_view", "RATELIMIT_BOOKING_PER_IP", "anonymous_ip"),
     ("pages.book", "RATELIMIT_BOOKING_PER_USER", "player"),  # the booking form: the API's budget, shared
     ("pages.book", "RATELIMIT_BOOKING_PER_IP", "anonymous_ip"),
+    ("api.join_waitlist_view", "RATELIMIT_BOOKING_PER_USER", "player"),  # joining: the booking budget
+    ("pages.join_waitlist", "RATELIMIT_BOOKING_PER_USER", "player"),
     ("auth.login_with", "RATELIMIT_LOGIN_PER_IP", "ip"),
     # Each callback makes an HTTP call to the provider that can hold a web worker for seconds.
     ("auth.callback", "RATELIMIT_CALLBACK_PER_IP", "ip"),

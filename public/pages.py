@@ -18,6 +18,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from loafy import queue
+from loafy.booking import waitlist
 from loafy.booking.bookings import book_session, cancel_booking, get_booking
 from loafy.booking.listings import (
     get_session_for_viewer,
@@ -124,7 +125,7 @@ def session_list():
     return _list("pages.session_list", _("Sessions"))
 
 
-def _render_session(session_id, form=None, error=None, status=200):
+def _render_session(session_id, form=None, error=None, status=200, waitlist_form=None, waitlist_error=None):
     viewer, now = _viewer(), utcnow()
     club_session = get_session_for_viewer(session_id, viewer, now)
     settings = get_settings()
@@ -133,6 +134,7 @@ def _render_session(session_id, form=None, error=None, status=200):
     message = None
     if error is not None:
         message = error_text(error, left=club_session.available_slots, max_guests=settings["max_guests"])
+    waitlist_message = error_text(waitlist_error) if waitlist_error is not None else None
     page = render_template(
         "public/session.html",
         club_session=club_session,
@@ -145,6 +147,10 @@ def _render_session(session_id, form=None, error=None, status=200):
         error_field=getattr(error, "field", None),
         pay_url=_pay_url(club_session.my_booking, now),
         here=url_for("pages.session_detail", session_id=club_session.id),
+        entry=None if club_session.my_booking else waitlist.entry_for(viewer, club_session.id),
+        waiting=waitlist.waiting_count(club_session.id),
+        waitlist_form=waitlist_form or {"party_size": "1", "min_party": "", "payment_method": ""},
+        waitlist_error=waitlist_message,
     )
     return page, status
 
@@ -178,6 +184,44 @@ def book(session_id):
     else:
         flash(_("Booked! Your code is %(code)s.", code=booking.code), "success")
     return redirect(_pay_url(booking, utcnow()) or url_for("pages.booking_detail", booking_id=booking.id))
+
+
+@bp.post("/sessions/<int:session_id>/waitlist")
+@role_required()
+def join_waitlist(session_id):
+    form = {
+        "party_size": (request.form.get("party_size") or "")[:10],
+        "min_party": (request.form.get("min_party") or "")[:10],
+        "payment_method": (request.form.get("payment_method") or "")[:20],
+    }
+    try:
+        entry = waitlist.join_waitlist(
+            _viewer(),
+            session_id,
+            form["party_size"],
+            utcnow(),
+            min_party=form["min_party"] or None,
+            payment_method=form["payment_method"] or None,
+        )
+    except IN_PLACE as exc:
+        return _render_session(session_id, waitlist_form=form, waitlist_error=exc, status=exc.status)
+    flash(_("You are on the waitlist: number %(position)d.", position=entry.position or 1), "success")
+    return redirect(url_for("pages.session_detail", session_id=session_id))
+
+
+@bp.post("/waitlist/<int:entry_id>/leave")
+@role_required()
+def leave_waitlist(entry_id):
+    try:
+        entry = waitlist.leave_waitlist(_viewer(), entry_id, utcnow())
+    except (Conflict, ValidationError, PermissionDenied) as exc:
+        flash(error_text(exc), "error")
+        return redirect(url_for("pages.my_bookings"))
+    flash(_("You left the waitlist."), "success")
+    return redirect(
+        safe_next(request.form.get("next"))
+        or url_for("pages.session_detail", session_id=entry.club_session_id)
+    )
 
 
 def _pay_url(booking, now):
@@ -220,7 +264,12 @@ def my_bookings():
         }
         for b in page.items
     ]
-    return render_template("public/bookings.html", page=page, rows=rows, now=now)
+    entries = [  # places still in play: the session is open and has not started
+        entry
+        for entry in waitlist.list_entries(_viewer(), live_only=True)
+        if entry.club_session.status == "published" and entry.club_session.starts_at > now
+    ]
+    return render_template("public/bookings.html", page=page, rows=rows, now=now, entries=entries)
 
 
 @bp.get("/bookings/<int:booking_id>")

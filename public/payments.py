@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from loafy.booking.bookings import get_booking
 from loafy.errors import LoafyError, NotFound
 from loafy.models import utcnow
-from loafy.money import bank, payments, vietqr
+from loafy.money import bank, card, stripe_client, vietqr, webhooks
 from loafy.settings import get_settings
 from public.api_schemas import (
     NO_AUTH,
@@ -46,7 +46,7 @@ def _own_booking(booking_id):
 )
 def create_intent():
     booking_id = request.context.json.booking_id
-    return answer(PaymentIntent, payments.create_intent(current_user, booking_id, utcnow()))
+    return answer(PaymentIntent, card.create_intent(current_user, booking_id, utcnow()))
 
 
 @bp.post("/api/webhooks/stripe")
@@ -64,7 +64,7 @@ def create_intent():
 def stripe_webhook():
     """Stripe's deliveries. 2xx only once the change is committed; 4xx for a forged or broken
     body; 5xx (database or Stripe down) makes Stripe retry."""
-    outcome = payments.handle_webhook(
+    outcome = webhooks.handle_webhook(
         request.get_data(cache=False), request.headers.get("Stripe-Signature"), utcnow()
     )
     return jsonify({"received": True, "outcome": outcome})
@@ -78,7 +78,7 @@ def pay(booking_id):
     problem = None
     if booking.payment_method == "stripe":
         try:
-            payments.check_payable(booking, now)
+            card.check_payable(booking, now)
         except LoafyError as exc:
             problem = error_text(exc)
     settings = get_settings()
@@ -89,8 +89,8 @@ def pay(booking_id):
         problem=problem,
         script_errors=messages_for(PAY_ERROR_CODES),
         settings=settings,
-        publishable_key=payments.publishable_key(),
-        stripe_js_url=payments.stripe_js_url(),
+        publishable_key=stripe_client.publishable_key(),
+        stripe_js_url=stripe_client.stripe_js_url(),
         bank=vietqr.bank_details(settings, booking.code),
         simulate=current_app.config["LOAFY_ENV"] == "development"
         and booking.payment_method == "bank_transfer",

@@ -81,6 +81,10 @@ ROUTES = {
     ("api.get_booking_view", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
     ("api.create_booking_view", "POST"): R(LOGIN, 415, 415, 415),  # a form body is not JSON
     ("api.cancel_booking_view", "DELETE"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
+    ("api.join_waitlist_view", "POST"): R(LOGIN, 415, 415, 415, args={"session_id": "session"}),
+    ("api.list_waitlist_view", "GET"): R(LOGIN, 200, 200, 200),
+    ("api.get_waitlist_entry_view", "GET"): R(LOGIN, 404, 404, 404, args={"entry_id": 999_999}),
+    ("api.leave_waitlist_view", "DELETE"): R(LOGIN, 404, 404, 404, args={"entry_id": 999_999}),
     ("api.openapi_json", "GET"): everyone(200),
     ("api.docs", "GET"): everyone(200),
     # payments
@@ -99,6 +103,8 @@ ROUTES = {
     ("pages.my_bookings", "GET"): R(LOGIN, 200, 200, 200),
     ("pages.booking_detail", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
     ("pages.cancel", "POST"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
+    ("pages.join_waitlist", "POST"): R(LOGIN, OK, OK, OK, args={"session_id": "session"}),
+    ("pages.leave_waitlist", "POST"): R(LOGIN, 404, 404, 404, args={"entry_id": 999_999}),
     ("pages.set_language", "GET"): everyone(302, args={"code": "en"}),
     ("pages.set_language", "POST"): everyone(302, args={"code": "en"}),
     # door

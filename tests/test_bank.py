@@ -643,3 +643,89 @@ def test_the_queue_speaks_vietnamese(base, factory, now, client):
     page = client.get("/admin/bank/", headers={"Accept-Language": "vi"}).get_data(as_text=True)
     assert "Chuyển khoản ngân hàng" in page and "Không có mã đặt chỗ" in page and "Gán" in page
     assert "No booking code" not in page
+
+
+def test_booking_details_list_its_transfers_in_vietnamese(base, factory, now, client):
+    from tests.helpers import login
+
+    booking = book(factory, now)
+    post_sepay(base, sepay_body(booking.code, 50_000))
+    post_sepay(base, sepay_body(booking.code, 70_000))
+    login(client, factory.user(role="admin"))
+    page = client.get(f"/admin/bookings/details/?id={booking.id}", headers={"Accept-Language": "vi"})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and 'id="bank-transfers"' in text
+    assert "Chuyển khoản thiếu: chưa đủ tiền" in text and "Chuyển khoản, khớp theo mã" in text
+    assert "Chuyển thiếu" in text and "Đã khớp: đã thanh toán" in text
+    assert "đã đủ nhờ lần chuyển sau" in text and "completed by" not in text
+
+
+# --- configuration: Stripe optional, half a Stripe refused ----------------------------------------
+
+
+def test_production_starts_without_any_stripe_variable(tmp_path):
+    from loafy.config import load_config
+
+    environ = {"LOAFY_ENV": "production", "SECRET_KEY": "s", "DATABASE_URL": "sqlite:////tmp/x.db"}
+    config = load_config(environ=environ, instance_path=tmp_path)
+    assert config["STRIPE_SECRET_KEY"] is None and config["SEPAY_API_KEY"] is None
+
+
+@pytest.mark.parametrize(
+    ("present", "named"),
+    [
+        ({"STRIPE_SECRET_KEY": "sk"}, "STRIPE_WEBHOOK_SECRET"),
+        ({"STRIPE_WEBHOOK_SECRET": "wh"}, "STRIPE_SECRET_KEY"),
+        ({"STRIPE_PUBLISHABLE_KEY": "pk"}, "STRIPE_SECRET_KEY"),
+    ],
+)
+def test_half_a_stripe_configuration_stops_production(tmp_path, present, named):
+    from loafy.config import load_config
+    from loafy.errors import ConfigError
+
+    environ = {"LOAFY_ENV": "production", "SECRET_KEY": "s", "DATABASE_URL": "sqlite:////tmp/x.db", **present}
+    with pytest.raises(ConfigError, match=named):
+        load_config(environ=environ, instance_path=tmp_path)
+
+
+def test_development_has_bank_feed_keys_production_does_not(tmp_path):
+    from loafy.config import load_config
+
+    dev = load_config(environ={"LOAFY_ENV": "development"}, instance_path=tmp_path)
+    assert dev["SEPAY_API_KEY"] and dev["CASSO_WEBHOOK_SECRET"]
+
+
+def test_casso_batch_stores_each_transfer_once(base, factory, now):
+    first, second = book(factory, now), book(factory, now)
+    items = [casso_body(first.code, PRICE)["data"], casso_body(second.code.lower(), PRICE)["data"]]
+    body = {"error": 0, "data": items}
+    assert post_casso(base, body, now).status_code == 200
+    assert post_casso(base, body, now).status_code == 200  # Casso retries the whole batch
+    assert BankTransaction.select().count() == 2
+    assert reload(first).status == reload(second).status == "confirmed"
+
+
+def test_two_transfers_for_one_booking_matched_at_once_see_each_other(base, factory, now):
+    """Two halves (or two full payments) arriving in the same second, matched by two jobs at once:
+    together they pay the booking; a second full payment is a duplicate, never a second confirm."""
+    halves, twice = book(factory, now), book(factory, now)
+    bodies = [sepay_body(halves.code, PRICE // 2), sepay_body(halves.code, PRICE // 2)]
+    bodies += [sepay_body(twice.code, PRICE), sepay_body(twice.code, PRICE)]
+    barrier = threading.Barrier(len(bodies))
+    codes = []
+
+    def deliver(body):
+        barrier.wait()
+        codes.append(post_sepay(base, body).status_code)
+
+    threads = [threading.Thread(target=deliver, args=(body,)) for body in bodies]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert codes == [200] * 4
+    assert reload(halves).status == "confirmed"
+    assert sorted(transaction(b["id"]).status for b in bodies[:2]) == ["matched", "underpaid"]
+    assert reload(twice).status == "confirmed"
+    assert sorted(transaction(b["id"]).status for b in bodies[2:]) == ["duplicate", "matched"]
+    assert find_violations() == []

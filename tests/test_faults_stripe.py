@@ -127,13 +127,13 @@ def test_a_bad_stripe_timeout_stops_start_up_with_one_line(timeout):
 
 def test_unreachable_stripe_fails_fast(factory, now, app):
     """Nothing listening at all: connection refused, retried, and answered well within the timeout."""
-    from loafy.money import payments
+    from loafy.money import card, stripe_client
 
-    payments._state.update(api_base=f"http://127.0.0.1:{free_port()}", client=None)
+    stripe_client._state.update(api_base=f"http://127.0.0.1:{free_port()}", client=None)
     booking = book_session(factory.user(), factory.club_session(price=150_000), 0, "stripe", now)
     before = held_state(booking)
     started = time.monotonic()
-    with app.app_context(), pytest.raises(payments.PaymentUnavailable, match="held until 10:30"):
-        payments.create_intent(booking.user, booking.id, now)
+    with app.app_context(), pytest.raises(stripe_client.PaymentUnavailable, match="held until 10:30"):
+        card.create_intent(booking.user, booking.id, now)
     assert time.monotonic() - started < 8
     assert held_state(booking) == before

@@ -17,7 +17,7 @@ from loafy import clock
 from loafy.booking.bookings import book_session
 from loafy.checks import find_violations
 from loafy.models import LedgerEntry, Notification, WebhookEvent
-from loafy.money import payments
+from loafy.money import card, stripe_client
 from tests.helpers import reload
 from tests.stripe_fixtures import (  # noqa: F401 - fixtures
     WEBHOOK_PATH,
@@ -55,7 +55,7 @@ def held_success(live, factory, now, **session_fields):
     """A booking paid at Stripe whose `payment_intent.succeeded` delivery the test is holding."""
     club_session = factory.club_session(price=PRICE, **session_fields)
     booking = book_session(factory.user(), club_session, 0, "stripe", now)
-    intent_id = payments.create_intent(booking.user, booking.id, now)["payment_intent_id"]
+    intent_id = card.create_intent(booking.user, booking.id, now)["payment_intent_id"]
     live.dispatcher.hold = True
     live.pay(intent_id)
     body, signature = live.wait_held()[0]
@@ -142,15 +142,15 @@ def test_a_payment_whose_spot_was_given_away_is_refunded_through_the_webhook(liv
     freed spot went to someone else, then the player paid. The late webhook refunds, once."""
     club_session = factory.club_session(price=PRICE, max_slots=1)
     late = book_session(factory.user(), club_session, 0, "stripe", now)
-    intent_id = payments.create_intent(late.user, late.id, now)["payment_intent_id"]
+    intent_id = card.create_intent(late.user, late.id, now)["payment_intent_id"]
     later = now + timedelta(minutes=31)
     clock.freeze(later)
-    saved = payments._state["secret_key"]
-    payments._state["secret_key"] = None  # Stripe unreachable when the spot is released
+    saved = stripe_client._state["secret_key"]
+    stripe_client._state["secret_key"] = None  # Stripe unreachable when the spot is released
     try:
         other = book_session(factory.user(), club_session, 0, "bank_transfer", later)
     finally:
-        payments._state["secret_key"] = saved
+        stripe_client._state["secret_key"] = saved
     assert reload(late).status == "expired" and other.status == "pending_payment"
     assert live.intent(intent_id)["status"] == "requires_payment_method"  # still open at Stripe
 

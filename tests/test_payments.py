@@ -17,7 +17,7 @@ from loafy.checks import find_violations
 from loafy.db import db
 from loafy.errors import NotFound, PermissionDenied
 from loafy.models import LedgerEntry, WebhookEvent
-from loafy.money import payments
+from loafy.money import card, ledger, reconcile, refunds, settle, stripe_client
 from loafy.settings import update_settings
 from tests.helpers import csrf_token, login, reload
 from tests.stripe_fixtures import localstripe_url, served, stripe_live, stripe_settings, wait_for  # noqa: F401
@@ -35,7 +35,7 @@ def live(stripe_live):  # noqa: F811
     return stripe_live
 
 
-def ledger(booking, kind=None):
+def ledger_rows(booking, kind=None):
     query = LedgerEntry.select().where(LedgerEntry.booking == booking.id)
     if kind:
         query = query.where(LedgerEntry.kind == kind)
@@ -51,7 +51,7 @@ def snapshot(booking):
         row.refund_due_at,
         row.updated_at,
         row.stripe_payment_intent_id,
-        ledger(booking),
+        ledger_rows(booking),
         reload(row.club_session).available_slots,
     )
 
@@ -64,7 +64,7 @@ def book(factory, now, player=None, guests=0, method="stripe", **session_fields)
 def paid_booking(live, factory, now, **kw):
     """A booking paid by card, confirmed through the real webhook."""
     booking = book(factory, now, **kw)
-    intent = payments.create_intent(booking.user, booking.id, now)
+    intent = card.create_intent(booking.user, booking.id, now)
     live.pay(intent["payment_intent_id"])
     wait_for(lambda: reload(booking).status == "confirmed", message="the succeeded webhook")
     return reload(booking)
@@ -95,13 +95,13 @@ def test_create_confirm_webhook_confirms_the_booking(live, factory, now, client)
     assert (at_stripe["amount"], at_stripe["currency"]) == (300_000, "vnd")
     assert at_stripe["metadata"] == {"booking_id": str(booking.id), "booking_code": booking.code}
     assert reload(booking).stripe_payment_intent_id == intent_id
-    assert ledger(booking) == [("intent", "stripe", intent_id, 300_000)]
+    assert ledger_rows(booking) == [("intent", "stripe", intent_id, 300_000)]
 
     live.pay(intent_id)
     wait_for(lambda: reload(booking).status == "confirmed", message="the succeeded webhook")
     row = reload(booking)
     assert row.payment_status == "paid" and row.confirmed_at == now and row.payment_deadline is None
-    assert ledger(booking) == [
+    assert ledger_rows(booking) == [
         ("intent", "stripe", intent_id, 300_000),
         ("payment", "stripe", intent_id, 300_000),
     ]
@@ -118,12 +118,12 @@ def test_create_confirm_webhook_confirms_the_booking(live, factory, now, client)
 
 def test_reloading_the_page_reuses_the_intent(live, factory, now):
     booking = book(factory, now)
-    first = payments.create_intent(booking.user, booking.id, now)
-    second = payments.create_intent(booking.user, str(booking.id), now)
+    first = card.create_intent(booking.user, booking.id, now)
+    second = card.create_intent(booking.user, str(booking.id), now)
     assert first["payment_intent_id"] == second["payment_intent_id"]
     assert first["client_secret"] == second["client_secret"]
     assert len(live.all_intents()) == 1
-    assert ledger(booking, "intent") == [("intent", "stripe", first["payment_intent_id"], PRICE)]
+    assert ledger_rows(booking, "intent") == [("intent", "stripe", first["payment_intent_id"], PRICE)]
 
 
 def test_two_tabs_creating_at_once_keep_one_open_intent(live, factory, now):
@@ -131,19 +131,19 @@ def test_two_tabs_creating_at_once_keep_one_open_intent(live, factory, now):
     same intent: the tab that loses the store must keep it, not cancel it. With a different one,
     the loser's own intent is cancelled and it pays the stored one."""
     booking = book(factory, now)
-    stored = payments.create_intent(booking.user, booking.id, now)["payment_intent_id"]
+    stored = card.create_intent(booking.user, booking.id, now)["payment_intent_id"]
     stale = reload(booking)
     stale.stripe_payment_intent_id = None  # what the other tab read before the store
 
     def fetch(intent_id):
-        return payments._plain(payments.client().v1.payment_intents.retrieve(intent_id))
+        return stripe_client.plain(stripe_client.client().v1.payment_intents.retrieve(intent_id))
 
-    same = payments._store_intent(stale, None, fetch(stored), now)
+    same = card._store_intent(stale, None, fetch(stored), now)
     assert same["id"] == stored and live.intent(stored)["status"] == "requires_payment_method"
 
     params = {"amount": PRICE, "currency": "vnd", "payment_method_types": ["card"]}
-    own = payments._plain(payments.client().v1.payment_intents.create(params=params))
-    kept = payments._store_intent(stale, None, own, now)
+    own = stripe_client.plain(stripe_client.client().v1.payment_intents.create(params=params))
+    kept = card._store_intent(stale, None, own, now)
     assert kept["id"] == stored and live.intent(stored)["status"] == "requires_payment_method"
     assert live.intent(own["id"])["status"] == "canceled"
     assert reload(booking).stripe_payment_intent_id == stored
@@ -174,7 +174,7 @@ def test_intent_refusals_are_clear_and_change_nothing(live, factory, now, client
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "not_card_payment"
     # Staff are not the owner either.
     with pytest.raises(NotFound):
-        payments.create_intent(factory.user(role="admin"), booking.id, now)
+        card.create_intent(factory.user(role="admin"), booking.id, now)
     assert live.all_intents() == []
     assert LedgerEntry.select().count() == 0
     assert reload(booking).stripe_payment_intent_id is None
@@ -196,8 +196,8 @@ def test_amount_above_stripes_vnd_limit_is_refused(live, factory, now, client):
 
 def test_an_overdue_booking_cannot_be_paid(live, factory, now):
     booking = book(factory, now)
-    with pytest.raises(payments.NotPayable):
-        payments.create_intent(booking.user, booking.id, now + timedelta(minutes=31))
+    with pytest.raises(card.NotPayable):
+        card.create_intent(booking.user, booking.id, now + timedelta(minutes=31))
     assert live.all_intents() == []
 
 
@@ -206,7 +206,7 @@ def test_an_overdue_booking_cannot_be_paid(live, factory, now):
 
 def test_bad_signature_is_400_and_changes_nothing(live, factory, now):
     booking = book(factory, now)
-    intent = payments.create_intent(booking.user, booking.id, now)
+    intent = card.create_intent(booking.user, booking.id, now)
     live.dispatcher.hold = True
     live.pay(intent["payment_intent_id"])
     body, signature = live.wait_held()[0]
@@ -245,7 +245,7 @@ def test_duplicate_and_replayed_events_change_nothing(live, factory, now):
     assert response.status_code == 200 and response.json()["outcome"] == "duplicate"
     assert WebhookEvent.select().count() == events_before + 1
     assert snapshot(booking) == before
-    assert [r for r in ledger(booking) if r[0] == "payment"] == [
+    assert [r for r in ledger_rows(booking) if r[0] == "payment"] == [
         ("payment", "stripe", booking.stripe_payment_intent_id, PRICE)
     ]
 
@@ -253,7 +253,7 @@ def test_duplicate_and_replayed_events_change_nothing(live, factory, now):
 def test_a_forged_body_is_not_trusted(live, factory, now):
     """A correctly signed event saying 'succeeded' for an unpaid intent: Stripe is asked, not believed."""
     booking = book(factory, now)
-    intent = payments.create_intent(booking.user, booking.id, now)
+    intent = card.create_intent(booking.user, booking.id, now)
     body = live.event(
         "evt_lying_1",
         "payment_intent.succeeded",
@@ -267,12 +267,12 @@ def test_a_forged_body_is_not_trusted(live, factory, now):
     before = snapshot(booking)
     response = live.deliver(body)
     assert response.status_code == 200 and response.json()["outcome"] == "requires_payment_method"
-    assert snapshot(booking) == before and ledger(booking, "payment") == []
+    assert snapshot(booking) == before and ledger_rows(booking, "payment") == []
 
 
 def test_events_out_of_order_change_nothing_the_second_time(live, factory, now):
     booking = book(factory, now)
-    intent_id = payments.create_intent(booking.user, booking.id, now)["payment_intent_id"]
+    intent_id = card.create_intent(booking.user, booking.id, now)["payment_intent_id"]
     live.dispatcher.hold = True
     live.pay(intent_id)
     held_body, held_signature = live.wait_held()[0]
@@ -286,7 +286,7 @@ def test_events_out_of_order_change_nothing_the_second_time(live, factory, now):
     assert first.status_code == 200, first.text
     row = reload(booking)
     assert (row.status, row.payment_status) == ("confirmed", "paid")
-    assert ledger(booking) == [
+    assert ledger_rows(booking) == [
         ("intent", "stripe", intent_id, PRICE),
         ("payment", "stripe", intent_id, PRICE),
         ("refund", "stripe", refund.id, 50_000),
@@ -319,7 +319,7 @@ def test_decline_then_success(live, factory, now, client):
     )
     row = reload(booking)
     assert (row.status, row.payment_status) == ("pending_payment", "failed")
-    assert ledger(booking, "payment") == []
+    assert ledger_rows(booking, "payment") == []
 
     # The player tries again: a fresh intent replaces the declined one, which is cancelled.
     second = post_intent(client, booking.id).get_json()["payment_intent_id"]
@@ -328,7 +328,7 @@ def test_decline_then_success(live, factory, now, client):
     wait_for(lambda: reload(booking).status == "confirmed", message="the succeeded webhook")
     row = reload(booking)
     assert row.payment_status == "paid" and row.stripe_payment_intent_id == second
-    assert ledger(booking) == [
+    assert ledger_rows(booking) == [
         ("intent", "stripe", first, PRICE),
         ("intent", "stripe", second, PRICE),
         ("payment", "stripe", second, PRICE),
@@ -337,7 +337,7 @@ def test_decline_then_success(live, factory, now, client):
 
 def test_a_database_failure_rolls_back_and_answers_5xx(live, factory, now):
     booking = book(factory, now)
-    intent_id = payments.create_intent(booking.user, booking.id, now)["payment_intent_id"]
+    intent_id = card.create_intent(booking.user, booking.id, now)["payment_intent_id"]
     live.dispatcher.hold = True
     live.pay(intent_id)
     body, signature = live.wait_held()[0]
@@ -361,7 +361,7 @@ def test_a_database_failure_rolls_back_and_answers_5xx(live, factory, now):
 
 def test_payment_after_expiry_with_free_slots_reconfirms(live, factory, now):
     booking = book(factory, now, max_slots=3)
-    intent_id = payments.create_intent(booking.user, booking.id, now)["payment_intent_id"]
+    intent_id = card.create_intent(booking.user, booking.id, now)["payment_intent_id"]
     live.dispatcher.hold = True  # Stripe took the money but its webhook is late
     live.pay(intent_id)
     body, signature = live.wait_held()[0]
@@ -372,8 +372,8 @@ def test_payment_after_expiry_with_free_slots_reconfirms(live, factory, now):
     row = reload(booking)
     assert (row.status, row.payment_status, row.refund_due_at) == ("confirmed", "paid", None)
     assert reload(row.club_session).available_slots == 2
-    assert ledger(booking, "payment") == [("payment", "stripe", intent_id, PRICE)]
-    assert ledger(booking, "refund") == []
+    assert ledger_rows(booking, "payment") == [("payment", "stripe", intent_id, PRICE)]
+    assert ledger_rows(booking, "refund") == []
     before = snapshot(booking)
     live.dispatcher.hold = False
     late = live.deliver(body, signature=signature)
@@ -384,7 +384,7 @@ def test_payment_after_expiry_with_free_slots_reconfirms(live, factory, now):
 
 def test_payment_after_expiry_without_free_slots_is_refunded(live, factory, now):
     booking = book(factory, now, max_slots=1)
-    intent_id = payments.create_intent(booking.user, booking.id, now)["payment_intent_id"]
+    intent_id = card.create_intent(booking.user, booking.id, now)["payment_intent_id"]
     live.dispatcher.hold = True
     live.pay(intent_id)
     body, signature = live.wait_held()[0]
@@ -395,7 +395,7 @@ def test_payment_after_expiry_without_free_slots_is_refunded(live, factory, now)
     assert reload(booking).status == "expired" and other.status == "pending_payment"
     row = reload(booking)
     assert (row.status, row.payment_status, row.refund_due_at) == ("expired", "refunded", None)
-    refunds = ledger(booking, "refund")
+    refunds = ledger_rows(booking, "refund")
     assert len(refunds) == 1 and refunds[0][2].startswith("re_") and refunds[0][3] == PRICE
     charge = live.charge(intent_id)
     assert charge["amount_refunded"] == PRICE and charge["refunded"] is True
@@ -411,28 +411,28 @@ def test_late_webhook_for_an_expired_booking(live, factory, now):
     """The webhook path of invariant 4: the booking expired (its intent could not be cancelled in
     time) and the payment's webhook is the first news of it."""
     booking = book(factory, now, max_slots=2)
-    intent_id = payments.create_intent(booking.user, booking.id, now)["payment_intent_id"]
+    intent_id = card.create_intent(booking.user, booking.id, now)["payment_intent_id"]
     later = now + timedelta(minutes=31)
     clock.freeze(later)
-    saved = payments._state["secret_key"]
-    payments._state["secret_key"] = None  # settling cannot reach Stripe at the moment of expiry
+    saved = stripe_client._state["secret_key"]
+    stripe_client._state["secret_key"] = None  # settling cannot reach Stripe at the moment of expiry
     try:
         assert expire_unpaid(later) == [booking.code]
     finally:
-        payments._state["secret_key"] = saved
+        stripe_client._state["secret_key"] = saved
     assert live.intent(intent_id)["status"] == "requires_payment_method"
     live.pay(intent_id)
     wait_for(lambda: reload(booking).status == "confirmed", message="the late succeeded webhook")
     assert reload(booking).payment_status == "paid"
-    assert ledger(booking, "payment") == [("payment", "stripe", intent_id, PRICE)]
+    assert ledger_rows(booking, "payment") == [("payment", "stripe", intent_id, PRICE)]
     assert find_violations() == []
 
 
 def test_expiry_and_cancellation_cancel_the_open_intent(live, factory, now):
     expiring = book(factory, now)
-    expiring_intent = payments.create_intent(expiring.user, expiring.id, now)["payment_intent_id"]
+    expiring_intent = card.create_intent(expiring.user, expiring.id, now)["payment_intent_id"]
     cancelling = book(factory, now)
-    cancelling_intent = payments.create_intent(cancelling.user, cancelling.id, now)["payment_intent_id"]
+    cancelling_intent = card.create_intent(cancelling.user, cancelling.id, now)["payment_intent_id"]
     cancel_booking(cancelling.user, cancelling, now)
     expire_unpaid(now + timedelta(minutes=31))
     assert live.intent(expiring_intent)["status"] == "canceled"
@@ -443,16 +443,16 @@ def test_expiry_and_cancellation_cancel_the_open_intent(live, factory, now):
 
 def test_the_sweep_cancels_an_intent_whose_settle_job_was_lost(live, factory, now, monkeypatch):
     booking = book(factory, now)
-    intent_id = payments.create_intent(booking.user, booking.id, now)["payment_intent_id"]
+    intent_id = card.create_intent(booking.user, booking.id, now)["payment_intent_id"]
     with monkeypatch.context() as lost:
         lost.setattr(bookings.queue, "enqueue", lambda *args, **kwargs: None)  # Redis down at expiry
         expire_unpaid(now + timedelta(minutes=31))
     assert live.intent(intent_id)["status"] == "requires_payment_method"
-    assert payments.settle_due(now) == {booking.id: "intent_cancelled"}
+    assert settle.settle_due(now) == {booking.id: "intent_cancelled"}
     assert live.intent(intent_id)["status"] == "canceled"
-    assert payments.settle_due(now) == {}  # closed: not asked about again
+    assert settle.settle_due(now) == {}  # closed: not asked about again
     paid = paid_booking(live, factory, now)
-    assert payments.settle_due(now) == {}  # a confirmed booking's intent is none of the sweep's business
+    assert settle.settle_due(now) == {}  # a confirmed booking's intent is none of the sweep's business
     assert reload(paid).status == "confirmed"
 
 
@@ -464,21 +464,21 @@ def test_player_cancellation_refunds_per_setting(live, factory, now):
     cancel_booking(refunded.user, refunded, now)
     row = reload(refunded)
     assert (row.status, row.payment_status, row.refund_due_at) == ("cancelled", "refunded", None)
-    refunds = ledger(refunded, "refund")
+    refunds = ledger_rows(refunded, "refund")
     assert len(refunds) == 1 and refunds[0][3] == PRICE
     intent_id = row.stripe_payment_intent_id
     assert live.charge(intent_id)["amount_refunded"] == PRICE
     assert refunds[0][2] == live.client.v1.refunds.list(params={"payment_intent": intent_id}).data[0].id
     # Settling again is a no-op.
-    assert payments.settle_booking(refunded.id, now) == "nothing"
-    assert len(ledger(refunded, "refund")) == 1
+    assert settle.settle_booking(refunded.id, now) == "nothing"
+    assert len(ledger_rows(refunded, "refund")) == 1
 
     update_settings({"refund_on_cancel": False})
     kept = paid_booking(live, factory, now)
     cancel_booking(kept.user, kept, now)
     row = reload(kept)
     assert (row.status, row.payment_status, row.refund_due_at) == ("cancelled", "paid", None)
-    assert ledger(kept, "refund") == []
+    assert ledger_rows(kept, "refund") == []
     assert live.charge(row.stripe_payment_intent_id)["amount_refunded"] == 0
 
 
@@ -486,28 +486,28 @@ def test_staff_refund_partial_then_rest(live, factory, now):
     booking = paid_booking(live, factory, now)
     admin = factory.user(role="admin")
     with pytest.raises(PermissionDenied):
-        payments.refund_booking(booking.user, booking.id, now, amount=10_000)
+        refunds.refund_booking(booking.user, booking.id, now, amount=10_000)
     with pytest.raises(PermissionDenied):
-        payments.refund_booking(factory.user(role="organizer"), booking.id, now)
+        refunds.refund_booking(factory.user(role="organizer"), booking.id, now)
     for bad in (0, -5, PRICE + 1, "50000", 1.5, True):
-        with pytest.raises(payments.InvalidRefundAmount):
-            payments.refund_booking(admin, booking.id, now, amount=bad)
-    assert ledger(booking, "refund") == []
+        with pytest.raises(refunds.InvalidRefundAmount):
+            refunds.refund_booking(admin, booking.id, now, amount=bad)
+    assert ledger_rows(booking, "refund") == []
 
-    payments.refund_booking(admin, booking.id, now, amount=50_000)
+    refunds.refund_booking(admin, booking.id, now, amount=50_000)
     row = reload(booking)
     assert (row.status, row.payment_status) == ("confirmed", "paid")
-    first = ledger(booking, "refund")
+    first = ledger_rows(booking, "refund")
     assert len(first) == 1 and first[0][3] == 50_000
     assert LedgerEntry.get(LedgerEntry.provider_id == first[0][2]).recorded_by_id == admin.id
 
-    payments.refund_booking(admin, booking.id, now)
+    refunds.refund_booking(admin, booking.id, now)
     row = reload(booking)
     assert row.payment_status == "refunded"
-    assert sorted(r[3] for r in ledger(booking, "refund")) == [50_000, 100_000]
+    assert sorted(r[3] for r in ledger_rows(booking, "refund")) == [50_000, 100_000]
     assert live.charge(row.stripe_payment_intent_id)["amount_refunded"] == PRICE
-    with pytest.raises(payments.NothingToRefund):
-        payments.refund_booking(admin, booking.id, now)
+    with pytest.raises(refunds.NothingToRefund):
+        refunds.refund_booking(admin, booking.id, now)
 
 
 def _refund_mails(outbox, booking):
@@ -523,11 +523,11 @@ def _refund_mails(outbox, booking):
 def test_each_refund_is_emailed_with_what_came_back(live, factory, now, outbox):
     booking = paid_booking(live, factory, now)
     admin = factory.user(role="admin")
-    payments.refund_booking(admin, booking.id, now, amount=50_000)
+    refunds.refund_booking(admin, booking.id, now, amount=50_000)
     [first] = _refund_mails(outbox, booking)
     assert "50.000 ₫ of the 150.000 ₫ you paid" in first and "Your booking stays confirmed." in first
     assert "tổng số đã hoàn là 50.000 ₫" in first
-    payments.refund_booking(admin, booking.id, now)
+    refunds.refund_booking(admin, booking.id, now)
     assert len(_refund_mails(outbox, booking)) == 2  # one per refund, the last with the whole sum
     assert any("150.000 ₫ of the 150.000 ₫" in body for body in _refund_mails(outbox, booking))
 
@@ -538,13 +538,13 @@ def test_a_refund_whose_worker_died_before_recording_it_is_recorded_by_the_sweep
     booking = paid_booking(live, factory, now)
     live.dispatcher.hold = True  # no charge.refunded webhook to repair it: the sweep must
     with monkeypatch.context() as dying:
-        dying.setattr(payments, "_record_refunds", lambda *args, **kwargs: 1 / 0)  # killed right after Stripe
+        dying.setattr(ledger, "record_refunds", lambda *args, **kwargs: 1 / 0)  # killed right after Stripe
         cancel_booking(booking.user, booking, now)
     assert live.charge(booking.stripe_payment_intent_id)["amount_refunded"] == PRICE
-    assert ledger(booking, "refund") == [] and reload(booking).refund_due_at is not None
-    payments.settle_due(now)
+    assert ledger_rows(booking, "refund") == [] and reload(booking).refund_due_at is not None
+    settle.settle_due(now)
     row = reload(booking)
-    assert [r[3] for r in ledger(booking, "refund")] == [PRICE]
+    assert [r[3] for r in ledger_rows(booking, "refund")] == [PRICE]
     assert (row.payment_status, row.refund_due_at) == ("refunded", None)
     assert live.charge(booking.stripe_payment_intent_id)["amount_refunded"] == PRICE  # not twice
     live.dispatcher.hold = False
@@ -564,7 +564,7 @@ def test_the_staff_refund_audit_records_what_came_back(live, factory, now):
 
 def test_a_late_payment_refunded_for_a_full_session_is_explained(live, factory, now, outbox):
     booking = book(factory, now, max_slots=1)
-    intent_id = payments.create_intent(booking.user, booking.id, now)["payment_intent_id"]
+    intent_id = card.create_intent(booking.user, booking.id, now)["payment_intent_id"]
     live.dispatcher.hold = True
     live.pay(intent_id)
     live.wait_held()
@@ -582,22 +582,22 @@ def test_whole_session_cancellation_refunds_every_paid_booking(live, factory, no
     paid = []
     for guests in (0, 2):
         booking = book_session(factory.user(), club_session, guests, "stripe", now)
-        intent = payments.create_intent(booking.user, booking.id, now)
+        intent = card.create_intent(booking.user, booking.id, now)
         live.pay(intent["payment_intent_id"])
         paid.append(booking)
     wait_for(lambda: all(reload(b).status == "confirmed" for b in paid), message="both succeeded webhooks")
     unpaid = book_session(factory.user(), club_session, 0, "stripe", now)
-    unpaid_intent = payments.create_intent(unpaid.user, unpaid.id, now)["payment_intent_id"]
+    unpaid_intent = card.create_intent(unpaid.user, unpaid.id, now)["payment_intent_id"]
     elsewhere = book_session(factory.user(), factory.club_session(price=0), 0, "stripe", now)
 
     cancel_session(factory.user(role="admin"), club_session, now)
     for booking in paid:
         row = reload(booking)
         assert (row.status, row.payment_status, row.refund_due_at) == ("cancelled", "refunded", None)
-        [refund] = ledger(booking, "refund")
+        [refund] = ledger_rows(booking, "refund")
         assert refund[3] == row.amount and refund[2].startswith("re_")
         assert live.charge(row.stripe_payment_intent_id)["amount_refunded"] == row.amount
-    assert reload(unpaid).status == "cancelled" and ledger(unpaid, "refund") == []
+    assert reload(unpaid).status == "cancelled" and ledger_rows(unpaid, "refund") == []
     assert live.intent(unpaid_intent)["status"] == "canceled"
     assert reload(elsewhere).status == "confirmed"  # another session: untouched
     assert reload(club_session).available_slots == 10
@@ -609,8 +609,8 @@ def test_whole_session_cancellation_refunds_every_paid_booking(live, factory, no
 
 def test_reconcile_finds_a_planted_difference(live, factory, now, app):
     booking = paid_booking(live, factory, now)
-    payments.refund_booking(factory.user(role="admin"), booking.id, now, amount=20_000)
-    assert payments.reconcile() == []
+    refunds.refund_booking(factory.user(role="admin"), booking.id, now, amount=20_000)
+    assert reconcile.reconcile() == []
     runner = app.test_cli_runner()
     clean = runner.invoke(args=["payments", "reconcile", "--since", "2000-01-01"])
     assert clean.exit_code == 0, clean.output
@@ -622,7 +622,7 @@ def test_reconcile_finds_a_planted_difference(live, factory, now, app):
         (LedgerEntry.kind == "payment") & (LedgerEntry.provider_id == intent_id)
     ).execute()
     LedgerEntry.delete().where(LedgerEntry.kind == "refund").execute()
-    differences = payments.reconcile()
+    differences = reconcile.reconcile()
     assert len(differences) == 2, differences
     assert any(intent_id in d and "150.000 ₫" in d and "140.000 ₫" in d for d in differences)
     assert any(d.startswith("refund re_") and "20.000 ₫" in d for d in differences)

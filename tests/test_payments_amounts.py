@@ -14,7 +14,7 @@ import pytest
 from loafy.booking.bookings import book_session
 from loafy.checks import find_violations
 from loafy.models import LedgerEntry, WebhookEvent
-from loafy.money import payments
+from loafy.money import card, ledger, reconcile
 from tests.helpers import login, reload
 from tests.stripe_fixtures import localstripe_url, served, stripe_live, stripe_settings, wait_for  # noqa: F401
 
@@ -37,7 +37,7 @@ def booking(factory, now):
     return book_session(factory.user(name="Minh"), club_session, 0, "stripe", now)
 
 
-def ledger(booking):
+def ledger_rows(booking):
     rows = LedgerEntry.select().where(LedgerEntry.booking == booking.id).order_by(LedgerEntry.id)
     return [(r.kind, r.provider_id, r.amount, r.currency, r.status) for r in rows]
 
@@ -58,18 +58,18 @@ def pay_tampered(live, intent_id, **changes):
 
 
 def test_an_intent_changed_to_1_dong_confirms_nothing_and_is_flagged(live, booking, now, app, factory):
-    intent_id = payments.create_intent(booking.user, booking.id, now)["payment_intent_id"]
+    intent_id = card.create_intent(booking.user, booking.id, now)["payment_intent_id"]
     pay_tampered(live, intent_id, amount=1)
     assert live.intent(intent_id)["status"] == "succeeded"
 
     row = reload(booking)
     assert (row.status, row.payment_status) == ("pending_payment", "unpaid")
     assert reload(booking.club_session).available_slots == 3  # still held until its deadline, no more
-    assert ledger(booking) == [
+    assert ledger_rows(booking) == [
         ("intent", intent_id, PRICE, "vnd", "requires_payment_method"),
         ("payment", intent_id, 1, "vnd", "mismatch"),
     ]
-    assert payments.ledger_totals(booking.id) == (0, 0)  # counted as no payment at all
+    assert ledger.ledger_totals(booking.id) == (0, 0)  # counted as no payment at all
     note = LedgerEntry.get(LedgerEntry.status == "mismatch").note
     assert "1 ₫" in note and "150.000 ₫" in note
 
@@ -77,10 +77,10 @@ def test_an_intent_changed_to_1_dong_confirms_nothing_and_is_flagged(live, booki
     event = succeeded_events(live, intent_id)[0]
     again = live.deliver(json.dumps(event).encode())
     assert again.status_code == 200 and again.json()["outcome"] == "duplicate"
-    assert len(ledger(booking)) == 2
+    assert len(ledger_rows(booking)) == 2
 
     # `loafy payments reconcile` lists it (and exits 1).
-    differences = payments.reconcile()
+    differences = reconcile.reconcile()
     assert len(differences) == 1 and intent_id in differences[0] and booking.code in differences[0]
     assert "flagged" in differences[0] and "1 ₫" in differences[0]
     result = app.test_cli_runner().invoke(args=["payments", "reconcile"])
@@ -88,17 +88,21 @@ def test_an_intent_changed_to_1_dong_confirms_nothing_and_is_flagged(live, booki
 
     # Staff see it on the booking and on the dashboard.
     admin = login(app.test_client(), factory.user(role="admin"))
-    page = admin.get(f"/admin/bookings/details/?id={booking.id}").get_data(as_text=True)
-    assert "flagged-payment" in page and "does not" in page and intent_id in page
-    dashboard = admin.get("/admin/").get_data(as_text=True)
+    en = {"Accept-Language": "en"}
+    page = admin.get(f"/admin/bookings/details/?id={booking.id}", headers=en).get_data(as_text=True)
+    assert "flagged-payment" in page and "does not match" in page and intent_id in page
+    dashboard = admin.get("/admin/", headers=en).get_data(as_text=True)
     assert 'id="flagged-payments"' in dashboard and booking.code in dashboard
+    assert "Card payments that did not match" in dashboard
+    vi = {"Accept-Language": "vi"}
+    assert "Thanh toán thẻ không khớp" in admin.get("/admin/", headers=vi).get_data(as_text=True)
 
     # The player can still pay the right amount with a fresh intent, which confirms the booking.
-    fresh = payments.create_intent(booking.user, booking.id, now)
+    fresh = card.create_intent(booking.user, booking.id, now)
     assert fresh["payment_intent_id"] != intent_id and fresh["amount"] == PRICE
     live.pay(fresh["payment_intent_id"])
     wait_for(lambda: reload(booking).status == "confirmed", message="the fresh intent's webhook")
-    assert payments.ledger_totals(booking.id) == (PRICE, 0)
+    assert ledger.ledger_totals(booking.id) == (PRICE, 0)
     assert find_violations() == []
 
 
@@ -117,20 +121,20 @@ def test_a_foreign_intent_naming_the_booking_in_another_currency_pays_nothing(li
     wait_for(lambda: WebhookEvent.select().exists(), message="the succeeded webhook")
     row = reload(booking)
     assert (row.status, row.payment_status) == ("pending_payment", "unpaid")
-    assert ledger(booking) == [("payment", foreign.id, PRICE, "usd", "mismatch")]
+    assert ledger_rows(booking) == [("payment", foreign.id, PRICE, "usd", "mismatch")]
     assert "USD" in LedgerEntry.get(LedgerEntry.status == "mismatch").note
-    assert payments.ledger_totals(booking.id) == (0, 0)
+    assert ledger.ledger_totals(booking.id) == (0, 0)
 
 
 def test_the_right_amount_still_confirms(live, booking, now):
-    intent_id = payments.create_intent(booking.user, booking.id, now)["payment_intent_id"]
+    intent_id = card.create_intent(booking.user, booking.id, now)["payment_intent_id"]
     live.pay(intent_id)
     wait_for(lambda: reload(booking).status == "confirmed", message="the succeeded webhook")
-    assert ledger(booking)[-1] == ("payment", intent_id, PRICE, "vnd", "succeeded")
+    assert ledger_rows(booking)[-1] == ("payment", intent_id, PRICE, "vnd", "succeeded")
 
 
 def test_a_webhook_signed_in_the_future_is_refused(live, booking, now):
-    intent_id = payments.create_intent(booking.user, booking.id, now)["payment_intent_id"]
+    intent_id = card.create_intent(booking.user, booking.id, now)["payment_intent_id"]
     live.dispatcher.hold = True  # keep Stripe's own delivery: the test delivers
     live.pay(intent_id)
     body, _signature = live.wait_held()[0]
@@ -146,7 +150,7 @@ def test_a_webhook_signed_in_the_future_is_refused(live, booking, now):
 
 
 def test_a_webhook_without_a_timestamp_is_refused(live, booking, now):
-    intent_id = payments.create_intent(booking.user, booking.id, now)["payment_intent_id"]
+    intent_id = card.create_intent(booking.user, booking.id, now)["payment_intent_id"]
     body = json.dumps(live.event("evt_no_t", "payment_intent.succeeded", live.intent(intent_id))).encode()
     signature = live.sign(body).split(",", 1)[1]  # only v1=...
     assert live.deliver(body, signature=signature).status_code == 400

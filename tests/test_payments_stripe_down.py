@@ -9,7 +9,7 @@ import pytest
 
 from loafy.booking.bookings import book_session
 from loafy.models import Booking, LedgerEntry, WebhookEvent
-from loafy.money import payments
+from loafy.money import card, stripe_client
 from tests.helpers import csrf_token, login, reload
 from tests.stripe_fixtures import WEBHOOK_SECRET, free_port, stripe_settings
 
@@ -43,8 +43,8 @@ def test_stripe_down_when_creating_an_intent(factory, now, client):
     assert LedgerEntry.select().count() == 0
     assert reload(booking).stripe_payment_intent_id is None
 
-    with pytest.raises(payments.PaymentUnavailable):
-        payments.create_intent(booking.user, booking.id, now)
+    with pytest.raises(stripe_client.PaymentUnavailable):
+        card.create_intent(booking.user, booking.id, now)
 
 
 def test_stripe_down_when_a_webhook_arrives_answers_503(factory, now, client):

@@ -13,11 +13,12 @@ from datetime import timedelta
 from peewee import IntegrityError, fn
 
 from loafy import notifications, queue
-from loafy.booking import sold_out
+from loafy.booking import sold_out, waitlist
 from loafy.booking.club_sessions import can_handle_session
 from loafy.clock import format_local
 from loafy.db import db, fetch_one, is_postgres, prepared_sql, raw_sql
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
+from loafy.locking import lock_booking, lock_session, lock_sessions
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, LedgerEntry, User, new_ticket_secret
 from loafy.money.methods import PaymentMethodUnavailable, check_payment_method, method_unavailable_reason
 from loafy.settings import get_settings, recent_settings
@@ -119,26 +120,6 @@ def _session_id(value):
     return parse_id(value, "That session does not exist.")
 
 
-def lock_session(session_id):
-    """Re-read the session inside the caller's transaction, locking its row on PostgreSQL (SQLite's
-    BEGIN IMMEDIATE already serializes writers). Any service changing a session's slots or its
-    bookings' states takes this lock first (payments too), in the lock order above."""
-    query = ClubSession.select().where(ClubSession.id == session_id)
-    if is_postgres():
-        query = query.for_update()
-    club_session = query.first()
-    if club_session is None:
-        raise NotFound("That session does not exist.")
-    return club_session
-
-
-def lock_booking(booking):
-    """The booking re-read under its session's lock, inside the caller's transaction: a payment or a
-    cancellation committed since the caller's first read is seen before anything is decided."""
-    lock_session(booking.club_session_id)
-    return Booking.get_by_id(booking.id)
-
-
 def _check_open(club_session, actor, now):
     if club_session.status == "draft" and not actor.is_staff:
         raise NotFound("That session does not exist.")  # a draft's existence is not public
@@ -186,6 +167,7 @@ def book_session(actor, club_session, guest_count, payment_method, now):
 
 def _book_locked(actor, session_id, guests, slots, payment_method, settings, now):
     """The exact path: every rule checked under the session's lock, refusals explained."""
+    waitlist.serve_waitlist_first(session_id, now)  # freed slots go to the waitlist before this booker
     for _attempt in range(CODE_ATTEMPTS):
         try:
             with db.atomic():
@@ -228,6 +210,8 @@ WHERE id = ? AND status = 'published' AND starts_at > ? AND available_slots >= ?
   AND (booking_opens_at IS NULL OR booking_opens_at <= ?
        OR (? AND early_access_opens_at <= ?))
   AND (? OR allow_pay_at_door OR price = 0)
+  AND NOT EXISTS (SELECT 1 FROM waitlist_entries w
+                  WHERE w.club_session_id = club_sessions.id AND w.status = 'waiting')
 RETURNING {SESSION_COLUMNS}
 """  # noqa: S608 - built from constants
 BOOKING_COLUMNS = """code, user_id, club_session_id, guest_count, slots, unit_price, amount, payment_method,
@@ -413,6 +397,7 @@ def _book_once(actor, session_id, guests, slots, payment_method, settings, now):
     released = []
     if existing is not None:  # their own unpaid booking lapsed: release it, they may book again
         released = _release_overdue([session_id], now)
+    waitlist.leave_for_direct_booking(actor, session_id, now)  # booking instead of waiting
     # Invariant 2: a pending booking past its deadline never blocks this one, even if the expiry
     # job is late. Only when the slots are short do we release this session's overdue bookings
     # (indexed, under the lock we hold) and try again: the common path stays one UPDATE.
@@ -474,17 +459,6 @@ def _is_overdue(booking, now):
     )
 
 
-def _lock_sessions(session_ids):
-    """Lock several session rows in id order (PostgreSQL), so two sweeps never deadlock."""
-    if is_postgres():
-        list(
-            ClubSession.select(ClubSession.id)
-            .where(ClubSession.id.in_(session_ids))
-            .order_by(ClubSession.id)
-            .for_update()
-        )
-
-
 def _release_overdue(session_ids, now):
     """Expire these sessions' pending bookings past their deadline and return their slots.
 
@@ -530,6 +504,7 @@ def _release_overdue(session_ids, now):
         ).execute()
     sold_out.forget(returned)
     notifications.bookings_expired([(b.id, b.user_id) for b in overdue], now)
+    waitlist.after_release(overdue, now)  # lapsed offers close; the freed slots go to the waitlist
     for booking in overdue:
         if booking.stripe_payment_intent_id:  # its open PaymentIntent must be cancelled at Stripe
             queue.enqueue(SETTLE_JOB, booking.id)
@@ -553,7 +528,7 @@ def expire_unpaid(now, sessions_per_transaction=200):
     for start in range(0, len(session_ids), sessions_per_transaction):
         batch = session_ids[start : start + sessions_per_transaction]
         with db.atomic():
-            _lock_sessions(batch)
+            lock_sessions(batch)
             codes.extend(_release_overdue(batch, now))
     if codes:
         log.info("released %d unpaid booking(s): %s", len(codes), ", ".join(sorted(codes)[:20]))
@@ -619,6 +594,7 @@ def cancel_booking(actor, booking, now, reason=""):
         sold_out.forget([booking.club_session_id])
         notifications.booking_cancelled(booking, now, refund=refund)
         queue.enqueue(SETTLE_JOB, booking.id)  # refund it or cancel its open PaymentIntent
+        waitlist.after_cancel(booking, now)  # the freed slots go to the waitlist first
     log.info("cancelled %s by user %s%s", booking.code, actor.id, " (refund due)" if refund else "")
     return Booking.get_by_id(booking.id)
 
@@ -677,6 +653,8 @@ def _confirm(booking, now):
     Booking.update(
         status="confirmed", payment_status="paid", confirmed_at=now, updated_at=now, payment_deadline=None
     ).where(Booking.id == booking.id).execute()
+    if booking.source == "waitlist":
+        waitlist.offer_paid(booking, now)
 
 
 def _mark_refund_due(booking, now):

@@ -8,8 +8,9 @@ from peewee import IntegrityError
 
 from loafy.booking import sold_out
 from loafy.clock import club_tz
-from loafy.db import db, is_postgres
+from loafy.db import db
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
+from loafy.locking import lock_session
 from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, Booking, ClubSession
 
 log = logging.getLogger(__name__)
@@ -181,16 +182,6 @@ def _as_id(value):
     return parse_id(value, "That session does not exist.")
 
 
-def _lock(session_id):
-    query = ClubSession.select().where(ClubSession.id == _as_id(session_id))
-    if is_postgres():
-        query = query.for_update()
-    club_session = query.first()
-    if club_session is None:
-        raise NotFound("That session does not exist.")
-    return club_session
-
-
 def can_edit(actor, club_session):
     """Admins edit any session; organizers their own drafts (and publish them)."""
     if actor is None or not actor.is_staff:
@@ -205,7 +196,7 @@ def update_session(actor, club_session, data, now):
     the same transaction, and are refused below what is already booked."""
     fields = validate_session_fields(data, partial=True)
     with db.atomic():
-        current = _lock(getattr(club_session, "id", club_session))
+        current = lock_session(_as_id(getattr(club_session, "id", club_session)))
         if not can_edit(actor, current):
             raise PermissionDenied("You cannot edit this session.")
         if current.status == "cancelled":
@@ -260,7 +251,7 @@ def cancel_session(actor, club_session, now, reason=""):
     if actor is None or not actor.is_admin:
         raise PermissionDenied("Only an admin can cancel a session.")
     with db.atomic():
-        current = _lock(getattr(club_session, "id", club_session))
+        current = lock_session(_as_id(getattr(club_session, "id", club_session)))
         if current.status == "cancelled":
             raise Conflict("This session is already cancelled.", code="cancelled")
         ClubSession.update(status="cancelled", cancelled_at=now, updated_at=now).where(
@@ -283,7 +274,7 @@ def delete_session(actor, club_session):
     if actor is None or not actor.is_admin:
         raise PermissionDenied("Only an admin can delete a session.")
     with db.atomic():
-        current = _lock(getattr(club_session, "id", club_session))
+        current = lock_session(_as_id(getattr(club_session, "id", club_session)))
         if Booking.select().where(Booking.club_session == current.id).exists():
             raise Conflict(
                 "This session has bookings: cancel it instead of deleting it.", code="has_bookings"

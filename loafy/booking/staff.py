@@ -7,12 +7,13 @@ Organizers act on their own sessions (and those sessions' bookings); admins on e
 import logging
 
 from loafy import audit, settings
-from loafy.booking import bookings, club_sessions
+from loafy.booking import bookings, club_sessions, waitlist
 from loafy.booking.club_sessions import can_handle_session
 from loafy.db import db
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from loafy.locking import lock_booking
 from loafy.models import Booking, ClubSession, User
-from loafy.money import payments
+from loafy.money import refunds
 from loafy.people import accounts
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ def update_session(actor, session_id, data, now):
         raise NotFound("That session does not exist.")
     with db.atomic():
         after = club_sessions.update_session(actor, session_id, data, now)
+        if waitlist.offer_freed_slots(session_id, now):  # more capacity: the waitlist first
+            after = ClubSession.get_by_id(session_id)
         changes = {
             name: [getattr(before, name), getattr(after, name)]
             for name in club_sessions.EDITABLE_FIELDS
@@ -145,7 +148,7 @@ def record_received(
     with db.atomic():
         # Checked under the session's lock: two staff marking the same booking at once (one cash,
         # one transfer) must not both record a payment.
-        booking = bookings.lock_booking(booking)
+        booking = lock_booking(booking)
         if refuse_settled:
             if booking.status == "cancelled":
                 raise Conflict("This booking was cancelled: it cannot be marked paid.", code="cancelled")
@@ -218,23 +221,11 @@ def cancel_booking_as(actor, booking_id, now, reason=""):
 
 
 def refund_booking(actor, booking_id, now, amount=None):
-    """Refund a paid booking (admins) through the payments service."""
+    """Refund a paid booking (admins) through the refunds service, which records the request and
+    its audit row, commits, and only then calls Stripe: no transaction is open here."""
     _require_admin(actor, "Only an admin can refund a booking.")
     booking = _booking_for(actor, booking_id)
-    with db.atomic():
-        _paid, before = payments.ledger_totals(booking.id)
-        result = payments.refund_booking(actor, booking.id, now, amount=amount)
-        _paid, after = payments.ledger_totals(booking.id)
-        # What the ledger gained, not what was asked: "the rest" is whatever Stripe still held.
-        audit.record(
-            actor,
-            "booking.refund",
-            "booking",
-            booking.id,
-            {"code": booking.code, "amount": after - before},
-            now,
-        )
-    return result
+    return refunds.refund_booking(actor, booking.id, now, amount=amount)
 
 
 # Players -------------------------------------------------------------------------------------
@@ -262,7 +253,7 @@ def record_manual_refund(actor, booking_id, method, now):
     _require_admin(actor, "Only an admin can record a refund.")
     booking = _booking_for(actor, booking_id)
     with db.atomic():
-        amount = payments.record_manual_refund(actor, booking.id, method, now)
+        amount = refunds.record_manual_refund(actor, booking.id, method, now)
         details = {"code": booking.code, "method": method, "amount": amount}
         audit.record(actor, "booking.manual_refund", "booking", booking.id, details, now)
     return amount

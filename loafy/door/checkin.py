@@ -20,12 +20,12 @@ from peewee import IntegrityError, fn
 
 from loafy import audit
 from loafy.booking import staff
-from loafy.booking.bookings import lock_session
 from loafy.booking.club_sessions import can_handle_session
 from loafy.clock import format_local, format_vnd
 from loafy.db import db
 from loafy.door import tickets
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
+from loafy.locking import lock_session
 from loafy.models import Booking, Checkin, ClubSession, User
 from loafy.settings import get_settings
 from loafy.web.formatting import iso_utc

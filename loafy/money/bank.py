@@ -30,17 +30,26 @@ from loafy import audit, queue
 from loafy.booking import staff
 from loafy.booking.bookings import CODE_ALPHABET, CODE_LENGTH
 from loafy.clock import format_vnd
-from loafy.db import db, is_postgres
+from loafy.db import db
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from loafy.locking import lock_booking, lock_row
 from loafy.models import BANK_FLAGGED_STATUSES, BankTransaction, Booking, LedgerEntry
 from loafy.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 MATCH_JOB = "jobs.bank.match_transaction"
+# The ledger rows' notes (fixed, so every face can say them in the reader's language).
+MATCHED_NOTE = "bank transfer, matched by its code"
+ASSIGNED_NOTE = "bank transfer, assigned by staff"
+SHORT_NOTE = "short bank transfer: not paid yet"
 
 
 # --- the registry of codes a memo may hold -------------------------------------------------------
+
+
+def _as_is(target):
+    return target
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,8 @@ class CodeKind:
     lookup(code) -> the target or None · amount_due(target) -> VND · is_paid(target) -> bool ·
     record(actor, target, transaction, amount, now) -> "confirmed" | "reconfirmed" | "refund_due" |
     "duplicate" (pays it; the same function staff use) · record_partial(target, transaction, now)
-    (money in, nothing confirmed) · describe(target) -> text for staff.
+    (money in, nothing confirmed) · describe(target) -> text for staff · lock(target) -> the
+    target re-read under its lock.
     """
 
     name: str
@@ -61,6 +71,9 @@ class CodeKind:
     record: Callable
     record_partial: Callable
     describe: Callable = str
+    # lock(target) -> the target re-read under its lock, inside the caller's transaction: two
+    # transfers for one booking, matched at once, must see each other (the sum, already paid).
+    lock: Callable = _as_is
     body_alphabet: str = CODE_ALPHABET
     body_length: int = CODE_LENGTH
 
@@ -120,6 +133,12 @@ def _booking_lookup(code):
     return Booking.get_or_none(Booking.code == code)
 
 
+def _booking_lock(booking):
+    from loafy.booking.bookings import lock_booking
+
+    return lock_booking(booking)
+
+
 def _booking_record(actor, booking, transaction, amount, now):
     return staff.record_received(
         actor,
@@ -128,7 +147,7 @@ def _booking_record(actor, booking, transaction, amount, now):
         provider_id=ledger_id(transaction),
         amount=amount,
         now=now,
-        note=f"bank transfer {transaction.provider} {transaction.provider_id}",
+        note=MATCHED_NOTE if actor is None else ASSIGNED_NOTE,
         action="booking.bank_transfer_matched" if actor is None else "booking.bank_transfer_assigned",
         details={"transaction": transaction.id, "memo": transaction.memo[:200]},
         refuse_settled=False,
@@ -137,8 +156,6 @@ def _booking_record(actor, booking, transaction, amount, now):
 
 def _booking_record_partial(booking, transaction, now):
     """Money that does not pay the booking yet: in the ledger (it arrived), the booking untouched."""
-    from loafy.booking.bookings import lock_booking
-
     with db.atomic():
         lock_booking(booking)
         try:
@@ -150,7 +167,7 @@ def _booking_record_partial(booking, transaction, now):
                     provider_id=ledger_id(transaction),
                     amount=transaction.amount,
                     status="succeeded",
-                    note="short bank transfer: the booking is not paid yet",
+                    note=SHORT_NOTE,
                     created_at=now,
                 )
         except IntegrityError:
@@ -167,6 +184,7 @@ register_code_kind(
         record=_booking_record,
         record_partial=_booking_record_partial,
         describe=lambda booking: f"{booking.code} ({booking.status}, {booking.payment_status})",
+        lock=_booking_lock,
     )
 )
 
@@ -230,10 +248,7 @@ def _stored(provider, provider_id):
 
 
 def _lock(transaction_id):
-    query = BankTransaction.select().where(BankTransaction.id == transaction_id)
-    if is_postgres():
-        query = query.for_update()
-    return query.first()
+    return lock_row(BankTransaction, transaction_id)
 
 
 def _to_club_account(transaction, settings):
@@ -267,6 +282,7 @@ def match_transaction(transaction_id, now):
 def _apply(actor, transaction, kind, code, target, now):
     """Pay `target` with the transaction; record what happened on the transaction. Caller holds
     the transaction's lock."""
+    target = kind.lock(target)
     due = kind.amount_due(target)
     if kind.is_paid(target):
         outcome = kind.record(actor, target, transaction, transaction.amount, now)
@@ -371,13 +387,6 @@ def get_transaction(transaction_id):
     return transaction
 
 
-def target_of(transaction):
-    kind = _KINDS.get(transaction.target_kind or "")
-    if kind is None or transaction.code is None:
-        return None
-    return kind.lookup(transaction.code)
-
-
 def assign_transaction(actor, transaction_id, code, now):
     """Staff say what an unmatched transfer pays (a booking or pass code): it is then matched
     exactly as if the memo had held that code. Audited."""
@@ -462,13 +471,6 @@ def flagged_lines():
             f"payer {payer_details(transaction)}"
         )
     return lines
-
-
-def raw_payload(transaction):
-    try:
-        return json.loads(transaction.raw)
-    except ValueError:
-        return transaction.raw
 
 
 def simulate_transfer(code, amount, account_number, now, provider="sepay"):

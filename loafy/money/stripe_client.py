@@ -6,6 +6,7 @@ clients it pulls in cost every web worker 5-6 MB (bench/scale.py), and most requ
 
 import logging
 
+from loafy.db import db
 from loafy.errors import LoafyError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,18 @@ def stripe_js_url():
     return f"{base}/js.stripe.com/v3/" if base else "https://js.stripe.com/v3/"
 
 
+class CalledInTransaction(RuntimeError):
+    """A programming error: Stripe called while a database transaction is open (it would hold
+    SQLite's write lock, or PostgreSQL's row locks, across a network call)."""
+
+
 def client():
+    """The Stripe client, for one call made now. Refuses inside a database transaction: record the
+    intent, commit, call, then record the result."""
     import stripe
 
+    if db.in_transaction():
+        raise CalledInTransaction("Stripe must not be called inside a database transaction")
     if _state.get("client") is None:
         if not _state.get("secret_key"):
             raise PaymentsNotConfigured()

@@ -4,8 +4,9 @@ import logging
 
 from peewee import IntegrityError, fn
 
-from loafy.db import db, is_postgres
+from loafy.db import db
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from loafy.locking import lock_user
 from loafy.mail import is_address
 from loafy.models import ROLES, Identity, User
 from loafy.people.web_sessions import close_all_sessions
@@ -160,10 +161,7 @@ def unlink_identity(actor, identity_id):
     """
     with db.atomic():
         # Lock the user's row so two unlinks racing cannot both see "two left" and remove both.
-        owner = User.select().where(User.id == actor.id)
-        if is_postgres():
-            owner = owner.for_update()
-        owner.get()
+        lock_user(actor.id)
         identity = Identity.get_or_none((Identity.id == identity_id) & (Identity.user == actor.id))
         if identity is None:
             raise NotFound("No such sign-in account.")

@@ -40,7 +40,17 @@ WORDS = {
         "booking": _l("Booking"),
         "user": _l("Player"),
         "settings": _l("Settings"),
+        "waitlist_entry": _l("Waitlist place"),
     },
+    # waitlist
+    "waitlist_status": {
+        "waiting": _l("Waiting"),
+        "offered": _l("Offer made"),
+        "booked": _l("Booked"),
+        "lapsed": _l("Offer lapsed"),
+        "left": _l("Left"),
+    },
+    "booking_source": {"direct": _l("Booked directly"), "waitlist": _l("From the waitlist")},
     # What an audit row says happened (its `action`).
     "audit_action": {
         "session.create": _l("Created a session"),
@@ -56,6 +66,7 @@ WORDS = {
         "user.set_role": _l("Changed a role"),
         "user.set_membership": _l("Changed a membership"),
         "settings.update": _l("Changed the settings"),
+        "waitlist.remove": _l("Removed from a waitlist"),
     },
     "queue": {"default": _l("Bookings and payments"), "mail": _l("E-mails")},
     "ledger_kind": {"intent": _l("Card payment started"), "payment": _l("Payment"), "refund": _l("Refund")},
@@ -103,6 +114,9 @@ WORDS = {
         "ends_at": _l("Ends"),
         "description": _l("Description"),
         "by": _l("By"),
+        "session": _l("Session"),
+        "user": _l("Player"),
+        "was": _l("Was"),
     },
 }
 
@@ -143,6 +157,18 @@ WORDS["audit_action"].update(
     }
 )
 WORDS["object_type"]["bank_transaction"] = _l("Bank transfer")
+# The fixed resolutions the service writes (staff notes are shown as typed).
+WORDS["bank_resolution"] = {
+    "completed by a later transfer": _l("completed by a later transfer"),
+    "done": _l("nothing more to do"),
+}
+WORDS["ledger_note"].update(
+    {
+        "bank transfer, matched by its code": _l("Bank transfer, matched by its code"),
+        "bank transfer, assigned by staff": _l("Bank transfer, assigned by staff"),
+        "short bank transfer: not paid yet": _l("Short bank transfer: not paid yet"),
+    }
+)
 WORDS["audit_field"].update(
     {
         "transaction": _l("Transfer"),
