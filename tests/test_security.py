@@ -149,8 +149,9 @@ def csrf_world(factory, now):
             "booking_id": own.id,
             "token_id": token.id,
             "code": "en",
-            "secret": "a" * 32,
-        },  # door: a ticket secret no booking has
+            "secret": "a" * 32,  # door: a ticket secret no booking has
+            "entry_id": 999_999,  # a waitlist entry that does not exist
+        },
         "identity_id": spare.id,
         "session": club_session.id,
         "empty": empty.id,
