@@ -10,10 +10,11 @@ from admin.bank import BankView
 from admin.base import StaffOnly, actor, now
 from admin.bookings import BookingView
 from admin.jobs import JobsView
+from admin.passes import PassProductView, PassView
 from admin.players import PlayerView
 from admin.sessions import ClubSessionView
 from admin.settings import SettingsView
-from loafy.models import AuditLog, Booking, ClubSession, User
+from loafy.models import AuditLog, Booking, ClubSession, Pass, PassProduct, User
 
 
 class StaffIndexView(StaffOnly, AdminIndexView):
@@ -35,6 +36,12 @@ def init_admin(app):
     admin.add_view(ClubSessionView(ClubSession, name=_l("Sessions"), endpoint="sessions"))
     admin.add_view(BookingView(Booking, name=_l("Bookings"), endpoint="bookings"))
     admin.add_view(PlayerView(User, name=_l("Players"), endpoint="players"))
+    admin.add_view(PassView(Pass, name=_l("Passes"), endpoint="passes_admin", url="/admin/passes"))
+    admin.add_view(
+        PassProductView(
+            PassProduct, name=_l("Pass products"), endpoint="pass_products", url="/admin/pass-products"
+        )
+    )
     admin.add_view(BankView(name=_l("Bank transfers"), endpoint="bank", url="/admin/bank"))
     admin.add_view(SettingsView(name=_l("Settings"), endpoint="settings", url="/admin/settings"))
     admin.add_view(JobsView(name=_l("Jobs"), endpoint="jobs", url="/admin/jobs"))

@@ -20,5 +20,16 @@ def settle_booking(app, booking_id):
 def settle_due(app):
     """Catch-up sweep: refund every booking still owed money back (after a lost job or a Stripe outage)."""
     from loafy.money import settle
+    from loafy.passes import card
 
-    return settle.settle_due(utcnow())
+    done = settle.settle_due(utcnow())
+    card.settle_due_passes(utcnow())
+    return done
+
+
+@job
+def settle_pass(app, pass_id):
+    """Move a pass's money to match its state: refund what is owed back, cancel an open intent."""
+    from loafy.passes import card
+
+    return card.settle_pass(pass_id, utcnow())

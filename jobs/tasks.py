@@ -6,14 +6,19 @@ from jobs.runtime import job
 from loafy import notifications, queue
 from loafy.booking import bookings, waitlist
 from loafy.models import utcnow
+from loafy.passes import passes
 
 log = logging.getLogger(__name__)
 
 
 @job
 def expire_unpaid(app):
-    """Every minute: release unpaid bookings past their deadline (deadlines live in the database)."""
-    return bookings.expire_unpaid(utcnow())
+    """Every minute: release unpaid bookings past their deadline (deadlines live in the database),
+    and expire unpaid passes past theirs."""
+    now = utcnow()
+    released = bookings.expire_unpaid(now)
+    passes.expire_unpaid_passes(now)
+    return released
 
 
 @job

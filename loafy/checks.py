@@ -41,6 +41,26 @@ def find_violations(now=None):
                 f"session {row['id']} ({row['title']}): available_slots {row['available_slots']} "
                 f"is outside 0..{row['max_slots']}"
             )
+    violations.extend(_overspent_packs())
     from loafy.door.checkin import door_violations  # door: tickets and people in
 
     return violations + waitlist.find_violations(now or utcnow()) + door_violations()
+
+
+def _overspent_packs():
+    """passes: no pack has paid for more spots than it has credits."""
+    from loafy.models import Pass
+
+    spent = (
+        Booking.select(Booking.club_pass, fn.SUM(Booking.slots).alias("used"))
+        .where(Booking.club_pass.is_null(False) & (Booking.status != "cancelled"))
+        .group_by(Booking.club_pass)
+        .alias("spent")
+    )
+    rows = (
+        Pass.select(Pass.code, Pass.credits_total, spent.c.used)
+        .join(spent, on=(spent.c.pass_id == Pass.id))
+        .where(spent.c.used > Pass.credits_total)
+        .tuples()
+    )
+    return [f"pass {code}: {int(used)} credits spent of {total}" for code, total, used in rows]

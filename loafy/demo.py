@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from loafy.booking.club_sessions import create_session
 from loafy.clock import format_vnd
 from loafy.db import db
-from loafy.models import ClubSession, User
+from loafy.models import ClubSession, PassProduct, User
 from loafy.people.accounts import create_user, find_user_by_email
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,9 @@ def seed_demo(now, timezone="Asia/Ho_Chi_Minh"):
             if user.role_id != role:  # signed in with Dev sign-in before the demo existed: a player
                 User.update(role=role).where(User.id == user.id).execute()
                 user = User.get_by_id(user.id)
-            if member:
-                User.update(membership_until=now + timedelta(days=365)).where(User.id == user.id).execute()
             users[role] = user
+            users[email] = (user, member)
+        _seed_passes(users, now)
         organizer = users["organizer"]
         today = now.replace(tzinfo=ZoneInfo("UTC")).astimezone(tz).date()
         created = []
@@ -108,8 +108,63 @@ def seed_demo(now, timezone="Asia/Ho_Chi_Minh"):
                 )
     transfer = _bank_transfer_booking(find_user_by_email("player@loafy.local"), created, now)
     door = _door_session(organizer, now)
-    log.info("demo data: %d accounts, %d sessions", len(DEMO_ACCOUNTS), len(created))
-    return {"accounts": DEMO_ACCOUNTS, "sessions": len(created), "bank_booking": transfer, "door": door}
+    full = _full_session_with_waitlist(organizer, find_user_by_email("member@loafy.local"), today, tz, now)
+    log.info("demo data: %d accounts, %d sessions", len(DEMO_ACCOUNTS), len(created) + 2)
+    return {
+        "accounts": DEMO_ACCOUNTS,
+        "sessions": len(created) + 2,
+        "bank_booking": transfer,
+        "full_session": full,
+        "door": door,
+    }
+
+
+# A full session with a waitlist: its spots held by demo guests, three parties waiting (the member
+# first, with a friend); the demo player can join the line, a cancellation shows the offer.
+DEMO_FULL_SESSION = ("Cầu lông đôi — đã kín / Doubles night (full)", "Nhà thi đấu Quận 1, 12 Nguyễn Du", 6)
+DEMO_WAITING = ((2, 2), (3, 1), (1, 1))  # (party, smallest offer taken), in order
+
+
+def _full_session_with_waitlist(organizer, member, today, tz, now):
+    """The full demo session's id: every spot booked (paid at the door), then the waitlist."""
+    from loafy.booking import waitlist
+    from loafy.booking.bookings import book_session
+
+    title, location, slots = DEMO_FULL_SESSION
+    day = today + timedelta(days=3)
+    starts = (
+        datetime(day.year, day.month, day.day, 19, tzinfo=tz).astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+    )
+    club_session = create_session(
+        organizer,
+        {
+            "title": title,
+            "description": _describe(title, 100_000),
+            "location": location,
+            "starts_at": starts,
+            "ends_at": starts + timedelta(hours=2),
+            "max_slots": slots,
+            "price": 100_000,
+            "status": "published",
+            "booking_opens_at": now,
+            "allow_pay_at_door": True,
+        },
+        now,
+    )
+    guests = [_demo_guest(n, now) for n in range(1, slots // 2 + 3)]
+    for guest in guests[: slots // 2]:
+        book_session(guest, club_session, 1, "cash", now)  # two spots each, confirmed (cash at the door)
+    waiting = [member, *guests[slots // 2 :]]
+    for seconds, (user, (party, smallest)) in enumerate(zip(waiting, DEMO_WAITING, strict=True)):
+        waitlist.join_waitlist(
+            user, club_session.id, party, now + timedelta(seconds=seconds), min_party=smallest
+        )
+    return club_session.id
+
+
+def _demo_guest(number, now):
+    email = f"guest{number}@loafy.local"
+    return find_user_by_email(email) or create_user(email, f"Khách demo {number}", role="player", now=now)
 
 
 # The demo's bank-transfer booking waits this long (not the usual half hour): time to try the
@@ -178,6 +233,41 @@ def _door_session(organizer, now):
         if paid:
             mark_paid(organizer, booking.id, "bank_transfer", now)
     return club_session.id
+
+
+# (name, kind, price VND, days, credits): what the demo club sells
+DEMO_PRODUCTS = (
+    ("Thành viên tháng / Monthly membership", "period", 300_000, 30, None),
+    ("Thành viên năm / Yearly membership", "period", 2_500_000, 365, None),
+    ("Gói 10 buổi / 10-session pack", "pack", 900_000, 90, 10),
+)
+
+
+def _seed_passes(users, now):
+    """The products to buy; members hold a year's membership, the demo player a 10-session pack."""
+    from loafy.passes.passes import _activate, _create_pass
+
+    made = {}
+    for name, kind, price, days, credits in DEMO_PRODUCTS:
+        made[kind, days] = PassProduct.create(
+            name=name,
+            kind=kind,
+            price=price,
+            duration_days=days if kind == "period" else None,
+            validity_days=days if kind == "pack" else None,
+            credits=credits,
+            early_access=True,
+            created_at=now,
+            updated_at=now,
+        )
+    for _sub, email, _name, _role, member in DEMO_ACCOUNTS:
+        user, _ = users[email]
+        product = made["period", 365] if member else None
+        if email.startswith("player@"):
+            product = made["pack", 90]
+        if product is not None:
+            club_pass = _create_pass(user.id, product, now, amount=0, payment_method="grant", note="demo")
+            _activate(club_pass, now)
 
 
 def _describe(title, price):

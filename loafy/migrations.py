@@ -12,10 +12,15 @@ from peewee import CharField, DateTimeField, IntegerField, Model
 from loafy.db import db, is_postgres, raw_sql
 from loafy.models import (
     ALL_MODELS,
+    BOOKING_PAYMENT_METHODS,
     BOOKING_SOURCES,
     ROLES,
     BankTransaction,
+    Booking,
     Checkin,
+    LedgerEntry,
+    Pass,
+    PassProduct,
     RefundRequest,
     Role,
     WaitlistEntry,
@@ -50,6 +55,27 @@ def _initial_schema():
 
 def _web_sessions():
     db.create_tables([WebSession], safe=True)
+
+
+def _passes():
+    """Pass products and passes; bookings and ledger rows may point at a pass; a booking may be paid
+    with a pack ("pass"); the admin-set membership dates become granted passes (nothing is lost)."""
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    from loafy.db import is_postgres
+    from loafy.passes.migrate import membership_dates_to_passes, widen_payment_method_check
+
+    db.create_tables([PassProduct, Pass], safe=True)
+    migrator = PostgresqlMigrator(db) if is_postgres() else SqliteMigrator(db)
+    for model in (Booking, LedgerEntry):
+        table = model._meta.table_name
+        if "pass_id" not in {c.name for c in db.get_columns(table)}:
+            migrate(migrator.add_column(table, "pass_id", model.club_pass))
+        # Only the new column's index: the model's other indexes may name columns that later
+        # migrations add (door's ticket_secret, 70), which an older database does not have yet.
+        db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{table}_pass_id" ON "{table}" (pass_id)')
+    widen_payment_method_check(BOOKING_PAYMENT_METHODS)
+    membership_dates_to_passes(utcnow())
 
 
 def _refund_requests():
@@ -117,6 +143,7 @@ MIGRATIONS = [
     (40, "server-side web sessions (logout ends a copied cookie)", _web_sessions),
     (48, "card refund requests (recorded before Stripe is called)", _refund_requests),
     (50, "waitlist: entries, and bookings' source", _waitlist),
+    (55, "passes: memberships and session packs; membership dates become granted passes", _passes),
     (60, "bank transactions from SePay and Casso, matched to bookings", _bank_transactions),
     (70, "door tickets: a secret per booking, people checked in, the scan log", _door_tickets),
 ]

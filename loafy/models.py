@@ -10,6 +10,7 @@ from peewee import (
     CharField,
     Check,
     DateTimeField,
+    DeferredForeignKey,
     ForeignKeyField,
     IntegerField,
     Model,
@@ -27,6 +28,8 @@ BOOKING_STATUSES = ("pending_payment", "confirmed", "cancelled", "expired")
 ACTIVE_BOOKING_STATUSES = ("pending_payment", "confirmed")
 PAYMENT_STATUSES = ("unpaid", "paid", "refunded", "failed")
 PAYMENT_METHODS = ("stripe", "bank_transfer", "cash")
+# A booking may also be paid with a pack's credits (passes): no money moves, so no ledger provider.
+BOOKING_PAYMENT_METHODS = (*PAYMENT_METHODS, "pass")
 LEDGER_KINDS = ("intent", "payment", "refund")
 BOOKING_SOURCES = ("direct", "waitlist")
 WAITLIST_STATUSES = ("waiting", "offered", "booked", "lapsed", "left")
@@ -65,7 +68,6 @@ class User(UserMixin, BaseModel):
     name = CharField(max_length=200)
     avatar_url = CharField(max_length=500, null=True)
     role = ForeignKeyField(Role, field=Role.name, column_name="role", default="player")
-    membership_until = DateTimeField(null=True)
     locale = CharField(max_length=8, null=True)
     active = BooleanField(default=True)
     created_at = DateTimeField(default=utcnow)
@@ -90,7 +92,13 @@ class User(UserMixin, BaseModel):
         return self.role_id == "admin"
 
     def is_member(self, now):
-        return self.membership_until is not None and self.membership_until > now
+        """Early access: an active pass whose product grants it (loafy.passes). Remembered on this
+        object for the same `now` (one request asks several times)."""
+        cached = getattr(self, "_early_access", None)
+        if cached is None or cached[0] != now:
+            cached = (now, Pass.grants_early_access(self.id, now))
+            self._early_access = cached
+        return cached[1]
 
 
 class Identity(BaseModel):
@@ -174,7 +182,7 @@ class Booking(BaseModel):
     slots = IntegerField(constraints=[Check("slots = 1 + guest_count")])
     unit_price = IntegerField(constraints=[Check("unit_price >= 0")])
     amount = IntegerField(constraints=[Check("amount = slots * unit_price")])
-    payment_method = CharField(max_length=20, constraints=[_in("payment_method", PAYMENT_METHODS)])
+    payment_method = CharField(max_length=20, constraints=[_in("payment_method", BOOKING_PAYMENT_METHODS)])
     status = CharField(
         max_length=20, default="pending_payment", constraints=[_in("status", BOOKING_STATUSES)]
     )
@@ -195,6 +203,10 @@ class Booking(BaseModel):
     ticket_secret = CharField(max_length=64, null=True, unique=True, default=new_ticket_secret)
     checked_in_people = IntegerField(
         default=0, constraints=[SQL("DEFAULT 0"), Check("checked_in_people BETWEEN 0 AND slots")]
+    )
+    # passes: the pack whose credits paid this booking (payment_method "pass")
+    club_pass = DeferredForeignKey(
+        "Pass", null=True, column_name="pass_id", object_id_name="club_pass_id", on_delete="RESTRICT"
     )
     # waitlist: how the booking came about; the database default keeps hand-written INSERTs direct.
     source = CharField(
@@ -267,6 +279,10 @@ class LedgerEntry(BaseModel):
     note = TextField(default="")
     recorded_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
     created_at = DateTimeField(default=utcnow)
+    # passes: the pass this money is for (booking is then empty)
+    club_pass = DeferredForeignKey(
+        "Pass", null=True, column_name="pass_id", object_id_name="club_pass_id", on_delete="RESTRICT"
+    )
 
     class Meta:
         table_name = "payment_ledger"
@@ -367,6 +383,119 @@ class WebSession(BaseModel):
 
 
 ALL_MODELS.append(WebSession)
+
+
+# --- passes: memberships (period) and session packs (credits) -------------------------------------
+
+PASS_KINDS = ("period", "pack")
+# Stored states. What a player sees (scheduled | active | expired) follows from a paid pass's
+# starts_at/ends_at and the time (Pass.status_at): no job has to flip them at the exact instant.
+PASS_STATUSES = ("pending_payment", "paid", "expired", "cancelled")
+# How a pass was paid: the money paths, or granted by staff (no money; the old membership dates).
+PASS_PAYMENT_METHODS = (*PAYMENT_METHODS, "grant")
+
+
+class PassProduct(BaseModel):
+    """What the club sells: a period membership (duration_days) or a pack of credits (validity_days)."""
+
+    name = CharField(max_length=200)
+    kind = CharField(max_length=10, constraints=[_in("kind", PASS_KINDS)])
+    price = IntegerField(constraints=[Check("price >= 0")])
+    duration_days = IntegerField(null=True)
+    credits = IntegerField(null=True)
+    validity_days = IntegerField(null=True)
+    early_access = BooleanField(default=True)
+    active = BooleanField(default=True)
+    # Auto-renew by card: a Stripe Plan for this product (period products the club marks renewable).
+    renewable = BooleanField(default=False)
+    stripe_plan_id = CharField(max_length=100, null=True)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "pass_products"
+        constraints = [
+            Check(
+                "(kind = 'period' AND duration_days BETWEEN 1 AND 3660 AND credits IS NULL)"
+                " OR (kind = 'pack' AND credits BETWEEN 1 AND 1000 AND validity_days BETWEEN 1 AND 3660)"
+            )
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class Pass(BaseModel):
+    """One pass a player bought (or was granted). Credits left are counted from its bookings."""
+
+    code = CharField(max_length=8, unique=True)
+    user = ForeignKeyField(User, backref="passes", on_delete="RESTRICT")
+    product = ForeignKeyField(PassProduct, backref="passes", on_delete="RESTRICT")
+    # Copied from the product at purchase: editing a product never changes a pass already sold.
+    kind = CharField(max_length=10, constraints=[_in("kind", PASS_KINDS)])
+    days = IntegerField(constraints=[Check("days >= 1")])  # duration (period) or validity (pack)
+    credits_total = IntegerField(null=True, constraints=[Check("credits_total >= 1")])
+    early_access = BooleanField(default=True)
+    amount = IntegerField(constraints=[Check("amount >= 0")])
+    payment_method = CharField(max_length=20, constraints=[_in("payment_method", PASS_PAYMENT_METHODS)])
+    status = CharField(max_length=20, default="pending_payment", constraints=[_in("status", PASS_STATUSES)])
+    payment_deadline = DateTimeField(null=True)
+    starts_at = DateTimeField(null=True)
+    ends_at = DateTimeField(null=True)
+    stripe_payment_intent_id = CharField(max_length=100, null=True, unique=True)
+    auto_renew = BooleanField(default=False)
+    stripe_subscription_id = CharField(max_length=100, null=True, unique=True)
+    note = TextField(default="")
+    created_by = ForeignKeyField(User, null=True, on_delete="SET NULL")  # staff who sold or granted it
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    paid_at = DateTimeField(null=True)
+    cancelled_at = DateTimeField(null=True)
+    expired_at = DateTimeField(null=True)
+    refund_due_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "passes"
+        constraints = [
+            Check("(kind = 'pack') = (credits_total IS NOT NULL)"),
+            Check("status <> 'paid' OR (starts_at IS NOT NULL AND ends_at > starts_at)"),
+        ]
+
+    def __str__(self):
+        return self.code
+
+    def status_at(self, now):
+        """pending_payment | scheduled | active | expired | cancelled, as the contract names them."""
+        if self.status == "pending_payment" and self.payment_deadline and self.payment_deadline <= now:
+            return "expired"  # past its deadline it blocks nothing, job or not
+        if self.status != "paid":
+            return self.status
+        if now < self.starts_at:
+            return "scheduled"
+        return "active" if now < self.ends_at else "expired"
+
+    @classmethod
+    def active(cls, user_id, now):
+        """The user's paid passes running at `now`."""
+        return cls.select().where(
+            (cls.user == user_id) & (cls.status == "paid") & (cls.starts_at <= now) & (cls.ends_at > now)
+        )
+
+    @classmethod
+    def grants_early_access(cls, user_id, now):
+        return cls.active(user_id, now).where(cls.early_access == True).exists()  # noqa: E712
+
+
+Pass.add_index(Pass.index(Pass.user, Pass.status, Pass.ends_at, name="passes_by_user"))
+Pass.add_index(
+    Pass.index(
+        Pass.payment_deadline, where=Pass.status == "pending_payment", name="passes_pending_by_deadline"
+    )
+)
+# bookings.pass_id and payment_ledger.pass_id are indexed as foreign keys (credits count by them).
+
+# Before the bookings and the ledger that point at them (tests empty tables in reverse order).
+ALL_MODELS[ALL_MODELS.index(Booking) : ALL_MODELS.index(Booking)] = [PassProduct, Pass]
 
 
 class WaitlistEntry(BaseModel):

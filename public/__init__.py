@@ -49,6 +49,7 @@ def init_app(app):
         i18n,
         limits,
         pages,
+        passes,
         payments,
         profile,
     )
@@ -88,6 +89,7 @@ def init_app(app):
     app.register_blueprint(api.bp)
     app.register_blueprint(profile.bp)
     app.register_blueprint(payments.bp)
+    app.register_blueprint(passes.bp)
     app.register_blueprint(bank_webhooks.bp)
     app.register_blueprint(door.bp)
     errors.init_app(app)

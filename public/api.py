@@ -14,6 +14,7 @@ from loafy.booking.bookings import SessionFull, book_session, get_booking
 from loafy.booking.club_sessions import get_session, list_sessions
 from loafy.booking.listings import list_bookings_page
 from loafy.models import utcnow
+from loafy.passes.passes import membership as membership_of
 from loafy.web.guards import role_required
 from public.api_schemas import (
     ADMIN,
@@ -79,7 +80,7 @@ def viewer():
     "The signed-in user, role, membership, and a CSRF token for cookie calls", SIGNED_IN, ok=Me, errors=(401,)
 )
 def me():
-    membership = {"active": current_user.is_member(utcnow()), "until": current_user.membership_until}
+    membership = membership_of(current_user.id, utcnow())  # from the user's passes
     return answer(Me, {"user": including(current_user, membership=membership), "csrf_token": generate_csrf()})
 
 

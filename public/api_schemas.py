@@ -42,9 +42,12 @@ from pydantic_core import PydanticCustomError
 from loafy.booking.club_sessions import MAX_PER_PAGE, MAX_PRICE, MAX_SLOTS_LIMIT
 from loafy.door import tickets
 from loafy.models import (
+    BOOKING_PAYMENT_METHODS,
     BOOKING_SOURCES,
     BOOKING_STATUSES,
     CHECKIN_STATUSES,
+    PASS_KINDS,
+    PASS_PAYMENT_METHODS,
     PAYMENT_METHODS,
     PAYMENT_STATUSES,
     ROLES,
@@ -97,8 +100,10 @@ class _Page(Answer):
 
 
 class Membership(Answer):
+    """From the user's period passes: ends_at is the end of the last pass in an unbroken run."""
+
     active: bool
-    until: UtcTime | None
+    ends_at: UtcTime | None
 
 
 class User(Answer):
@@ -228,7 +233,9 @@ class NewBooking(Body):
 
     session_id: WholeNumber
     guest_count: whole_number(ge=0, le=3) = 0
-    payment_method: Literal[PAYMENT_METHODS]
+    payment_method: Literal[BOOKING_PAYMENT_METHODS] = Field(
+        description='"pass": one credit per spot from my pack that expires first'
+    )
 
 
 class BankDetails(Answer):
@@ -245,7 +252,7 @@ class Booking(Answer):
     user_id: int
     status: Literal[BOOKING_STATUSES]
     payment_status: Literal[PAYMENT_STATUSES]
-    payment_method: Literal[PAYMENT_METHODS]
+    payment_method: Literal[BOOKING_PAYMENT_METHODS]
     payment_deadline: UtcTime | None
     guest_count: int = Field(ge=0, le=3)
     slots: int = Field(ge=1, le=4)
@@ -284,8 +291,11 @@ class BookingPage(_Page):
 
 
 class NewPaymentIntent(Body):
+    """A booking's id, or a pass's (`pass_id`) to pay for a pass."""
+
     # Anything but one of my bookings' ids is a 404, as for a stranger's booking: no hint either way.
-    booking_id: Annotated[Any, WithJsonSchema({"type": "integer", "minimum": 1})]
+    booking_id: Annotated[Any, WithJsonSchema({"type": "integer", "minimum": 1})] = None
+    pass_id: Annotated[Any, WithJsonSchema({"type": "integer", "minimum": 1})] = None
 
 
 class PaymentIntent(Answer):
@@ -337,6 +347,104 @@ class CassoDelivery(Body):
 
 class BankFeedReceived(Answer):
     success: Literal[True]
+
+
+# --- passes ---------------------------------------------------------------------------------------
+
+PassDays = whole_number(ge=1, le=3660)
+
+
+class PassProductChange(Body):
+    """Any subset of a product's fields (PUT); how they fit together (a period's days, a pack's
+    credits and validity) is checked by the products service."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)] = None
+    kind: Literal[PASS_KINDS] = None
+    price: Price = None
+    duration_days: PassDays | None = None
+    credits: whole_number(ge=1, le=1000) | None = None
+    validity_days: PassDays | None = None
+    early_access: bool = Field(None, strict=True)
+    active: bool = Field(None, strict=True)
+    renewable: bool = Field(None, strict=True)
+
+    def fields(self):
+        return self.model_dump(exclude_unset=True)
+
+
+class NewPassProduct(PassProductChange):
+    """A product: a period membership (duration_days) or a pack (credits, validity_days)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    kind: Literal[PASS_KINDS]
+    price: Price
+
+
+class PassProduct(Answer):
+    id: int
+    name: str
+    kind: Literal[PASS_KINDS]
+    price: VND
+    currency: Currency = "vnd"
+    duration_days: int | None
+    credits: int | None
+    validity_days: int | None
+    early_access: bool
+    active: bool
+    renewable: bool
+
+
+class PassProductPage(_Page):
+    items: list[PassProduct]
+
+
+class NewPass(Body):
+    # An unknown or withdrawn product is a 404.
+    product_id: Annotated[Any, WithJsonSchema({"type": "integer", "minimum": 1})]
+    payment_method: Literal["stripe", "bank_transfer", "cash"]
+
+
+class PassFilter(Paging):
+    user_id: Annotated[int, Field(ge=1, le=2**31 - 1), Blank] = Field(
+        None, description="Staff: a player's passes"
+    )
+
+
+class Pass(Answer):
+    id: int
+    code: str = Field(pattern=r"^LP-[A-Z2-9]{5}$")
+    kind: Literal[PASS_KINDS]
+    status: Literal["pending_payment", "scheduled", "active", "expired", "cancelled"]
+    product: PassProduct
+    user_id: int
+    amount: VND
+    currency: Currency = "vnd"
+    payment_method: Literal[PASS_PAYMENT_METHODS]
+    payment_deadline: UtcTime | None
+    starts_at: UtcTime | None
+    ends_at: UtcTime | None
+    credits_total: int | None
+    credits_left: int | None
+    early_access: bool
+    auto_renew: bool
+    created_at: UtcTime
+
+    @computed_field(description="Bank transfers only (else null): what the VietQR code holds")
+    @property
+    def bank(self) -> BankDetails | None:
+        if self.payment_method != "bank_transfer" or self.status != "pending_payment":
+            return None
+        return BankDetails.model_validate(vietqr.bank_details(recent_settings(), self.code))
+
+
+class PassPage(_Page):
+    items: list[Pass]
+
+
+class AutoRenew(Body):
+    """Renew this membership by card from its end on: the card saved by Stripe.js (pm_...)."""
+
+    payment_method: Annotated[str, Field(min_length=4, max_length=100, pattern=r"^pm_[A-Za-z0-9_]+$")]
 
 
 # --- waitlist -------------------------------------------------------------------------------------

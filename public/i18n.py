@@ -55,6 +55,10 @@ ERROR_MESSAGES = {
     "already_confirmed": _l("This booking is already confirmed."),
     "not_card_payment": _l("This booking is not paid by card."),
     "already_paid": _l("Your payment went through; we are confirming your booking."),
+    # passes
+    "no_credits": _l(
+        "You have no session pack with enough credits left. Buy a pack or choose another payment method."
+    ),
     # sign-in and profile
     "sign_in_conflict": _l("We could not sign you in just now. Please try again."),
     "last_identity": _l("This is your only way to sign in: link another account before removing it."),

@@ -130,6 +130,9 @@ def _render_session(session_id, form=None, error=None, status=200, waitlist_form
     club_session = get_session_for_viewer(session_id, viewer, now)
     settings = get_settings()
     methods = booking_form_methods(club_session, now, settings)
+    pack_left = _pack_credits(viewer, club_session, now)
+    if pack_left:
+        methods = ["pass", *methods]  # passes: "use my pack (N credits left)" comes first
     form = form or {"guest_count": "0", "payment_method": methods[0] if methods else ""}
     message = None
     if error is not None:
@@ -142,6 +145,7 @@ def _render_session(session_id, form=None, error=None, status=200, waitlist_form
         booking=club_session.my_booking,
         methods=methods,
         max_guests=settings["max_guests"],
+        pack_left=pack_left,
         form=form,
         error=message,
         error_field=getattr(error, "field", None),
@@ -153,6 +157,16 @@ def _render_session(session_id, form=None, error=None, status=200, waitlist_form
         waitlist_error=waitlist_message,
     )
     return page, status
+
+
+def _pack_credits(viewer, club_session, now):
+    """Credits left on the viewer's best pack (the one a booking would use), or 0."""
+    if viewer is None or club_session.price == 0:
+        return 0
+    from loafy.passes.credits import packs_with_credits
+
+    lefts = [left for _pack, left in packs_with_credits(viewer.id, now) if left > 0]
+    return lefts[0] if lefts else 0
 
 
 @bp.get("/sessions/<int:session_id>")

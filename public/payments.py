@@ -5,8 +5,8 @@ import logging
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from loafy.booking.bookings import get_booking
-from loafy.errors import LoafyError, NotFound
+from loafy.booking.bookings import get_own_booking
+from loafy.errors import LoafyError, NotFound, ValidationError
 from loafy.models import utcnow
 from loafy.money import bank, card, stripe_client, vietqr, webhooks
 from loafy.settings import get_settings
@@ -29,24 +29,30 @@ bp = Blueprint("payments", __name__)
 
 def _own_booking(booking_id):
     """The signed-in player's own booking; staff and other players get 404 here too."""
-    booking = get_booking(booking_id, current_user)
-    if booking.user_id != current_user.id:
-        raise NotFound("That booking does not exist.")
-    return booking
+    return get_own_booking(booking_id, current_user)
 
 
 @bp.post("/api/payments/stripe/intent")
 @login_required
 @endpoint(
-    "A Stripe PaymentIntent for my booking",
+    "A Stripe PaymentIntent for my booking, or for my pass (pass_id)",
     "owner",
     ok=PaymentIntent,
     json=NewPaymentIntent,
     errors=(400, 401, 404, 409, 413, 415, 422),
 )
 def create_intent():
-    booking_id = request.context.json.booking_id
-    return answer(PaymentIntent, card.create_intent(current_user, booking_id, utcnow()))
+    data = request.context.json
+    sent = data.model_fields_set
+    if "pass_id" in sent and "booking_id" not in sent:  # passes: paying a pass by card
+        from loafy.passes import card as pass_card
+
+        return answer(PaymentIntent, pass_card.create_pass_intent(current_user, data.pass_id, utcnow()))
+    if "booking_id" not in sent:
+        raise ValidationError(
+            'Send JSON like {"booking_id": 12} (or {"pass_id": 3} for a pass).', field="booking_id"
+        )
+    return answer(PaymentIntent, card.create_intent(current_user, data.booking_id, utcnow()))
 
 
 @bp.post("/api/webhooks/stripe")

@@ -5,6 +5,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from loafy.models import utcnow
+from loafy.passes import passes
 from loafy.people import accounts, tokens, web_sessions
 from loafy.web.guards import role_required
 from public.auth import end_browser_session, providers
@@ -13,13 +14,16 @@ bp = Blueprint("profile", __name__, url_prefix="/profile")
 
 
 def _render(new_token=None, status=200):
+    now = utcnow()
     page = render_template(
         "public/profile.html",
         identities=accounts.list_identities(current_user),
         tokens=tokens.list_tokens(current_user),
         providers=providers(),
         new_token=new_token,
-        now=utcnow(),
+        membership=passes.membership(current_user.id, now),
+        mine=passes.list_passes(current_user, None, now),
+        now=now,
     )
     response = make_response(page, status)
     response.headers["Cache-Control"] = "no-store"  # the page may show a token once
@@ -55,6 +59,17 @@ def create_token():
 def revoke_token(token_id):
     token = tokens.revoke_token(current_user, token_id, utcnow())
     flash(_("The token “%(name)s” no longer works.", name=token.name), "info")
+    return redirect(url_for("profile.show"))
+
+
+@bp.post("/passes/<int:pass_id>/auto-renew/off")
+@role_required()
+def auto_renew_off(pass_id):
+    """passes: stop renewing a membership by card (the running pass runs to its end)."""
+    from loafy.passes import renewal
+
+    renewal.turn_off(current_user, pass_id, utcnow())
+    flash(_("Auto-renew is off. Your membership runs to its end."), "info")
     return redirect(url_for("profile.show"))
 
 

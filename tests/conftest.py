@@ -166,17 +166,72 @@ class Factory:
         self._n += 1
         return self._n
 
-    def user(self, role="player", email=None, name=None, member=False, **fields):
+    def user(self, role="player", email=None, name=None, member=False, membership_until=None, **fields):
+        """A user; `member` (30 days) or `membership_until` grants a period pass (membership comes
+        from passes alone)."""
         n = self._next()
         values = {
             "email": email or f"user{n}@example.com",
             "name": name or f"Player {n}",
             "role": role,
-            "membership_until": self.now + timedelta(days=30) if member else None,
             "created_at": self.now,
         }
         values.update(fields)
-        return User.create(**values)
+        user = User.create(**values)
+        if member and membership_until is None:
+            membership_until = self.now + timedelta(days=30)
+        if membership_until is not None:
+            self.paid_pass(
+                user,
+                "period",
+                starts_at=min(self.now, membership_until) - timedelta(days=1),
+                ends_at=membership_until,
+            )
+        return user
+
+    def product(self, kind="period", **fields):
+        from loafy.models import PassProduct
+
+        values = {
+            "name": f"{kind} product {self._next()}",
+            "kind": kind,
+            "price": 500_000,
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+        values.update({"duration_days": 30} if kind == "period" else {"credits": 10, "validity_days": 60})
+        values.update(fields)
+        return PassProduct.create(**values)
+
+    def paid_pass(
+        self, user, kind="period", credits=None, starts_at=None, ends_at=None, product=None, **fields
+    ):
+        """A paid pass (as if bought and activated) running from starts_at (default now)."""
+        from loafy.models import Pass
+        from loafy.passes.passes import new_pass_code
+
+        product = product or self.product(kind, **({"credits": credits} if credits else {}))
+        starts = starts_at or self.now
+        days = product.duration_days if kind == "period" else product.validity_days
+        values = {
+            "code": new_pass_code(),
+            "user": user.id,
+            "product": product.id,
+            "kind": kind,
+            "days": days,
+            "credits_total": product.credits if kind == "pack" else None,
+            "early_access": product.early_access,
+            "amount": product.price,
+            "payment_method": "cash",
+            "status": "paid",
+            "starts_at": starts,
+            "ends_at": ends_at or starts + timedelta(days=days),
+            "paid_at": self.now,
+            "created_at": self.now,
+            "updated_at": self.now,
+        }
+        values.update(fields)
+        return Pass.create(**values)
 
     def club_session(self, **fields):
         starts = fields.pop("starts_at", self.now + timedelta(days=2))

@@ -69,6 +69,7 @@ ROUTES = {
     ("profile.revoke_token", "POST"): R(LOGIN, 302, 302, 302, args={"token_id": "token"}),
     ("profile.unlink_identity", "POST"): R(LOGIN, 302, 302, 302, args={"identity_id": "identity"}),
     ("profile.sign_out_everywhere", "POST"): R(LOGIN, 302, 302, 302),
+    ("profile.auto_renew_off", "POST"): R(LOGIN, 404, 404, 404, args={"pass_id": 999_999}),
     # JSON API
     ("api.me", "GET"): R(LOGIN, 200, 200, 200),
     ("api.logout", "POST"): R(LOGIN, 200, 200, 200),
@@ -92,6 +93,19 @@ ROUTES = {
     ("payments.stripe_webhook", "POST"): everyone(503),  # Stripe not configured in the matrix app
     ("payments.pay", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
     ("payments.booking_status", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
+    # passes
+    ("passes.list_products_view", "GET"): everyone(200),
+    ("passes.create_product_view", "POST"): R(LOGIN, 403, 403, OK),  # a form body: 415 for admins
+    ("passes.update_product_view", "PUT"): R(LOGIN, 403, 403, OK, args={"product_id": 999_999}),
+    ("passes.buy_pass_view", "POST"): R(LOGIN, 415, 415, 415),
+    ("passes.list_passes_view", "GET"): R(LOGIN, 200, 200, 200),
+    ("passes.get_pass_view", "GET"): R(LOGIN, 404, 404, 404, args={"pass_id": 999_999}),
+    ("passes.passes_page", "GET"): everyone(200),
+    ("passes.auto_renew_on_view", "POST"): R(LOGIN, 415, 415, 415, args={"pass_id": 999_999}),
+    ("passes.auto_renew_off_view", "DELETE"): R(LOGIN, 404, 404, 404, args={"pass_id": 999_999}),
+    ("passes.buy_pass_page", "POST"): R(LOGIN, 302, 302, 302),  # no product: back to /passes, said why
+    ("passes.pay_pass_page", "GET"): R(LOGIN, 404, 404, 404, args={"pass_id": 999_999}),
+    ("passes.pass_status", "GET"): R(LOGIN, 404, 404, 404, args={"pass_id": 999_999}),
     ("payments.simulate_transfer", "POST"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
     # bank feeds (not configured in the matrix app: 404, as for a club without them)
     ("bank_webhooks.sepay", "POST"): everyone(404),
@@ -134,6 +148,8 @@ PREFIX_RULES = {
     "settings.": ADMIN_ONLY,
     "jobs.": ADMIN_ONLY,
     "audit.": ADMIN_ONLY,
+    "passes_admin.": STAFF,
+    "pass_products.": ADMIN_ONLY,
     "bank.": ADMIN_ONLY,
 }
 GENERIC_ARGS = {"export_type": "csv"}

@@ -31,6 +31,8 @@ PREFIXES = {
     "settings.": ADMIN_ONLY,
     "jobs.": ADMIN_ONLY,
     "audit.": ADMIN_ONLY,
+    "passes_admin.": STAFF,  # organizers see passes and take payment; selling, granting and
+    "pass_products.": ADMIN_ONLY,  # cancelling are refused by the service (admin only)
     "bank.": ADMIN_ONLY,
 }
 
@@ -81,7 +83,10 @@ def test_the_staff_area_has_the_expected_views(app):
         "bookings.refund",
         "bookings.manual_refund",
         "players.set_role",
-        "players.set_membership",
+        "passes_admin.sell",
+        "passes_admin.mark_paid",
+        "passes_admin.cancel",
+        "pass_products.create_view",
         "settings.index",
         "jobs.index",
         "audit.index_view",

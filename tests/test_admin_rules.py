@@ -559,7 +559,9 @@ def test_bad_input_never_500(admin_client, path):
         ("/admin/bookings/check-in/", {"id": "99999999999999"}),
         ("/admin/sessions/publish/", {}),
         ("/admin/players/role/", {"id": "1", "role": "emperor"}),
-        ("/admin/players/membership/", {"id": "abc", "until": "2026-01-01"}),
+        ("/admin/passes/sell/", {"user_id": "abc", "product_id": "x", "method": "grant"}),
+        ("/admin/passes/mark-paid/", {"id": "x", "method": "cash"}),
+        ("/admin/passes/cancel/", {"id": "99999999999999"}),
     ],
 )
 def test_bad_action_input_never_500(admin_client, path, data):
@@ -625,17 +627,17 @@ def test_roles_and_the_last_admin_rule(admin_client, admin_user, factory):
     assert reload(admin_user).role_id == "admin"
 
 
-def test_membership_until_is_the_end_of_that_day_in_club_time(admin_client, factory):
+def test_admins_grant_and_sell_passes_from_the_player_page(admin_client, factory, now):
     player = factory.user()
-    post(admin_client, "/admin/players/membership/", {"id": player.id, "until": "2026-12-31"})
-    assert reload(player).membership_until == datetime(2026, 12, 31, 17, 0)  # 2027-01-01 00:00 at UTC+7
-    assert len(audit_rows("user.set_membership")) == 1
-    post(admin_client, "/admin/players/membership/", {"id": player.id, "until": "2026-12-31"})
-    assert len(audit_rows("user.set_membership")) == 1  # the same day again changes nothing
-    response = post(admin_client, "/admin/players/membership/", {"id": player.id, "until": "31/12/2026"})
-    assert "last day as YYYY-MM-DD, or leave it empty" in text(response)
-    post(admin_client, "/admin/players/membership/", {"id": player.id, "until": ""})
-    assert reload(player).membership_until is None
+    period = factory.product("period", duration_days=30)
+    pack = factory.product("pack", price=900_000, credits=10)
+    post(admin_client, "/admin/passes/sell/", {"user_id": player.id, "product_id": period.id, "method": "grant"})
+    post(admin_client, "/admin/passes/sell/", {"user_id": player.id, "product_id": pack.id, "method": "cash"})
+    assert len(audit_rows("pass.grant")) == 1 and len(audit_rows("pass.sell")) == 1
+    page = text(admin_client.get(f"/admin/players/details/?id={player.id}"))
+    assert "Member until" in page and pack.name in page and "900.000" in page
+    response = post(admin_client, "/admin/passes/sell/", {"user_id": player.id, "product_id": "99999", "method": "cash"})
+    assert "That pass product does not exist." in text(response)
 
 
 def test_player_detail_shows_identities_and_history(admin_client, factory, now):

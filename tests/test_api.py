@@ -81,7 +81,7 @@ def test_me_and_logout_with_the_browser_session(client, users):
     me = client.get("/api/auth/me").get_json()
     assert me["user"]["id"] == users["player"].id
     assert me["user"]["role"] == "player"
-    assert me["user"]["membership"] == {"active": False, "until": None}
+    assert me["user"]["membership"] == {"active": False, "ends_at": None}
 
     # Unsafe cookie calls need the CSRF token.
     error_of(client.post("/api/auth/logout"), 400, "csrf")
@@ -98,7 +98,7 @@ def test_member_time_is_iso_with_offset(client, factory):
     member = factory.user(member=True)
     body = client.get("/api/auth/me", headers=bearer(member)).get_json()
     assert body["user"]["membership"]["active"] is True
-    assert body["user"]["membership"]["until"].endswith("+00:00")
+    assert body["user"]["membership"]["ends_at"].endswith("+00:00")
 
 
 # --- sessions: read -------------------------------------------------------------------------------

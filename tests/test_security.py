@@ -140,17 +140,21 @@ def csrf_world(factory, now):
     token, raw = tokens.create_token(admin, "admin's token")
     own = book_session(admin, club_session, 0, "bank_transfer", now)
     theirs = book_session(player, club_session, 1, "stripe", now)
+    product = factory.product("pack")
     return {
         "admin": admin,
         "player": player,
         "raw": raw,
+        "product": product.id,
         "args": {
             "session_id": club_session.id,
             "booking_id": own.id,
             "token_id": token.id,
             "code": "en",
             "secret": "a" * 32,  # door: a ticket secret no booking has
-            "entry_id": 999_999,  # a waitlist entry that does not exist
+            "entry_id": 1,  # a waitlist place: none exists, and the CSRF check answers first anyway
+            "product_id": product.id,
+            "pass_id": factory.paid_pass(player, "pack", product=product).id,
         },
         "identity_id": spare.id,
         "session": club_session.id,
@@ -176,6 +180,10 @@ def forged_request(w, endpoint):
         "api.update_session_view": {"title": "Forged title"},
         "api.create_booking_view": {"session_id": w["empty"], "guest_count": 0, "payment_method": "stripe"},
         "payments.create_intent": {"booking_id": w["own"]},
+        "passes.create_product_view": {"name": "Forged", "kind": "period", "price": 1, "duration_days": 9},
+        "passes.update_product_view": {"price": 1},
+        "passes.buy_pass_view": {"product_id": w["product"], "payment_method": "cash"},
+        "passes.auto_renew_on_view": {"payment_method": "pm_card_visa"},
     }
     forms = {
         "pages.book": {"guest_count": "0", "payment_method": "stripe"},
@@ -195,7 +203,9 @@ def forged_request(w, endpoint):
         "bookings.action_view": {"action": "delete", "rowid": theirs},
         "bookings.ajax_update": {"list_form_pk": theirs, "status": "cancelled"},
         "players.set_role": {"id": player, "role": "admin"},
-        "players.set_membership": {"id": player, "until": "2027-12-31"},
+        "passes.buy_pass_page": {"product_id": w["product"], "payment_method": "cash"},
+        "passes_admin.sell": {"user_id": player, "product_id": w["product"], "method": "grant"},
+        "passes_admin.cancel": {"id": w["args"]["pass_id"]},
         "players.edit_view": {"name": "Forged name"},
         "players.delete_view": {"id": player},
         "players.action_view": {"action": "delete", "rowid": player},

@@ -459,3 +459,18 @@ def test_the_booked_mail(factory, now, outbox):
     notifications.send_due(now)
     subjects = [m["Subject"] for m in _mail_to(outbox, "minh@example.com")]
     assert any("You are in" in s and offer.code in s for s in subjects), subjects
+
+
+def test_the_demo_has_a_full_session_with_a_waitlist(app, now):
+    from loafy.demo import seed_demo
+
+    result = seed_demo(now)
+    full = ClubSession.get_by_id(result["full_session"])
+    assert full.available_slots == 0
+    entries = waitlist.list_entries_page(
+        waitlist.User.get(waitlist.User.email == "organizer@loafy.local"), full.id, 1, 20
+    ).items
+    head = entries[0]
+    assert (head.position, head.party_size, head.user.email) == (1, 2, "member@loafy.local")
+    assert len(entries) == 3
+    assert find_violations() == []

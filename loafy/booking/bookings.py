@@ -21,6 +21,7 @@ from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, 
 from loafy.locking import lock_booking, lock_session, lock_sessions
 from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, LedgerEntry, User, new_ticket_secret
 from loafy.money.methods import PaymentMethodUnavailable, check_payment_method, method_unavailable_reason
+from loafy.passes import credits
 from loafy.settings import get_settings, recent_settings
 
 log = logging.getLogger(__name__)
@@ -152,9 +153,21 @@ def book_session(actor, club_session, guest_count, payment_method, now):
     session_id = _session_id(club_session)
     settings = recent_settings()
     guests = parse_guest_count(guest_count, settings["max_guests"])
-    if payment_method not in settings["payment_methods"] or method_unavailable_reason(payment_method):
+    if payment_method != "pass" and (  # passes: a pack's credits need no enabled money method
+        payment_method not in settings["payment_methods"] or method_unavailable_reason(payment_method)
+    ):
         raise PaymentMethodUnavailable(method_unavailable_reason(payment_method), field="payment_method")
     slots = 1 + guests
+    if payment_method == "pass":  # a pack's credits: always the exact path, under the pack's lock
+        booking = _book_locked(actor, session_id, guests, slots, payment_method, settings, now)
+        log.info(
+            "booked %s with pack %s: %s slots of session %s",
+            booking.code,
+            booking.club_pass_id,
+            slots,
+            session_id,
+        )
+        return booking
     if sold_out.is_sold_out(session_id):  # the crowd after a sell-out: one read, no write attempt
         _refuse_if_clearly_full(actor, session_id, slots, payment_method, now)
     booking = _book_fast(actor, session_id, guests, slots, payment_method, settings, now)
@@ -183,11 +196,11 @@ def _book_locked(actor, session_id, guests, slots, payment_method, settings, now
 def _new_booking_state(free, payment_method, settings, now):
     """A new booking's status fields: free sessions and pay-at-the-door cash are confirmed at once;
     the rest wait for payment until the deadline."""
-    confirmed_now = free or payment_method == "cash"
+    confirmed_now = free or payment_method in ("cash", "pass")
     deadline = None if confirmed_now else now + timedelta(minutes=settings["payment_deadline_minutes"])
     return {
         "status": "confirmed" if confirmed_now else "pending_payment",
-        "payment_status": "paid" if free else "unpaid",
+        "payment_status": "paid" if free or payment_method == "pass" else "unpaid",
         "payment_deadline": deadline,
         "confirmed_at": now if confirmed_now else None,
     }
@@ -343,7 +356,8 @@ def _check_can_book(club_session, actor, holds_live_booking, payment_method, now
     _check_open(club_session, actor, now)
     if holds_live_booking:
         raise AlreadyBooked()
-    check_payment_method(club_session, payment_method, now)
+    if payment_method != "pass":  # passes: a pack pays any priced session (credits checked under lock)
+        check_payment_method(club_session, payment_method, now)
 
 
 # The session, whether the player holds a live booking for it (active, and not a lapsed hold),
@@ -407,7 +421,10 @@ def _book_once(actor, session_id, guests, slots, payment_method, settings, now):
             raise _full(_available(session_id))
 
     amount = slots * club_session.price
+    # passes: a pack pays one credit per slot (raises no_credits; the slots taken above roll back)
+    club_pass = credits.take_pack(actor.id, slots, now) if payment_method == "pass" and amount else None
     booking = Booking.create(
+        club_pass=club_pass.id if club_pass else None,
         code=new_code(),
         user=actor.id,
         club_session=session_id,
@@ -574,8 +591,8 @@ def cancel_booking(actor, booking, now, reason=""):
             )
     with db.atomic():
         booking = lock_booking(booking)  # a payment recorded since the read above must be refunded
-        paid = booking.payment_status == "paid" and booking.amount > 0
-        refund = paid and (is_staff or settings["refund_on_cancel"])
+        paid = booking.payment_status == "paid" and booking.amount > 0 and booking.payment_method != "pass"
+        refund = paid and (is_staff or settings["refund_on_cancel"])  # a pack's credits simply return
         changed = (
             Booking.update(
                 status="cancelled",
@@ -691,3 +708,18 @@ def held_slots(session_id):
         .where((Booking.club_session == session_id) & Booking.status.in_(ACTIVE_BOOKING_STATUSES))
         .scalar()
     )
+
+
+def get_own_booking(booking_id, viewer):
+    """The viewer's own booking (to pay it, to poll its status): anyone else's, staff's included,
+    is 'not found'. Only a whole number (or its digits as text) names one."""
+    if (
+        isinstance(booking_id, bool)
+        or not isinstance(booking_id, (int, str))
+        or (isinstance(booking_id, str) and not booking_id.strip().isdigit())
+    ):
+        raise NotFound("That booking does not exist.")
+    booking = get_booking(booking_id, viewer)
+    if booking.user_id != getattr(viewer, "id", None):
+        raise NotFound("That booking does not exist.")
+    return booking

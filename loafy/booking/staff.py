@@ -259,25 +259,6 @@ def record_manual_refund(actor, booking_id, method, now):
     return amount
 
 
-def set_membership(actor, user_id, until, now):
-    """Set (or clear, with None) a player's membership end, a naive-UTC time."""
-    _require_admin(actor, "Only an admin can change memberships.")
-    user = _user(user_id)
-    if user.membership_until == until:
-        return user  # nothing changes: no audit row
-    with db.atomic():
-        User.update(membership_until=until).where(User.id == user.id).execute()
-        audit.record(
-            actor,
-            "user.set_membership",
-            "user",
-            user.id,
-            {"from": user.membership_until, "to": until},
-            now,
-        )
-    return User.get_by_id(user.id)
-
-
 # Settings ------------------------------------------------------------------------------------
 
 

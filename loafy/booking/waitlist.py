@@ -21,6 +21,7 @@ from loafy.booking import bookings, sold_out
 from loafy.booking.club_sessions import Page, can_handle_session, sees_drafts
 from loafy.db import db
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
+from loafy.locking import lock_session
 from loafy.models import (
     ACTIVE_BOOKING_STATUSES,
     ACTIVE_WAITLIST_STATUSES,
@@ -289,7 +290,7 @@ def join_waitlist(actor, club_session, party_size, now, min_party=None, payment_
     party, smallest = parse_party(party_size, min_party, settings["max_guests"])
     try:
         with db.atomic():
-            current = bookings.lock_session(session_id)
+            current = lock_session(session_id)
             _check_joinable(current, actor, now)
             method = _offer_method(payment_method, current, settings, now)
             # Lapsed holds first (invariant 2): they may make room, which goes to those ahead.
@@ -346,7 +347,7 @@ def leave_waitlist(actor, entry_id, now):
     entry = get_entry(entry_id, actor)
     is_owner = entry.user_id == actor.id
     with db.atomic():
-        bookings.lock_session(entry.club_session_id)
+        lock_session(entry.club_session_id)
         entry = WaitlistEntry.get_by_id(entry.id)
         if entry.status == "left":
             return entry  # a second click, a stale page: nothing changes
@@ -417,34 +418,24 @@ def offer_slots(session_id, now):
     free = club_session.available_slots
     if free <= 0 or club_session.status != "published" or club_session.starts_at <= now:
         return []  # offers close when the session starts
-    candidates = list(
-        WaitlistEntry.select(
-            WaitlistEntry.id,
-            WaitlistEntry.user,
-            WaitlistEntry.party_size,
-            WaitlistEntry.min_party,
-            WaitlistEntry.payment_method,
-        )
-        .where(
-            (WaitlistEntry.club_session == session_id)
-            & (WaitlistEntry.status == "waiting")
-            & (WaitlistEntry.min_party <= free)
-        )
-        .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
-    )
-    if not candidates:
-        return []
-    settings = get_settings()
+    settings = None
     offers = []
-    for entry in candidates:
-        if entry.min_party > free:
-            continue  # keeps its place; a later, smaller party may fit
-        booking = _make_offer(entry, club_session, min(entry.party_size, free), settings, now)
-        if booking is None:
-            continue
-        free -= booking.slots
-        offers.append(booking)
-        if free == 0:
+    after = None  # (created_at, id) of the last entry read: the walk reads a page at a time
+    while free > 0:
+        page = _waiting_page(session_id, free, after)
+        for entry in page:
+            after = (entry.created_at, entry.id)
+            if entry.min_party > free:
+                continue  # keeps its place; a later, smaller party may fit
+            settings = settings or get_settings()
+            booking = _make_offer(entry, club_session, min(entry.party_size, free), settings, now)
+            if booking is None:
+                continue
+            free -= booking.slots
+            offers.append(booking)
+            if free == 0:
+                break
+        if len(page) < OFFER_PAGE:
             break
     if offers:
         log.info(
@@ -453,6 +444,37 @@ def offer_slots(session_id, now):
             ", ".join(f"{b.code} ({b.slots})" for b in offers),
         )
     return offers
+
+
+OFFER_PAGE = 50
+
+
+def _waiting_page(session_id, free, after):
+    """The next waiting entries that could fit `free` slots, in (created_at, id) order."""
+    query = (
+        WaitlistEntry.select(
+            WaitlistEntry.id,
+            WaitlistEntry.user,
+            WaitlistEntry.party_size,
+            WaitlistEntry.min_party,
+            WaitlistEntry.payment_method,
+            WaitlistEntry.created_at,
+        )
+        .where(
+            (WaitlistEntry.club_session == session_id)
+            & (WaitlistEntry.status == "waiting")
+            & (WaitlistEntry.min_party <= free)
+        )
+        .order_by(WaitlistEntry.created_at, WaitlistEntry.id)
+        .limit(OFFER_PAGE)
+    )
+    if after is not None:
+        created, entry_id = after
+        query = query.where(
+            (WaitlistEntry.created_at > created)
+            | ((WaitlistEntry.created_at == created) & (WaitlistEntry.id > entry_id))
+        )
+    return list(query)
 
 
 def _make_offer(entry, club_session, slots, settings, now):
@@ -514,7 +536,7 @@ def offer_freed_slots(session_id, now):
     Call it inside the transaction that freed them."""
     if not has_waiting(session_id):
         return []
-    bookings.lock_session(session_id)
+    lock_session(session_id)
     return offer_slots(session_id, now)
 
 
@@ -525,7 +547,7 @@ def serve_waitlist_first(session_id, now):
     if not has_waiting(session_id):
         return []
     with db.atomic():
-        bookings.lock_session(session_id)
+        lock_session(session_id)
         bookings._release_overdue([session_id], now)  # offers what it frees (after_release)
         return [booking.code for booking in offer_slots(session_id, now)]
 
@@ -583,7 +605,7 @@ def offer_everywhere(now):
     codes = []
     for session_id in session_ids:
         with db.atomic():
-            bookings.lock_session(session_id)
+            lock_session(session_id)
             codes += [booking.code for booking in offer_slots(session_id, now)]
     if codes:
         log.warning("waitlist sweep offered %d spot(s) a freeing event left: %s", len(codes), codes)

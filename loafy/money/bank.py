@@ -484,3 +484,7 @@ def simulate_transfer(code, amount, account_number, now, provider="sepay"):
     body = json.loads(raw)
     items = [bank_feeds.parse_sepay(body)] if provider == "sepay" else bank_feeds.parse_casso(body)
     return [store_transaction(item, raw.decode("utf-8"), now)[0] for item in items]
+
+
+# Passes register their LP- codes (at the end: that module imports this one).
+from loafy.passes import bank_codes  # noqa: E402, F401

@@ -12,7 +12,7 @@ from loafy.booking import bookings
 from loafy.clock import format_local
 from loafy.clock import format_vnd as vnd
 from loafy.db import db
-from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from loafy.errors import Conflict, PermissionDenied, ValidationError
 from loafy.models import Booking, LedgerEntry
 from loafy.money import ledger, stripe_client
 from loafy.money.stripe_client import (
@@ -56,18 +56,6 @@ class AlreadyPaid(Conflict):
     message = "Your payment went through; we are confirming your booking."
 
 
-def _own_booking(actor, booking_id):
-    """The actor's own booking; anyone else's is 'not found' (no hint that it exists)."""
-    if isinstance(booking_id, bool) or not isinstance(booking_id, (int, str)):
-        raise NotFound("That booking does not exist.")
-    if isinstance(booking_id, str) and not booking_id.strip().isdigit():
-        raise NotFound("That booking does not exist.")
-    booking = bookings.get_booking(booking_id, actor)
-    if booking.user_id != actor.id:
-        raise NotFound("That booking does not exist.")
-    return booking
-
-
 def check_payable(booking, now):
     """Why this booking cannot be paid by card now, as a typed refusal; None when it can."""
     if booking.payment_method != "stripe":
@@ -94,7 +82,7 @@ def create_intent(actor, booking_id, now):
 
     if actor is None or not getattr(actor, "is_authenticated", True):
         raise PermissionDenied("Please sign in to pay.")
-    booking = _own_booking(actor, booking_id)
+    booking = bookings.get_own_booking(booking_id, actor)
     check_payable(booking, now)
     api = stripe_client.client()
     previous = booking.stripe_payment_intent_id

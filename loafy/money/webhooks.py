@@ -13,6 +13,8 @@ from loafy.errors import LoafyError
 from loafy.models import Booking, LedgerEntry, WebhookEvent
 from loafy.money import ledger, stripe_client
 from loafy.money.stripe_client import PaymentsNotConfigured, PaymentUnavailable
+from loafy.passes import card as pass_card
+from loafy.passes import renewal as pass_renewal
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,8 @@ def handle_webhook(payload, signature, now, wall_clock=time.time):
         raise BadPayload()
     if WebhookEvent.get_or_none(WebhookEvent.event_id == event_id) is not None:
         return "duplicate"  # cheap exit before calling Stripe; the insert below is the real guard
+    if event_type in pass_renewal.EVENTS:  # passes: auto-renewal by subscription
+        return pass_renewal.handle_event(event_id, event_type, obj, now)
 
     intent = charge = None
     refunds = []
@@ -96,6 +100,7 @@ def handle_webhook(payload, signature, now, wall_clock=time.time):
         log.warning("Stripe unreachable handling %s %s: %s", event_type, event_id, exc)
         raise PaymentUnavailable("Stripe could not be reached; the event will be retried.")
     booking_id = booking_for(intent) if intent else None
+    pass_id = pass_card.pass_for(intent) if intent and booking_id is None else None  # passes
 
     with db.atomic():
         try:
@@ -105,6 +110,10 @@ def handle_webhook(payload, signature, now, wall_clock=time.time):
                 )
         except IntegrityError:
             return "duplicate"
+        if booking_id is None and pass_id is not None:  # passes: a pass paid by card
+            outcome = pass_card.apply_intent(pass_id, intent, [(r, intent["id"]) for r in refunds], now)
+            log.info("webhook %s %s for pass %s: %s", event_type, event_id, pass_id, outcome)
+            return outcome
         if booking_id is None:
             log.info("webhook %s %s: no booking of ours; ignored", event_type, event_id)
             return "ignored"
