@@ -8,6 +8,7 @@ from loafy.clock import club_tz
 from loafy.models import Booking, ClubSession, User
 from loafy.money import bank
 from loafy.money.ledger import mismatched_payments, net_received_since
+from loafy.passes import passes
 
 UNPAID_LIMIT = 20
 UNPAID_WINDOW = timedelta(hours=2)
@@ -65,6 +66,7 @@ def build(now, viewer):
         "week": sessions,
         "unpaid": list(unpaid),
         "revenue": revenue(bounds) if viewer.is_admin else None,
+        "passes": passes.sales_summary(bounds["month_start"], now) if viewer.is_admin else None,
         # Card payments that did not match what was owed: kept, counted for nothing, to be settled.
         "flagged": list(mismatched_payments().limit(FLAGGED_LIMIT)) if viewer.is_admin else [],
         "jobs": queue_health(),

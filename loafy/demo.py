@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from loafy.booking.club_sessions import create_session
+from loafy.calendar.templates import create_template
 from loafy.clock import format_vnd
 from loafy.db import db
 from loafy.models import ClubSession, PassProduct, User
@@ -62,6 +63,22 @@ DEMO_SESSIONS = (
 )
 
 
+DEMO_TEMPLATE = {
+    "title": "Cầu lông chiều / Afternoon badminton (weekly)",
+    "description": "Mỗi thứ Ba và thứ Bảy / Every Tuesday and Saturday. All levels welcome.",
+    "location": "Nhà thi đấu Quận 1, 12 Nguyễn Du",
+    "rrule": "FREQ=WEEKLY;BYDAY=TU,SA",
+    "start_time": "17:30",
+    "duration_minutes": 90,
+    "max_slots": 16,
+    "price": 80_000,
+    "weeks_ahead": 1,
+    "booking_opens_hours_before": 24 * 6,
+    "early_access_hours": 24 * 7,
+    "allow_pay_at_door": True,
+}
+
+
 def seed_demo(now, timezone="Asia/Ho_Chi_Minh"):
     """Create demo accounts and the next seven days of sessions, if there are no sessions yet."""
     if ClubSession.select().exists():
@@ -106,8 +123,11 @@ def seed_demo(now, timezone="Asia/Ho_Chi_Minh"):
                         now,
                     )
                 )
+        # calendar: a weekly slot kept by a template; the nightly job keeps its next week generated.
+        _template, generated = create_template(users["admin"], DEMO_TEMPLATE, now)
     transfer = _bank_transfer_booking(find_user_by_email("player@loafy.local"), created, now)
     door = _door_session(organizer, now)
+    created = created + generated
     full = _full_session_with_waitlist(organizer, find_user_by_email("member@loafy.local"), today, tz, now)
     log.info("demo data: %d accounts, %d sessions", len(DEMO_ACCOUNTS), len(created) + 2)
     return {

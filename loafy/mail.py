@@ -7,8 +7,10 @@ import smtplib
 import ssl
 import threading
 from contextlib import contextmanager
+from email import encoders
 from email.charset import QP, Charset
 from email.header import Header
+from email.mime.base import MIMEBase
 from email.mime.image import MIMEImage
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -58,14 +60,17 @@ def outbox_path():
     return Path(_config["MAIL_OUTBOX"])
 
 
-def send_email(to, subject, body, message_id=None, inline_image=None):
+def send_email(to, subject, body, message_id=None, attachments=(), inline_image=None):
     """Send one plain-text e-mail; raises on failure so the caller's job can retry.
 
+    `attachments`: (filename, MIME type, bytes) each, such as a booking's .ics (calendar).
     `inline_image` (content id, PNG bytes, link) adds an HTML version showing the image inline,
     linked (the door ticket's QR code)."""
     message = _plain_text_message(to, subject, body, message_id)
     if inline_image is not None:
         message = _with_inline_image(message, body, *inline_image)
+    if attachments:
+        message = _with_attachments(message, attachments)
     if _config.get("SMTP_HOST"):
         if getattr(_batch, "active", False):
             _send_in_batch(message)
@@ -119,6 +124,26 @@ def _with_inline_image(plain, body, cid, png, link):
     for key in ("From", "To", "Subject", "Message-ID", "Date"):
         related[key] = plain[key]
     return related
+
+
+def _with_attachments(text_message, attachments):
+    """The message as multipart/mixed: its text first, then each attachment (calendar)."""
+    mixed = MIMEMultipart("mixed")
+    for header in ("From", "To", "Subject", "Message-ID", "Date"):
+        mixed[header] = text_message[header]
+        del text_message[header]
+    mixed.attach(text_message)
+    for filename, mime_type, content in attachments:
+        maintype, subtype = mime_type.split(";")[0].strip().split("/")
+        part = MIMEBase(maintype, subtype)
+        if maintype == "text" and subtype == "calendar":
+            part.set_param("method", "PUBLISH")
+            part.set_param("charset", "utf-8")
+        part.set_payload(content)
+        encoders.encode_base64(part)
+        part.add_header("Content-Disposition", "attachment", filename=filename)
+        mixed.attach(part)
+    return mixed
 
 
 def _address(value):

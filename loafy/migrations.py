@@ -98,6 +98,27 @@ def _bank_transactions():
     db.create_tables([BankTransaction], safe=True)
 
 
+def _calendar():
+    """Recurring session templates, calendar tokens, strikes; sessions gain template_id and revision,
+    bookings their attendance."""
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    from loafy.models import Booking, CalendarToken, ClubSession, SessionTemplate, Strike
+
+    migrator = SchemaMigrator.from_database(db.obj)
+    wanted = [
+        (ClubSession, "template_id", ClubSession.template_id),
+        (ClubSession, "revision", ClubSession.revision),
+        (Booking, "attendance", Booking.attendance),
+    ]
+    for model, name, field in wanted:
+        table = model._meta.table_name
+        if name not in {column.name for column in db.get_columns(table)}:
+            migrate(migrator.add_column(table, name, field))
+    db.create_tables([SessionTemplate, CalendarToken, Strike], safe=True)
+    ClubSession._schema.create_indexes(safe=True)
+
+
 def _columns(table):
     return {column.name for column in db.get_columns(table)}
 
@@ -146,6 +167,7 @@ MIGRATIONS = [
     (55, "passes: memberships and session packs; membership dates become granted passes", _passes),
     (60, "bank transactions from SePay and Casso, matched to bookings", _bank_transactions),
     (70, "door tickets: a secret per booking, people checked in, the scan log", _door_tickets),
+    (80, "recurring session templates, calendar feeds, attendance and strikes", _calendar),
 ]
 
 

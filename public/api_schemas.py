@@ -214,6 +214,7 @@ class Session(SessionSummary):
     created_at: UtcTime
     updated_at: UtcTime
     cancelled_at: UtcTime | None
+    template_id: int | None  # calendar: the session template that generated it
 
     @computed_field
     @property
@@ -265,6 +266,7 @@ class Booking(Answer):
     expired_at: UtcTime | None
     checked_in_at: UtcTime | None
     source: Literal[BOOKING_SOURCES] = Field("direct", description="direct, or an offer from the waitlist")
+    attendance: Literal["attended", "no_show"] | None  # calendar: set after the session ends
     session: SessionSummary = Field(validation_alias="club_session")
     # door: only the owner and staff ever get a booking's JSON, so its ticket may be in it.
     checked_in_people: int = Field(0, ge=0, le=4, description="Of the party, checked in at the door")
@@ -318,6 +320,111 @@ class StripeEvent(Body):
 class WebhookReceived(Answer):
     received: Literal[True]
     outcome: str | None = None
+
+
+# --- calendar -------------------------------------------------------------------------------------
+# Session templates (recurring sessions). The rule, the time of day and how the fields fit together
+# are checked by loafy.calendar.templates, which names the field at fault.
+
+HoursBefore = whole_number(ge=0, le=24 * 90)
+
+
+class TemplateChange(Body):
+    """Any subset of a template's fields (PUT)."""
+
+    title: Title = None
+    description: Annotated[str, Field(max_length=5000)] = None
+    location: Annotated[str, Field(max_length=300)] = None
+    rrule: Annotated[str, Field(min_length=1, max_length=500)] = Field(
+        None, description="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=TU,TH (at most daily)"
+    )
+    starts_on: Annotated[str, Field(description="The rule's first club-local date, YYYY-MM-DD")] = None
+    start_time: Annotated[str, Field(description="HH:MM, club time", max_length=5)] = None
+    duration_minutes: whole_number(ge=5, le=1440) = None
+    max_slots: Slots = None
+    price: Price = None
+    weeks_ahead: whole_number(ge=1, le=26) = None
+    booking_opens_hours_before: HoursBefore | None = None
+    early_access_hours: HoursBefore | None = Field(
+        None, description="Members book from this many hours before the start (≥ booking_opens_hours_before)"
+    )
+    allow_pay_at_door: bool = Field(None, strict=True)
+    active: bool = Field(None, strict=True)
+
+    def fields(self):
+        return self.model_dump(exclude_unset=True)
+
+
+class NewTemplate(TemplateChange):
+    title: Title
+    rrule: Annotated[str, Field(min_length=1, max_length=500)]
+    start_time: Annotated[str, Field(description="HH:MM, club time", max_length=5)]
+    duration_minutes: whole_number(ge=5, le=1440)
+    max_slots: Slots
+
+
+class SkipDate(Body):
+    date: Annotated[str, Field(description="A club-local date, YYYY-MM-DD", max_length=10)]
+
+
+class Template(Answer):
+    id: int
+    title: str
+    description: str
+    location: str
+    rrule: str
+    starts_on: str
+    start_time: str
+    duration_minutes: int
+    max_slots: int
+    price: VND
+    currency: Currency = "vnd"
+    weeks_ahead: int
+    booking_opens_hours_before: int | None
+    early_access_hours: int | None
+    allow_pay_at_door: bool
+    skipped_dates: list[str]
+    active: bool
+    created_at: UtcTime
+    updated_at: UtcTime
+
+
+class LeftAlone(Answer):
+    session_id: int
+    starts_at: UtcTime
+    reason: str
+
+    @computed_field
+    @property
+    def starts_at_local(self) -> LocalTime:
+        return self.starts_at
+
+
+class TemplateSessions(Answer):
+    """What a change did to the template's future sessions: the booked ones are left alone."""
+
+    updated: list[int]
+    created: list[int]
+    removed: list[int]
+    left_alone: list[LeftAlone]
+
+
+class CreatedTemplate(Template):
+    sessions_created: list[int]
+
+
+class ChangedTemplate(Template):
+    sessions: TemplateSessions
+
+
+class DeletedTemplate(Answer):
+    id: int
+    deleted: Literal[True]
+    sessions: TemplateSessions
+
+
+class TemplatePage(_Page):
+    items: list[Template]
 
 
 # --- bank transfers -------------------------------------------------------------------------------

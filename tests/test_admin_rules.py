@@ -638,6 +638,8 @@ def test_admins_grant_and_sell_passes_from_the_player_page(admin_client, factory
     assert "Member until" in page and pack.name in page and "900.000" in page
     response = post(admin_client, "/admin/passes/sell/", {"user_id": player.id, "product_id": "99999", "method": "cash"})
     assert "That pass product does not exist." in text(response)
+    home = text(admin_client.get("/admin/"))
+    assert re.search(r'id="passes-sold">1<', home) and re.search(r'id="members-active">1<', home)
 
 
 def test_player_detail_shows_identities_and_history(admin_client, factory, now):

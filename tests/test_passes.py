@@ -320,3 +320,16 @@ def test_loafy_check_finds_an_overspent_pack(factory, now):
         Booking.id == booking.id
     ).execute()
     assert any(pack.code in v and "2 credits spent of 1" in v for v in find_violations())
+
+
+def test_an_activated_pass_is_mailed_once(factory, admin, now, outbox):
+    from loafy import notifications
+
+    player = factory.user(email="lan@example.com")
+    club_pass = passes.buy_pass(player, factory.product("pack", name="Gói 10 buổi").id, "cash", now)
+    pay_cash(club_pass, admin, now)
+    notifications.send_due(now)
+    notifications.send_due(now)
+    mails = [p.read_text() for p in outbox.glob("*.eml") if "pass_confirmed" in p.name]
+    assert len(mails) == 1
+    assert club_pass.code in mails[0]

@@ -13,7 +13,7 @@ from loafy.booking.bookings import book_session, cancel_booking
 from loafy.db import db
 from loafy.models import AuditLog, LedgerEntry, RefundRequest
 from loafy.money import card, ledger, reconcile, refunds, settle, stripe_client
-from tests.helpers import reload
+from tests.helpers import login, reload
 from tests.stripe_fixtures import localstripe_url, served, stripe_live, stripe_settings, wait_for  # noqa: F401
 
 PRICE = 150_000
@@ -67,7 +67,17 @@ def http_calls(monkeypatch):
     return calls
 
 
-def test_no_transaction_is_open_when_stripe_is_called(live, factory, now, admin, http_calls):
+def test_no_transaction_is_open_when_stripe_is_called(live, factory, now, admin, http_calls, monkeypatch):
+    from loafy import notifications
+
+    mails = []
+    original_send = notifications.send_email
+
+    def send_email(*args, **kwargs):  # the other network call: SMTP (the tests' backend is a folder)
+        mails.append(db.in_transaction())
+        return original_send(*args, **kwargs)
+
+    monkeypatch.setattr(notifications, "send_email", send_email)
     booking = paid_booking(live, factory, now)  # intent, webhook (re-fetch), confirmation
     staff.refund_booking(admin, booking.id, now, amount=50_000)  # the admin's Refund button
     cancel_booking(booking.user, booking, now)  # the rest goes back through the settle job
@@ -76,6 +86,7 @@ def test_no_transaction_is_open_when_stripe_is_called(live, factory, now, admin,
     assert any(method == "post" and path == "refunds" for method, path, _ in http_calls)
     inside = [(method, path) for method, path, in_transaction in http_calls if in_transaction]
     assert inside == []
+    assert mails and not any(mails)  # booked, confirmed, refunded twice, cancelled: all after commit
 
 
 def test_the_stripe_client_refuses_inside_a_transaction(live):
@@ -130,7 +141,9 @@ def test_a_crash_after_stripe_refunded_is_finished_by_the_sweep_once(live, facto
     live.dispatcher.hold = False
 
 
-def test_stripe_down_when_sending_keeps_the_request_for_the_sweep(live, factory, now, admin, monkeypatch):
+def test_stripe_down_when_sending_keeps_the_request_for_the_sweep(
+    app, live, factory, now, admin, monkeypatch
+):
     booking = paid_booking(live, factory, now)
 
     def down(self, params=None, options=None):
@@ -142,11 +155,16 @@ def test_stripe_down_when_sending_keeps_the_request_for_the_sweep(live, factory,
             staff.refund_booking(admin, booking.id, now)
     assert requests_of(booking) == [(PRICE, "requested")] and refund_amounts(booking) == []
     assert live.charge(booking.stripe_payment_intent_id)["amount_refunded"] == 0
+    staff_page = login(app.test_client(), admin)
+    details = f"/admin/bookings/details/?id={booking.id}"
+    en = {"Accept-Language": "en"}
+    assert "waiting for Stripe" in staff_page.get(details, headers=en).get_data(as_text=True)
 
     settle.settle_due(now)  # Stripe is back
     assert refund_amounts(booking) == [PRICE] and requests_of(booking) == [(PRICE, "sent")]
     assert reload(booking).payment_status == "refunded"
     assert live.charge(booking.stripe_payment_intent_id)["amount_refunded"] == PRICE
+    assert "waiting for Stripe" not in staff_page.get(details, headers=en).get_data(as_text=True)
 
 
 def test_a_refund_stripe_refuses_is_marked_failed_and_said(live, factory, now, admin, monkeypatch):

@@ -18,7 +18,8 @@ from peewee import IntegrityError, fn
 
 from loafy import audit, notifications, queue
 from loafy.booking import bookings, sold_out
-from loafy.booking.club_sessions import Page, can_handle_session, sees_drafts
+from loafy.booking.club_sessions import can_handle_session, sees_drafts
+from loafy.calendar import attendance
 from loafy.db import db
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.locking import lock_session
@@ -33,6 +34,7 @@ from loafy.models import (
     WaitlistEntry,
 )
 from loafy.money import methods
+from loafy.paging import Page
 from loafy.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -288,6 +290,8 @@ def join_waitlist(actor, club_session, party_size, now, min_party=None, payment_
     session_id = parse_id(club_session, "That session does not exist.")
     settings = get_settings()
     party, smallest = parse_party(party_size, min_party, settings["max_guests"])
+    attendance.check_can_book(actor, now, settings)  # calendar: a blocked player gets no offer either
+    serve_waitlist_first(session_id, now)  # in its own transaction: offers stand if this is refused
     try:
         with db.atomic():
             current = lock_session(session_id)
@@ -326,7 +330,7 @@ def join_waitlist(actor, club_session, party_size, now, min_party=None, payment_
 
 def _holds_live_booking(user_id, session_id, now):
     existing = bookings._active_booking(user_id, session_id)
-    return existing is not None and not bookings._is_overdue(existing, now)
+    return existing is not None and existing.is_live(now)
 
 
 def _joined_mail(entry, now):
@@ -536,7 +540,11 @@ def offer_freed_slots(session_id, now):
     Call it inside the transaction that freed them."""
     if not has_waiting(session_id):
         return []
-    lock_session(session_id)
+    if lock_session(session_id).status == "cancelled":  # its bookings are being cancelled with it
+        WaitlistEntry.update(status="left", closed_at=now, updated_at=now).where(
+            (WaitlistEntry.club_session == session_id) & (WaitlistEntry.status == "waiting")
+        ).execute()
+        return []
     return offer_slots(session_id, now)
 
 

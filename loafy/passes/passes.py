@@ -149,6 +149,10 @@ def _activate(club_pass, now, starts_at=None):
         .where((Pass.id == club_pass.id) & Pass.status.in_(("pending_payment", "expired")))
         .execute()
     )
+    if changed:
+        from loafy.passes import mail
+
+        mail.pass_confirmed(club_pass, now)
     return bool(changed)
 
 
@@ -477,3 +481,20 @@ def membership(user_id, now):
 
 def describe_deadline(club_pass):
     return format_local(club_pass.payment_deadline) if club_pass.payment_deadline else ""
+
+
+def sales_summary(since, now):
+    """For the staff home: passes sold (paid, not granted) since `since`, and members now."""
+    sold = (
+        Pass.select()
+        .where((Pass.paid_at >= since) & (Pass.payment_method != "grant") & (Pass.status != "expired"))
+        .count()
+    )
+    members = (
+        Pass.select(fn.COUNT(Pass.user.distinct()))
+        .where(
+            (Pass.kind == "period") & (Pass.status == "paid") & (Pass.starts_at <= now) & (Pass.ends_at > now)
+        )
+        .scalar()
+    )
+    return {"sold": sold, "members": int(members or 0)}

@@ -17,8 +17,10 @@
       amount.textContent = vnd((1 + guests) * price);
       people.textContent = String(1 + guests);
     }
-    select.addEventListener("change", update);
-    update();
+    if (amount && people) {  // a free session's form has no total to follow
+      select.addEventListener("change", update);
+      update();
+    }
     // One submit per click: a double tap must not send the form twice.
     form.addEventListener("submit", function () {
       var button = form.querySelector("button[type=submit]");
