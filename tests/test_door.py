@@ -571,8 +571,7 @@ def test_the_demo_has_a_session_tonight_with_tickets_to_scan(app, now):
 
 
 def test_loafy_check_verifies_tickets_and_people_in(app, factory, tonight, organizer, now):
-    from loafy.checks import find_violations
-
+    find_violations = checkin.door_violations  # the door's part of loafy check (asked by it)
     booking = paid(factory, tonight, now, guests=2)
     checkin.check_in(organizer, booking.code, now, people=2)
     assert find_violations() == []
@@ -581,3 +580,11 @@ def test_loafy_check_verifies_tickets_and_people_in(app, factory, tonight, organ
     found = find_violations()
     assert f"booking {booking.code}: 3 people in, its check-ins say 2" in found
     assert "1 booking(s) have no ticket secret" in found
+
+
+def test_loafy_check_asks_the_door(app, factory, tonight, now):
+    from loafy.checks import find_violations
+
+    booking = book_session(factory.user(), tonight, 0, "cash", now)
+    Booking.update(ticket_secret=None).where(Booking.id == booking.id).execute()
+    assert "1 booking(s) have no ticket secret" in find_violations(now)

@@ -152,6 +152,8 @@ def csrf_world(factory, now):
             "token_id": token.id,
             "code": "en",
             "secret": "a" * 32,  # door: a ticket secret no booking has
+            "strike_id": 999_999,  # a strike that does not exist
+            "template_id": 999_999,  # a session template that does not exist
             "entry_id": 1,  # a waitlist place: none exists, and the CSRF check answers first anyway
             "product_id": product.id,
             "pass_id": factory.paid_pass(player, "pack", product=product).id,
@@ -556,6 +558,7 @@ BOOKING_ID_ROUTES = {
     "payments.booking_status": ("GET", "/bookings/{id}/status.json"),
     "api.get_booking_view": ("GET", "/api/bookings/{id}"),
     "api.cancel_booking_view": ("DELETE", "/api/bookings/{id}"),
+    "calendar.booking_file": ("GET", "/bookings/{id}/calendar.ics"),
     "payments.create_intent": ("POST", "/api/payments/stripe/intent"),  # {"booking_id": id} in the body
     "payments.simulate_transfer": ("POST", "/bookings/{id}/simulate-transfer"),  # development only
 }
