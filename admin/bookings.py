@@ -7,6 +7,7 @@ payment services plus the audit row). Organizers see the bookings of the session
 from flask import flash, has_request_context, redirect, request
 from flask_admin import expose
 from flask_admin.contrib.peewee.filters import FilterEqual
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from peewee import JOIN, ModelSelect
 
@@ -15,6 +16,7 @@ from admin.base import IdEqualFilter, LocalDateFilter, StaffModelView, actor, ba
 from loafy.booking import staff
 from loafy.booking.actions import allowed_actions
 from loafy.clock import format_vnd, to_local
+from loafy.door import tickets
 from loafy.errors import LoafyError, as_id
 from loafy.models import (
     BOOKING_STATUSES,
@@ -84,6 +86,7 @@ class BookingView(StaffModelView):
         "payment_status",
         "payment_deadline",
         "checked_in_at",
+        "checked_in_people",  # door
         "created_at",
     )
     column_details_list = (
@@ -101,6 +104,7 @@ class BookingView(StaffModelView):
         "payment_deadline",
         "stripe_payment_intent_id",
         "checked_in_at",
+        "checked_in_people",  # door
         "created_at",
         "confirmed_at",
         "cancelled_at",
@@ -130,6 +134,7 @@ class BookingView(StaffModelView):
         "club_session": lambda v, c, m, n: m.club_session.title,
         "payment_deadline": _time,
         "checked_in_at": _time,
+        "checked_in_people": lambda v, c, m, n: f"{m.checked_in_people}/{m.slots}",  # door: of the party
         "created_at": _time,
         "confirmed_at": _time,
         "cancelled_at": _time,
@@ -193,6 +198,10 @@ class BookingView(StaffModelView):
             .order_by(BankTransaction.received_at, BankTransaction.id)
         )
 
+    def can_regenerate_ticket(self, booking):
+        """door: staff of the booking's session may give it a new ticket."""
+        return staff.can_handle_session(actor(), booking.club_session)
+
     def page_actions(self, booking):
         """The buttons: Core's answer for this staff member, the same rules the actions apply."""
         return allowed_actions(actor(), booking, now())
@@ -231,6 +240,14 @@ class BookingView(StaffModelView):
         return self._act(
             lambda booking_id: staff.check_in(actor(), booking_id, now()),
             lambda booking: f"{booking.code} is checked in.",
+        )
+
+    @expose("/regenerate-ticket/", methods=("POST",))
+    def regenerate_ticket(self):
+        """door: a new ticket secret; the old QR code and link stop working."""
+        return self._act(
+            lambda booking_id: tickets.regenerate_ticket(actor(), booking_id, now()),
+            lambda booking: _("New ticket for %(code)s: the old QR code no longer works.", code=booking.code),
         )
 
     @expose("/cancel/", methods=("POST",))

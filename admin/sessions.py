@@ -30,6 +30,7 @@ from admin.base import (
 from loafy.booking import staff, waitlist
 from loafy.booking.club_sessions import EDITABLE_FIELDS, MAX_PRICE, MAX_SLOTS_LIMIT, can_edit
 from loafy.clock import to_local
+from loafy.door import checkin
 from loafy.errors import LoafyError, as_id
 from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, Booking, ClubSession, User
 from loafy.web.formatting import local_time, vnd
@@ -329,6 +330,10 @@ class ClubSessionView(StaffModelView):
             "cancel": user.is_admin and club_session.status != "cancelled",
             "roster": staff.can_handle_session(user, club_session),
         }
+
+    def attendance(self, club_session):
+        """door: (people checked in, people expected) of the session."""
+        return checkin.session_people(club_session.id, now())
 
     def booking_counts(self, club_session):
         rows = (

@@ -24,7 +24,9 @@ def find_violations(now=None):
     line each."""
     now = now or utcnow()
     violations = _slots() + _lapsed_holds(now) + _ledger_sums() + _refunds_due(now)
-    return violations + _overspent_packs() + waitlist.find_violations(now)
+    from loafy.door.checkin import door_violations  # door: tickets and people in
+
+    return violations + _overspent_packs() + waitlist.find_violations(now) + door_violations()
 
 
 def _slots():

@@ -1,5 +1,6 @@
 """Sending e-mail: SMTP when configured, else a local outbox folder of .eml files to read."""
 
+import html
 import logging
 import re
 import smtplib
@@ -10,6 +11,7 @@ from email import encoders
 from email.charset import QP, Charset
 from email.header import Header
 from email.mime.base import MIMEBase
+from email.mime.image import MIMEImage
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate, getaddresses, make_msgid
@@ -58,11 +60,15 @@ def outbox_path():
     return Path(_config["MAIL_OUTBOX"])
 
 
-def send_email(to, subject, body, message_id=None, attachments=()):
+def send_email(to, subject, body, message_id=None, attachments=(), inline_image=None):
     """Send one plain-text e-mail; raises on failure so the caller's job can retry.
 
-    `attachments`: (filename, MIME type, bytes) each, such as a booking's .ics (calendar)."""
+    `attachments`: (filename, MIME type, bytes) each, such as a booking's .ics (calendar).
+    `inline_image` (content id, PNG bytes, link) adds an HTML version showing the image inline,
+    linked (the door ticket's QR code)."""
     message = _plain_text_message(to, subject, body, message_id)
+    if inline_image is not None:
+        message = _with_inline_image(message, body, *inline_image)
     if attachments:
         message = _with_attachments(message, attachments)
     if _config.get("SMTP_HOST"):
@@ -95,6 +101,29 @@ def _plain_text_message(to, subject, body, message_id=None):
     message["Message-ID"] = message_id or make_msgid(domain="loafy.local")
     message["Date"] = formatdate(usegmt=True)
     return message
+
+
+def _with_inline_image(plain, body, cid, png, link):
+    """multipart/related: the text and an HTML copy (multipart/alternative), then the PNG the HTML
+    shows by its Content-ID. The headers move from the plain message to the new one."""
+    text = html.escape(body)
+    page = (
+        '<!doctype html><html><body><div style="font-family:sans-serif;white-space:pre-wrap">'
+        f'{text}</div><p><a href="{html.escape(link, quote=True)}"><img src="cid:{html.escape(cid)}" '
+        'alt="QR" width="240" height="240"></a></p></body></html>'
+    )
+    alternative = MIMEMultipart("alternative")
+    alternative.attach(MIMEText(body, "plain", UTF8_QUOTED_PRINTABLE))
+    alternative.attach(MIMEText(page, "html", UTF8_QUOTED_PRINTABLE))
+    related = MIMEMultipart("related")
+    related.attach(alternative)
+    image = MIMEImage(png, "png")
+    image["Content-ID"] = f"<{cid}>"
+    image.add_header("Content-Disposition", "inline", filename="ticket-qr.png")
+    related.attach(image)
+    for key in ("From", "To", "Subject", "Message-ID", "Date"):
+        related[key] = plain[key]
+    return related
 
 
 def _with_attachments(text_message, attachments):

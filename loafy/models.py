@@ -1,5 +1,8 @@
 """The schema. Times are naive UTC; money is whole VND. The database enforces the invariants."""
 
+import base64
+import secrets
+
 from flask_login import UserMixin
 from peewee import (
     SQL,
@@ -32,6 +35,11 @@ LEDGER_KINDS = ("intent", "payment", "refund")
 BOOKING_SOURCES = ("direct", "waitlist")
 WAITLIST_STATUSES = ("waiting", "offered", "booked", "lapsed", "left")
 ACTIVE_WAITLIST_STATUSES = ("waiting", "offered")
+
+
+def new_ticket_secret():
+    """A door ticket's secret: 160 random bits as 32 lower-case base32 letters (no case to get wrong)."""
+    return base64.b32encode(secrets.token_bytes(20)).decode().lower()
 
 
 def _in(column, values):
@@ -196,6 +204,11 @@ class Booking(BaseModel):
     expired_at = DateTimeField(null=True)
     # Set when a paid booking is cancelled and its money must go back; cleared by the refund.
     refund_due_at = DateTimeField(null=True)
+    # door: the ticket's secret (its QR holds BASE_URL/t/<secret>) and how many of the party are in.
+    ticket_secret = CharField(max_length=64, null=True, unique=True, default=new_ticket_secret)
+    checked_in_people = IntegerField(
+        default=0, constraints=[SQL("DEFAULT 0"), Check("checked_in_people BETWEEN 0 AND slots")]
+    )
     # passes: the pack whose credits paid this booking (payment_method "pass")
     club_pass = DeferredForeignKey(
         "Pass", null=True, column_name="pass_id", object_id_name="club_pass_id", on_delete="RESTRICT"
@@ -770,3 +783,30 @@ class RefundRequest(BaseModel):
 
 
 ALL_MODELS.append(RefundRequest)
+
+
+CHECKIN_STATUSES = ("ok", "already", "unpaid", "wrong_session", "wrong_time", "cancelled", "invalid")
+
+
+class Checkin(BaseModel):
+    """One answer at the door (a scan, a typed code, a name picked), kept under its nonce: the same
+    nonce gets this answer again and checks no one in twice (the unique index decides)."""
+
+    nonce = CharField(max_length=100, unique=True)
+    actor = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    code_hash = CharField(max_length=64)  # SHA-256 of what was scanned: a replay must be the same code
+    booking = ForeignKeyField(Booking, backref="checkins", null=True, on_delete="CASCADE")
+    club_session = ForeignKeyField(ClubSession, null=True, on_delete="CASCADE")
+    status = CharField(max_length=20, constraints=[_in("status", CHECKIN_STATUSES)])
+    people = IntegerField(default=0, constraints=[Check("people >= 0")])  # checked in by this answer
+    answer = TextField(default="{}")
+    created_at = DateTimeField(default=utcnow)
+    undone_at = DateTimeField(null=True)
+    undone_by = ForeignKeyField(User, null=True, on_delete="SET NULL", backref="+")
+
+    class Meta:
+        table_name = "checkins"
+
+
+Checkin.add_index(Checkin.index(Checkin.booking, Checkin.created_at, name="checkins_by_booking"))
+ALL_MODELS.append(Checkin)

@@ -17,6 +17,7 @@ from peewee import IntegrityError
 from loafy import queue
 from loafy.clock import format_local, format_vnd
 from loafy.db import db, raw_sql
+from loafy.door.tickets import ticket_parts, ticket_url
 from loafy.mail import mail_setting, send_email, smtp_batch
 from loafy.models import Booking, ClubSession, Notification, User, utcnow
 from loafy.settings import get_settings
@@ -183,6 +184,7 @@ def render(notification, booking=None, settings=None):
         "settings": settings,
         "booking_url": f"{base_url}/bookings/{booking.id}",
         "pay_url": f"{base_url}/bookings/{booking.id}/pay",
+        "ticket_url": ticket_url(booking),  # door
     }
     kind = notification.kind
     if getattr(booking, "source", "direct") == "waitlist":
@@ -321,11 +323,11 @@ def _deliver(notification, settings, now, marks):
         if booking is not None:
             subject, body = render(notification, booking, settings)
         message_id = f"<loafy-{notification.dedupe_key.replace(':', '-')}@loafy.local>"
+        extra = ticket_parts(notification.kind, booking)  # door: the ticket's QR as an inline PNG
         attachments = _attachments(notification, booking)  # calendar: the booking's .ics
         if attachments:
-            send_email(user.email, subject, body, message_id=message_id, attachments=attachments)
-        else:
-            send_email(user.email, subject, body, message_id=message_id)
+            extra["attachments"] = attachments
+        send_email(user.email, subject, body, message_id=message_id, **extra)
     except Exception as exc:  # SMTP and templates can fail in many ways; the sweep retries
         return _failed(notification, exc, now, marks)
     marks.append(

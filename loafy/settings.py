@@ -107,6 +107,8 @@ SETTINGS = {
         _int_between(1, 24 * 60),
         _l("Minutes to take a waitlist offer (session under 2 h away)"),
     ),
+    # door
+    "checkin_opens_hours": (2, _int_between(0, 48), _l("Check-in at the door opens this many hours before")),
 }
 # calendar: the attendance policy (loafy/calendar/attendance.py)
 SETTINGS.update(

@@ -40,10 +40,12 @@ from pydantic import BeforeValidator, Field, WithJsonSchema, computed_field
 from pydantic_core import PydanticCustomError
 
 from loafy.booking.club_sessions import MAX_PER_PAGE, MAX_PRICE, MAX_SLOTS_LIMIT
+from loafy.door import tickets
 from loafy.models import (
     BOOKING_PAYMENT_METHODS,
     BOOKING_SOURCES,
     BOOKING_STATUSES,
+    CHECKIN_STATUSES,
     PASS_KINDS,
     PASS_PAYMENT_METHODS,
     PAYMENT_METHODS,
@@ -266,6 +268,14 @@ class Booking(Answer):
     source: Literal[BOOKING_SOURCES] = Field("direct", description="direct, or an offer from the waitlist")
     attendance: Literal["attended", "no_show"] | None  # calendar: set after the session ends
     session: SessionSummary = Field(validation_alias="club_session")
+    # door: only the owner and staff ever get a booking's JSON, so its ticket may be in it.
+    checked_in_people: int = Field(0, ge=0, le=4, description="Of the party, checked in at the door")
+    ticket_secret: str | None = Field(None, exclude=True)
+
+    @computed_field(description="BASE_URL/t/<secret>: what the door's QR code holds")
+    @property
+    def ticket_url(self) -> str | None:
+        return f"{tickets.base_url()}/t/{self.ticket_secret}" if self.ticket_secret else None
 
     @computed_field(description="Bank transfers only (else null): what the VietQR code holds")
     @property
@@ -542,6 +552,8 @@ class AutoRenew(Body):
     """Renew this membership by card from its end on: the card saved by Stripe.js (pm_...)."""
 
     payment_method: Annotated[str, Field(min_length=4, max_length=100, pattern=r"^pm_[A-Za-z0-9_]+$")]
+
+
 # --- waitlist -------------------------------------------------------------------------------------
 
 PartySize = whole_number(ge=1, le=4)
@@ -601,3 +613,81 @@ class WaitlistEntry(Answer):
 
 class WaitlistPage(_Page):
     items: list[WaitlistEntry]
+
+
+# --- door -----------------------------------------------------------------------------------------
+
+
+class CheckinRequest(Body):
+    """One scan at the door. `code`: the ticket URL, its secret, or a booking code typed by staff."""
+
+    code: Annotated[str, Field(min_length=1, max_length=500)]
+    nonce: Annotated[
+        str, Field(min_length=1, max_length=100, description="One per scan; a retry resends it")
+    ] = None
+    session_id: WholeNumber = Field(None, description="The session at this door")
+    collect: Literal["cash"] = Field(
+        None, description="Take an unpaid booking's money in cash, then check in"
+    )
+    people: whole_number(ge=1, le=4) = Field(None, description="Of the party, arriving now (default: all)")
+
+
+class Person(Answer):
+    id: int
+    name: str
+
+
+class PlayerName(Answer):
+    name: str
+
+
+class SessionPeople(Answer):
+    people_in: int = Field(ge=0)
+    people_total: int = Field(ge=0)
+
+
+class CheckinAnswer(Answer):
+    status: Literal[CHECKIN_STATUSES]
+    message: str
+    reason: str | None = Field(None, description="wrong_time: not_open_yet or ended")
+    booking: Booking | None
+    player: PlayerName | None = None
+    session: SessionSummary | None = None
+    session_people: SessionPeople | None = None
+    checked_in_at: str | None = Field(description="ISO-8601 with offset (UTC)")
+    checked_in_by: Person | None
+    amount_due: VND
+    collected: VND = 0
+    people: int = Field(ge=0, description="Checked in by this answer")
+    people_in: int = Field(ge=0)
+    people_total: int = Field(ge=0)
+    nonce: str
+
+
+class CheckinUndone(Answer):
+    status: Literal["undone"]
+    booking: Booking
+
+
+class DoorSearch(Query):
+    q: Annotated[str, Field(max_length=100), Blank] = Field(None, description="A name, from 3 letters")
+
+
+class Expected(Answer):
+    booking_id: int
+    code: str
+    name: str
+    status: Literal[BOOKING_STATUSES]
+    payment_status: Literal[PAYMENT_STATUSES]
+    amount: VND
+    slots: int
+    people_in: int
+    checked_in_at: UtcTime | None
+
+
+class DoorRoster(Answer):
+    session: SessionSummary
+    people_in: int | None = None
+    people_total: int | None = None
+    expected: list[Expected] | None = Field(None, description="Who is still expected (without ?q=)")
+    items: list[Expected] | None = Field(None, description="The names found (with ?q=)")

@@ -3,7 +3,6 @@ language switch and the health check. Views parse, call one service, flash, and 
 
 from datetime import UTC, date, datetime, timedelta
 
-import segno
 from flask import (
     Blueprint,
     abort,
@@ -30,6 +29,7 @@ from loafy.booking.listings import (
 )
 from loafy.clock import club_tz
 from loafy.db import db
+from loafy.door import tickets
 from loafy.errors import Conflict, PermissionDenied, ValidationError
 from loafy.models import SESSION_STATUSES, utcnow
 from loafy.money.methods import booking_form_methods
@@ -286,15 +286,16 @@ def booking_detail(booking_id):
     settings = get_settings()
     actions = allowed_actions(viewer, booking, now, settings)
     status = booking.shown_status(now)
-    qr_svg = None
+    qr_svg = ticket = None
     if status == "confirmed":  # the door checks in confirmed bookings only
-        qr = segno.make(booking.code, error="m")
-        qr_svg = qr.svg_inline(border=2, dark="#14202b", svgclass="qr-code", lineclass=None, omitsize=True)
+        ticket = tickets.ticket_url(booking)  # door: the QR holds the ticket's URL, not the code
+        qr_svg = tickets.qr_svg(ticket)
     return render_template(
         "public/booking.html",
         booking=booking,
         status=status,
         qr_svg=qr_svg,
+        ticket_url=ticket,
         pay_url=_pay_url(actions),
         cancel_until=cancel_until(booking, settings),
         can_cancel=actions.cancel,

@@ -121,6 +121,14 @@ ROUTES = {
     ("pages.leave_waitlist", "POST"): R(LOGIN, 404, 404, 404, args={"entry_id": 999_999}),
     ("pages.set_language", "GET"): everyone(302, args={"code": "en"}),
     ("pages.set_language", "POST"): everyone(302, args={"code": "en"}),
+    # door
+    ("door.checkin_view", "POST"): R(LOGIN, 403, OK, OK),  # the matrix's form body: 415 for staff
+    ("door.undo_checkin_view", "DELETE"): R(LOGIN, 403, 404, 404, args={"booking_id": 999_999}),
+    ("door.door_session_view", "GET"): R(LOGIN, 403, 404, 200, args={"session_id": "session"}),
+    ("door.regenerate_ticket_view", "POST"): R(LOGIN, 403, 404, 404, args={"booking_id": 999_999}),
+    ("door.door_page", "GET"): R(LOGIN, 403, 200, 200),
+    ("door.ticket_page", "GET"): everyone(404, args={"secret": "a" * 32}),
+    ("door.ticket_checkin", "POST"): R(LOGIN, 403, 404, 404, args={"secret": "a" * 32}),
     # calendar: templates (admins), feeds, the profile's feed link, add-to-calendar
     ("calendar.list_templates_view", "GET"): R(LOGIN, 403, 403, 200),
     ("calendar.create_template_view", "POST"): R(LOGIN, 403, 403, 415),  # the matrix's form body

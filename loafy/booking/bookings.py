@@ -28,6 +28,7 @@ from loafy.models import (
     ClubSession,
     LedgerEntry,
     User,
+    new_ticket_secret,
 )
 from loafy.money.methods import PaymentMethodUnavailable, check_payment_method, method_unavailable_reason
 from loafy.passes import credits
@@ -252,10 +253,10 @@ WHERE id = ? AND status = 'published' AND starts_at > ? AND available_slots >= ?
 RETURNING {SESSION_COLUMNS}
 """  # noqa: S608 - built from constants
 BOOKING_COLUMNS = """code, user_id, club_session_id, guest_count, slots, unit_price, amount, payment_method,
-  created_at, updated_at, status, payment_status, payment_deadline, confirmed_at"""
+  created_at, updated_at, status, payment_status, payment_deadline, confirmed_at, ticket_secret"""
 INSERT_BOOKING_SQL = f"""
 INSERT INTO bookings ({BOOKING_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING *
 """  # noqa: S608 - built from constants
 # The same on PostgreSQL in one statement. The price is known only inside it, so the booking's
@@ -268,7 +269,7 @@ b AS (
   SELECT ?, ?, s.id, ?, ?, s.price, ? * s.price, ?, ?, ?,
     CASE WHEN s.price = 0 THEN ? ELSE ? END, CASE WHEN s.price = 0 THEN ? ELSE ? END,
     CASE WHEN s.price = 0 THEN ?::timestamp ELSE ?::timestamp END,
-    CASE WHEN s.price = 0 THEN ?::timestamp ELSE ?::timestamp END
+    CASE WHEN s.price = 0 THEN ?::timestamp ELSE ?::timestamp END, ?::text
   FROM s RETURNING id, user_id, unit_price
 ),
 n AS (
@@ -300,6 +301,7 @@ def _book_fast(actor, session_id, guests, slots, payment_method, settings, now):
         "payment_method": payment_method,
         "created_at": now,
         "updated_at": now,
+        "ticket_secret": new_ticket_secret(),  # door: the ticket's secret, from birth
     }
     try:
         if is_postgres():
@@ -322,6 +324,7 @@ def _book_in_three_statements(take, fields, settings, now):
         values = (f["code"], f["user"], f["club_session"], f["guest_count"], f["slots"], price)
         values += (f["slots"] * price, f["payment_method"], now, now)
         values += (state["status"], state["payment_status"], state["payment_deadline"], state["confirmed_at"])
+        values += (f["ticket_secret"],)
         booking = fetch_one(Booking, raw_sql(INSERT_BOOKING_SQL), values)
         notifications.booking_created(booking, now)
     booking.club_session = club_session
@@ -338,7 +341,7 @@ def book_in_one_statement_sql(take, fields, settings, now):
     params += [f["code"], f["user"], f["guest_count"], f["slots"], f["slots"], f["payment_method"], now, now]
     for key in ("status", "payment_status", "payment_deadline", "confirmed_at"):
         params += [free[key], paid[key]]
-    params.append(now)
+    params += [f.get("ticket_secret"), now]
     rows = []
     for is_free, state in ((True, free), (False, paid)):
         new = notifications.for_new_booking(state["status"], state["payment_deadline"], now)
@@ -602,6 +605,8 @@ def cancel_refusal(actor, booking, now, settings):
         return PermissionDenied("Only the player who booked or an admin can cancel this booking.")
     if not booking.is_live(now):
         return BookingNotActive("This booking is already cancelled or expired.")
+    if not is_admin and booking.checked_in_people:  # door: already in the hall
+        return CancellationClosed("You are checked in for this session: it can no longer be cancelled.")
     if not is_admin and now > cancel_until(booking, settings):
         hours = settings["cancellation_cutoff_hours"]
         return CancellationClosed(
