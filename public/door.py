@@ -218,7 +218,7 @@ def ticket_page(secret):
         answer=answer,
         nonce=secrets.token_hex(16),
         qr_svg=tickets.qr_svg(url),
-        status=checkin.shown_status(booking, now),
+        status=booking.shown_status(now),
         opens_hours=settings["checkin_opens_hours"],
         now=now,
     )

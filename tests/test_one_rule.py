@@ -105,7 +105,7 @@ STATES = {
     "checked in": lambda f, now, admin, player, s: (
         b := bookings.book_session(player, s, 0, "bank_transfer", now),
         staff.mark_paid(admin, b.id, "cash", now),
-        staff.check_in(admin, b.id, now),
+        staff.check_in(admin, b.id, s.starts_at),  # the door opens shortly before the session
     )[0],
     "paid cash, cancelled, intent open": _paid_cash_then_cancelled_with_an_open_intent,
     "cancelled by the player, money kept": _cancelled_by_the_player_without_refund,

@@ -50,7 +50,7 @@ class BookingActions:
 
     @cached_property
     def check_in(self):
-        return staff.check_in_refusal(self.actor, self.booking) is None
+        return staff.check_in_refusal(self.actor, self.booking, self.now) is None
 
     @cached_property
     def refund(self):

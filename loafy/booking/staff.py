@@ -10,6 +10,7 @@ import logging
 from loafy import audit, settings
 from loafy.booking import bookings, club_sessions, waitlist
 from loafy.booking.club_sessions import can_handle_session
+from loafy.clock import format_local
 from loafy.db import db
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.locking import lock_booking
@@ -59,8 +60,8 @@ def mark_paid_refusal(actor, booking):
     return None
 
 
-def check_in_refusal(actor, booking):
-    """Why `actor` may not check `booking`'s player in; None when they may."""
+def check_in_refusal(actor, booking, now=None):
+    """Why `actor` may not check `booking`'s player in (at `now`: the door's hours); None when they may."""
     refusal = handle_refusal(actor, booking)
     if refusal is not None:
         return refusal
@@ -68,6 +69,14 @@ def check_in_refusal(actor, booking):
         return Conflict("Only confirmed bookings can be checked in.", code="not_confirmed")
     if booking.checked_in_people >= booking.slots:  # door: a party may arrive apart
         return Conflict(f"{booking.code} is already checked in.", code="already_checked_in")
+    if now is not None:
+        from loafy.door import checkin  # the door is built on this module
+
+        opens, closes = checkin.window(booking.club_session, settings.get_settings())
+        if now < opens:
+            return Conflict(f"Check-in opens at {format_local(opens)}.", code="wrong_time")
+        if now >= closes:
+            return Conflict("This session has ended.", code="wrong_time")
     return None
 
 
@@ -213,7 +222,7 @@ def check_in(actor, booking_id, now):
     """Check a confirmed booking's party in (the door's rules and scan log: loafy.door.checkin);
     checking in twice changes nothing."""
     booking = _booking_for(actor, booking_id)
-    refusal = check_in_refusal(actor, booking)
+    refusal = check_in_refusal(actor, booking, now)
     if refusal is not None and refusal.code == "already_checked_in":
         return Booking.get_by_id(booking.id)  # a second scan or click: nothing changes
     if refusal is not None:

@@ -168,12 +168,7 @@ def _decide(actor, booking, session_id, collect, people, nonce, now):
         return _answer(
             "wrong_session", f"This ticket is for another session: {club_session.title}, {when}.", booking
         )
-    overdue = (
-        booking.status == "pending_payment"
-        and booking.payment_deadline is not None
-        and booking.payment_deadline <= now
-    )
-    if booking.status in ("cancelled", "expired") or overdue:
+    if booking.status in ("cancelled", "expired") or booking.is_overdue(now):
         what = "cancelled" if booking.status == "cancelled" else "expired unpaid"
         return _answer("cancelled", f"This booking was {what}.", booking)
     remaining = booking.slots - booking.checked_in_people
@@ -407,11 +402,9 @@ def stored_answer(actor, nonce, booking_id):
     return json.loads(row.answer) if row is not None else None
 
 
-def shown_status(booking, now):
-    """A pending booking past its deadline is expired for everyone, whether the job has run or not."""
-    if booking.status == "pending_payment" and booking.payment_deadline and booking.payment_deadline <= now:
-        return "expired"
-    return booking.status
+def window(club_session, settings):
+    """When the door checks players in: from checkin_opens_hours before the start until the end."""
+    return _window(club_session, settings)
 
 
 def door_violations():
