@@ -6,8 +6,8 @@ from flask import flash, redirect, request
 from flask_admin import BaseView, expose
 from flask_babel import gettext as _
 
-from admin.base import StaffOnly, actor, flash_error, now, parse_id
-from loafy.errors import LoafyError
+from admin.base import StaffOnly, actor, flash_error, now
+from loafy.errors import LoafyError, as_id
 from loafy.models import BankTransaction
 from loafy.money import bank
 from loafy.web.labels import word
@@ -38,7 +38,7 @@ class BankView(StaffOnly, BaseView):
         )
 
     def _transaction_id(self):
-        transaction_id = parse_id(request.form.get("id"))
+        transaction_id = as_id(request.form.get("id"))
         if transaction_id is None:
             flash(_("That bank transaction does not exist."), "error")
         return transaction_id

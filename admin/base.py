@@ -15,13 +15,13 @@ from flask_wtf import FlaskForm
 from admin.i18n import FIELD_LABELS
 from loafy.booking.club_sessions import EARLIEST_YEAR, LATEST_YEAR
 from loafy.clock import club_tz, utcnow
+from loafy.errors import as_id
 from loafy.models import STAFF_ROLES
 from loafy.web.errors import error_text
 from loafy.web.guards import deny, has_role
 from loafy.web.labels import word
 
 MAX_PAGE = 100_000
-ID_LIMIT = 2**31  # ids are 32-bit on PostgreSQL: anything larger is simply "not found"
 
 
 class StaffForm(FlaskForm):
@@ -53,15 +53,6 @@ def actor():
 
 def now():
     return utcnow()
-
-
-def parse_id(value):
-    """A positive id or None: a bad id in a URL or form is "not found", never a 500."""
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-    return number if 0 < number < ID_LIMIT else None
 
 
 def local_to_utc(value):
@@ -131,7 +122,7 @@ class StaffModelView(StaffOnly, ModelView):
         return super()._get_list_value(context, model, name, column_formatters, column_type_formatters)
 
     def get_one(self, id):
-        number = parse_id(id)
+        number = as_id(id)
         return None if number is None else super().get_one(number)
 
     def get_list(self, page, *args, **kwargs):
@@ -166,4 +157,4 @@ class IdEqualFilter(IntEqualFilter):
     """An id filter that treats an out-of-range number as invalid (ignored), not a database error."""
 
     def validate(self, value):
-        return parse_id(value) is not None
+        return as_id(value) is not None

@@ -12,10 +12,12 @@ from flask_babel import lazy_gettext as _l
 from peewee import JOIN, ModelSelect
 
 from admin import exports
-from admin.base import IdEqualFilter, LocalDateFilter, StaffModelView, actor, back, flash_error, now, parse_id
+from admin.base import IdEqualFilter, LocalDateFilter, StaffModelView, actor, back, flash_error, now
 from loafy.booking import staff
+from loafy.booking.actions import allowed_actions
 from loafy.clock import format_vnd, to_local
-from loafy.errors import LoafyError
+from loafy.door import tickets
+from loafy.errors import LoafyError, as_id
 from loafy.models import (
     BOOKING_STATUSES,
     PAYMENT_METHODS,
@@ -84,6 +86,7 @@ class BookingView(StaffModelView):
         "payment_status",
         "payment_deadline",
         "checked_in_at",
+        "checked_in_people",  # door
         "created_at",
     )
     column_details_list = (
@@ -101,6 +104,7 @@ class BookingView(StaffModelView):
         "payment_deadline",
         "stripe_payment_intent_id",
         "checked_in_at",
+        "checked_in_people",  # door
         "created_at",
         "confirmed_at",
         "cancelled_at",
@@ -130,6 +134,7 @@ class BookingView(StaffModelView):
         "club_session": lambda v, c, m, n: m.club_session.title,
         "payment_deadline": _time,
         "checked_in_at": _time,
+        "checked_in_people": lambda v, c, m, n: f"{m.checked_in_people}/{m.slots}",  # door: of the party
         "created_at": _time,
         "confirmed_at": _time,
         "cancelled_at": _time,
@@ -160,7 +165,7 @@ class BookingView(StaffModelView):
         return super()._get_filter_groups()
 
     def get_one(self, id):
-        number = parse_id(id)
+        number = as_id(id)
         return None if number is None else self.get_query().where(Booking.id == number).first()
 
     def render(self, template, **kwargs):
@@ -193,27 +198,20 @@ class BookingView(StaffModelView):
             .order_by(BankTransaction.received_at, BankTransaction.id)
         )
 
+    def can_regenerate_ticket(self, booking):
+        """door: staff of the booking's session may give it a new ticket."""
+        return staff.can_handle_session(actor(), booking.club_session)
+
     def page_actions(self, booking):
-        user = actor()
-        active = booking.status in ("pending_payment", "confirmed")
-        unpaid = booking.payment_status in ("unpaid", "failed") and booking.amount > 0
-        return {
-            "mark_paid": booking.status != "cancelled" and unpaid,
-            "check_in": booking.status == "confirmed" and booking.checked_in_at is None,
-            "cancel": user.is_admin and active,
-            "refund": user.is_admin and booking.payment_status == "paid" and booking.amount > 0,
-            # Owed back, and not a card payment (those go back through Stripe, by the sweep or Refund).
-            "manual_refund": user.is_admin
-            and booking.refund_due_at is not None
-            and booking.stripe_payment_intent_id is None,
-        }
+        """The buttons: Core's answer for this staff member, the same rules the actions apply."""
+        return allowed_actions(actor(), booking, now())
 
     # Actions ---------------------------------------------------------------------------------
 
     def _act(self, operation, success, admin_only=False):
         if admin_only and not has_role(actor(), "admin"):
             return deny()
-        booking_id = parse_id(request.form.get("id"))
+        booking_id = as_id(request.form.get("id"))
         if booking_id is None:
             flash(_("That booking does not exist."), "error")
             return redirect(self.get_url(".index_view"))
@@ -244,6 +242,14 @@ class BookingView(StaffModelView):
             lambda booking: _("%(code)s is checked in.", code=booking.code),
         )
 
+    @expose("/regenerate-ticket/", methods=("POST",))
+    def regenerate_ticket(self):
+        """door: a new ticket secret; the old QR code and link stop working."""
+        return self._act(
+            lambda booking_id: tickets.regenerate_ticket(actor(), booking_id, now()),
+            lambda booking: _("New ticket for %(code)s: the old QR code no longer works.", code=booking.code),
+        )
+
     @expose("/cancel/", methods=("POST",))
     def cancel(self):
         reason = (request.form.get("reason") or "").strip()[:200]
@@ -254,7 +260,6 @@ class BookingView(StaffModelView):
                 if booking.refund_due_at
                 else _("%(code)s is cancelled.", code=booking.code)
             ),
-            admin_only=True,
         )
 
     @expose("/refund/", methods=("POST",))

@@ -72,6 +72,7 @@ BOOKING_HEADER = [
     "payment_status",
     "booked_at (club time)",
     "checked_in_at (club time)",
+    "checked_in_people",
 ]
 
 
@@ -92,6 +93,7 @@ def booking_row(booking):
         booking.payment_status,
         local_time(booking.created_at, LOCAL_FORMAT),
         local_time(booking.checked_in_at, LOCAL_FORMAT),
+        booking.checked_in_people,
     ]
 
 
@@ -106,6 +108,7 @@ ROSTER_HEADER = [
     "payment_method",
     "amount_vnd",
     "checked_in_at (club time)",
+    "checked_in_people",
 ]
 
 
@@ -121,4 +124,5 @@ def roster_row(booking):
         booking.payment_method,
         booking.amount,
         local_time(booking.checked_in_at, LOCAL_FORMAT),
+        booking.checked_in_people,
     ]

@@ -29,6 +29,7 @@ FIELD_LABELS = {
     "payment_deadline": _l("Pay by"),
     "stripe_payment_intent_id": _l("Stripe payment"),
     "checked_in_at": _l("Checked in"),
+    "checked_in_people": _l("People in"),  # door
     "created_at": _l("Created"),
     "confirmed_at": _l("Confirmed"),
     "cancelled_at": _l("Cancelled"),

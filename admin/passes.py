@@ -9,8 +9,8 @@ from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, IntegerField, SelectField, StringField
 from wtforms.validators import InputRequired, Optional
 
-from admin.base import StaffModelView, actor, back, flash_error, now, parse_id
-from loafy.errors import LoafyError
+from admin.base import StaffModelView, actor, back, flash_error, now
+from loafy.errors import LoafyError, as_id
 from loafy.models import PASS_KINDS, PASS_STATUSES, LedgerEntry, Pass, PassProduct, User
 from loafy.passes import credits, passes, products
 from loafy.web.formatting import local_time, vnd
@@ -37,7 +37,10 @@ class PassProductView(StaffModelView):
         "active",
         "renewable",
     )
-    column_formatters = {"price": lambda v, c, m, n: vnd(m.price), "kind": lambda v, c, m, n: word("pass_kind", m.kind)}
+    column_formatters = {
+        "price": lambda v, c, m, n: vnd(m.price),
+        "kind": lambda v, c, m, n: word("pass_kind", m.kind),
+    }
     column_labels = {
         "kind": _l("Kind"),
         "duration_days": _l("Days (period)"),
@@ -150,7 +153,7 @@ class PassView(StaffModelView):
         return word("pass_status", model.status_at(now()))
 
     def _pass_id(self):
-        pass_id = parse_id(request.form.get("id"))
+        pass_id = as_id(request.form.get("id"))
         if pass_id is None:
             flash(_("That pass does not exist."), "error")
         return pass_id
@@ -188,7 +191,7 @@ class PassView(StaffModelView):
     @expose("/sell/", methods=("POST",))
     def sell(self):
         """Sell at the desk (paid there) or grant (no money), for the player in the form."""
-        user_id = parse_id(request.form.get("user_id"))
+        user_id = as_id(request.form.get("user_id"))
         method = request.form.get("method", "cash")
         try:
             if method == "grant":

@@ -6,9 +6,9 @@ from flask_admin.contrib.peewee.filters import FilterEqual
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from admin.base import StaffModelView, actor, back, flash_error, now, parse_id
+from admin.base import StaffModelView, actor, back, flash_error, now
 from loafy.booking import staff
-from loafy.errors import LoafyError
+from loafy.errors import LoafyError, as_id
 from loafy.models import ROLES, Booking, ClubSession, Identity, User
 from loafy.passes import passes, products
 from loafy.web.formatting import local_time
@@ -67,7 +67,7 @@ class PlayerView(StaffModelView):
     # Actions ---------------------------------------------------------------------------------
 
     def _player_id(self):
-        user_id = parse_id(request.form.get("id"))
+        user_id = as_id(request.form.get("id"))
         if user_id is None:
             flash(_("That player does not exist."), "error")
         return user_id

@@ -25,13 +25,13 @@ from admin.base import (
     flash_error,
     local_to_utc,
     now,
-    parse_id,
     utc_to_local,
 )
 from loafy.booking import staff, waitlist
 from loafy.booking.club_sessions import EDITABLE_FIELDS, MAX_PRICE, MAX_SLOTS_LIMIT, can_edit
 from loafy.clock import to_local
-from loafy.errors import LoafyError
+from loafy.door import checkin
+from loafy.errors import LoafyError, as_id
 from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, Booking, ClubSession, User
 from loafy.web.formatting import local_time, vnd
 from loafy.web.guards import deny, has_role
@@ -238,7 +238,7 @@ class ClubSessionView(StaffModelView):
 
     @expose("/publish/", methods=("POST",))
     def publish(self):
-        session_id = parse_id(request.form.get("id"))
+        session_id = as_id(request.form.get("id"))
         if session_id is None:
             flash(_("That session does not exist."), "error")
             return redirect(self.get_url(".index_view"))
@@ -258,7 +258,7 @@ class ClubSessionView(StaffModelView):
     def cancel(self):
         if not has_role(actor(), "admin"):
             return deny()
-        session_id = parse_id(request.form.get("id"))
+        session_id = as_id(request.form.get("id"))
         if session_id is None:
             flash(_("That session does not exist."), "error")
             return redirect(self.get_url(".index_view"))
@@ -294,8 +294,8 @@ class ClubSessionView(StaffModelView):
     @expose("/waitlist/remove/", methods=("POST",))
     def remove_waitlist_entry(self):
         """Take a player off a session's waitlist (an unpaid offer is declined and passed on); audited."""
-        entry_id = parse_id(request.form.get("id"))
-        session_id = parse_id(request.form.get("session_id"))
+        entry_id = as_id(request.form.get("id"))
+        session_id = as_id(request.form.get("session_id"))
         default = self.get_url(".details_view", id=session_id) if session_id else self.get_url(".index_view")
         if entry_id is None:
             flash(_("That waitlist place does not exist."), "error")
@@ -330,6 +330,10 @@ class ClubSessionView(StaffModelView):
             "cancel": user.is_admin and club_session.status != "cancelled",
             "roster": staff.can_handle_session(user, club_session),
         }
+
+    def attendance(self, club_session):
+        """door: (people checked in, people expected) of the session."""
+        return checkin.session_people(club_session.id, now())
 
     def booking_counts(self, club_session):
         rows = (

@@ -9,6 +9,7 @@ from admin.audit import AuditLogView
 from admin.bank import BankView
 from admin.base import StaffOnly, actor, now
 from admin.bookings import BookingView
+from admin.calendar import ReportsView, StrikesView, TemplatesView
 from admin.jobs import JobsView
 from admin.passes import PassProductView, PassView
 from admin.players import PlayerView
@@ -46,4 +47,8 @@ def init_admin(app):
     admin.add_view(SettingsView(name=_l("Settings"), endpoint="settings", url="/admin/settings"))
     admin.add_view(JobsView(name=_l("Jobs"), endpoint="jobs", url="/admin/jobs"))
     admin.add_view(AuditLogView(AuditLog, name=_l("Audit log"), endpoint="audit", url="/admin/audit"))
+    # calendar
+    admin.add_view(TemplatesView(name=_l("Recurring"), endpoint="session_templates", url="/admin/templates"))
+    admin.add_view(StrikesView(name=_l("Strikes"), endpoint="strikes", url="/admin/strikes"))
+    admin.add_view(ReportsView(name=_l("Reports"), endpoint="reports", url="/admin/reports"))
     return admin

@@ -16,7 +16,6 @@ sends none. Redis: db 13. Prints each run, the medians, and the ratio app / floo
 import argparse
 import hashlib
 import json
-import os
 import secrets
 import statistics
 import subprocess
@@ -49,7 +48,9 @@ def seed(url, players, sessions):
     import redis
 
     redis.Redis.from_url(REDIS_URL).flushdb()  # rate-limit counters of an earlier run
-    app = create_app({"LOAFY_ENV": "testing", "DATABASE_URL": url, "REDIS_URL": REDIS_URL, "JOBS_INLINE": "0"})
+    app = create_app(
+        {"LOAFY_ENV": "testing", "DATABASE_URL": url, "REDIS_URL": REDIS_URL, "JOBS_INLINE": "0"}
+    )
     now = utcnow()
     with app.app_context(), db.connection_context():
         upgrade()
@@ -64,7 +65,12 @@ def seed(url, players, sessions):
             user_ids = [u.id for u in User.select(User.id).order_by(User.id)]
             raw = [f"lfy_{secrets.token_urlsafe(32)}" for _ in user_ids]
             rows = [
-                {"user": uid, "name": "bench", "token_hash": hashlib.sha256(t.encode()).hexdigest(), "created_at": now}
+                {
+                    "user": uid,
+                    "name": "bench",
+                    "token_hash": hashlib.sha256(t.encode()).hexdigest(),
+                    "created_at": now,
+                }
                 for uid, t in zip(user_ids, raw, strict=True)
             ]
             for start in range(0, len(rows), 1000):
@@ -123,10 +129,25 @@ def profile(master_pid, seconds, folder):
     Path(folder).mkdir(parents=True, exist_ok=True)
     return [
         subprocess.Popen(
-            [str(BIN / "py-spy"), "record", "-d", str(seconds), "-r", "250", "-f", "raw", "--nonblocking",
-             "-o", f"{folder}/worker-{pid}.txt", "-p", str(pid)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                str(BIN / "py-spy"),
+                "record",
+                "-d",
+                str(seconds),
+                "-r",
+                "250",
+                "-f",
+                "raw",
+                "--gil",
+                "--nonblocking",
+                "-o",
+                f"{folder}/worker-{pid}.txt",
+                "-p",
+                str(pid),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for pid in children(master_pid)
     ]
 
@@ -139,12 +160,19 @@ def main():
     parser.add_argument("--players", type=int, default=4999, help="coprime with --sessions")
     parser.add_argument("--sessions", type=int, default=101)
     parser.add_argument("--only", choices=("app", "floor"), help="run one server (for a profiler)")
-    parser.add_argument("--profile", metavar="DIR", help="py-spy each app worker in round 1 (raw stacks)")
-    parser.add_argument("--worker", action="store_true", help="run the RQ worker (e-mails sent during the runs)")
+    parser.add_argument(
+        "--baseline", metavar="DIR", help="also serve the app from DIR (an export of an earlier commit)"
+    )
+    parser.add_argument(
+        "--profile", metavar="DIR", help="py-spy each app worker in round 1 (raw stacks, GIL held: CPU)"
+    )
+    parser.add_argument(
+        "--worker", action="store_true", help="run the RQ worker (e-mails sent during the runs)"
+    )
     args = parser.parse_args()
     print(f"machine: {machine()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     pairs = args.players * args.sessions
-    block = pairs // (2 * args.rounds)  # each run books its own block of (player, session) pairs
+    block = pairs // (3 * args.rounds)  # each run books its own block of (player, session) pairs
     children = []
     with tempfile.TemporaryDirectory() as tmp:
         url, handle = fresh_database("postgres", tmp)
@@ -155,13 +183,22 @@ def main():
             files[1].write_text("\n".join(sessions) + "\n")
             files = [str(f) for f in files]
             servers = {}
-            for name, target in (("app", "loafy.wsgi:app"), ("floor", "bench.floor:app")):
+            targets = [("app", "loafy.wsgi:app", ROOT), ("floor", "bench.floor:app", ROOT)]
+            if args.baseline:  # gunicorn puts its working directory first on the path: that code runs
+                targets.append(("before", "loafy.wsgi:app", Path(args.baseline).resolve()))
+            for name, target, source in targets:
                 if args.only not in (None, name):
                     continue
                 port = free_port()
                 env = server_env(url, port)
-                gunicorn = [str(BIN / "gunicorn"), "--config", str(ROOT / "loafy" / "gunicorn_conf.py"), target]
-                web = subprocess.Popen(gunicorn, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                gunicorn = [str(BIN / "gunicorn"), "--config", str(source / "loafy" / "gunicorn_conf.py")]
+                web = subprocess.Popen(
+                    [*gunicorn, target],
+                    env=env,
+                    cwd=source,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
                 children.append(web)
                 servers[name] = (port, web)
                 if name == "app" and args.worker:
@@ -173,11 +210,9 @@ def main():
             for port, _web in servers.values():
                 wait_http(f"http://127.0.0.1:{port}/api/bookings")
             # Warm-up: every thread of both servers connected, statements prepared, code loaded.
-            run = 0
-            for name, (port, _web) in servers.items():
+            for run, (port, _web) in enumerate(servers.values()):
                 warm = argparse.Namespace(**{**vars(args), "seconds": 1})
                 wrk(port, pairs - (run + 1) * 20_000, warm, files)
-                run += 1
             results = {name: [] for name in servers}
             cpu = {name: [] for name in servers}
             block_index = 0
@@ -194,7 +229,10 @@ def main():
                         spy.wait(timeout=60)
                     after = cpu_by_part(web.pid, 0)
                     block_index += 1
-                    per = {k: (after[k] - before[k]) * 1000 / max(1, result["requests"]) for k in ("web", "database")}
+                    per = {
+                        k: (after[k] - before[k]) * 1000 / max(1, result["requests"])
+                        for k in ("web", "database")
+                    }
                     results[name].append(result)
                     cpu[name].append(per)
                     print(
@@ -206,7 +244,9 @@ def main():
                     )
                     if result["sample"]:
                         print(f"    first refusal: {result['sample']}")
-            print(f"\nMedians of {args.rounds} rounds, {args.seconds} s each, {args.connections} connections:")
+            print(
+                f"\nMedians of {args.rounds} rounds, {args.seconds} s each, {args.connections} connections:"
+            )
             medians = {}
             for name in servers:
                 medians[name] = statistics.median(r["rate"] for r in results[name])
@@ -221,6 +261,9 @@ def main():
                 return
             per_round = [a["rate"] / f["rate"] for a, f in zip(results["app"], results["floor"], strict=True)]
             print(f"  per round: {' / '.join(f'{r:.2f}' for r in per_round)}")
+            if "before" in medians:
+                print(f"before / floor = {medians['before'] / medians['floor']:.2f}")
+                print(f"app / before = {medians['app'] / medians['before']:.2f}")
             print(f"app / floor = {medians['app'] / medians['floor']:.2f}")
         finally:
             for child in children:

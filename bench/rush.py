@@ -222,7 +222,7 @@ def pgbench_script(sessions, players):
     card booking of one slot by a random player in a random session. It only differs in the status
     it stores ('expired', so random pairs never trip the one-active-booking index) and in its code."""
     now = utcnow()
-    take = take_slots_params(SESSION_VAR, 1, False, "stripe", now)
+    take = take_slots_params(SESSION_VAR, 1, PLAYER_VAR, "stripe", now)
     fields = {"code": "CODE", "user": PLAYER_VAR, "club_session": SESSION_VAR, "guest_count": 0}
     fields.update({"slots": 1, "payment_method": "stripe", "created_at": now, "updated_at": now})
     settings = {"payment_deadline_minutes": 30}

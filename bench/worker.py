@@ -1,10 +1,11 @@
 """What a job costs the worker: RQ's plain worker (each job's work horse imports Loafy and builds
-the Core app) against the Procfile's `jobs.worker.Worker` (built once, inherited by every horse).
+the Core app), the forking worker with the app built before the fork, and the Procfile's
+`jobs.worker.Worker` (no fork: every job in the worker's own process, the app built once).
 
     .venv/bin/python bench/worker.py [--jobs 50] [--rounds 2]
 
 Each round enqueues N `flush_notifications` (nothing due: the job's own work is one query) on a
-real Redis (127.0.0.1:6379 db 14) and runs `rq worker --burst` over them; the worker's CPU (its
+real Redis (127.0.0.1:6379 db 13) and runs `rq worker --burst` over them; the worker's CPU (its
 own and its work horses') is read from the kernel. SQLite in a temporary folder. Prints a table.
 """
 
@@ -20,14 +21,31 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from redis import Redis
-from rq import Queue
+from rq import Queue, Worker
 
 from bench.common import machine
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-REDIS_URL = "redis://127.0.0.1:6379/14"
-CLASSES = {"rq.Worker (plain)": [], "jobs.worker.Worker": ["-w", "jobs.worker.Worker"]}
+REDIS_URL = "redis://127.0.0.1:6379/13"
+CLASSES = {
+    "rq.Worker (plain: forks, each horse builds the app)": [],
+    "forking, app built before the fork (the previous jobs.worker.Worker)": [
+        "-w",
+        "bench.worker.ForkingWorker",
+    ],
+    "jobs.worker.Worker (no fork, app built once)": ["-w", "jobs.worker.Worker"],
+}
+
+
+class ForkingWorker(Worker):
+    """The Procfile's worker before issue 23: RQ's forking worker with the Core app built first."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from jobs.runtime import get_app
+
+        get_app()
 
 
 def run_worker(extra, env):

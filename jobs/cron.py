@@ -15,3 +15,6 @@ cron.register(tasks.flush_notifications, queue_name="mail", cron="* * * * *")
 cron.register(payments.settle_due, queue_name="default", cron="*/5 * * * *")
 # Bank transfers whose match job was lost (the webhook answered; the worker or Redis was down).
 cron.register(bank.match_pending, queue_name="default", cron="* * * * *")
+# calendar: sessions for the coming weeks, nightly at 00:05 club time (17:05 UTC); attendance sweep.
+cron.register(tasks.generate_sessions, queue_name="default", cron="5 17 * * *")
+cron.register(tasks.mark_attendance, queue_name="default", cron="*/10 * * * *")

@@ -40,3 +40,19 @@ def offer_waitlists(app):
     """Every minute, the backstop: free slots that a waiting entry fits are offered (after a crash
     between a freeing commit and its offer; normally there is nothing to do)."""
     return waitlist.offer_everywhere(utcnow())
+
+
+@job
+def generate_sessions(app):
+    """Nightly: the coming weeks' sessions of every template (idempotent: one per template and start)."""
+    from loafy.calendar.templates import generate_sessions as generate
+
+    return len(generate(utcnow()))
+
+
+@job
+def mark_attendance(app):
+    """Every few minutes: attended / no-show for sessions ended past the grace period (idempotent)."""
+    from loafy.calendar.attendance import mark_attendance as mark
+
+    return mark(utcnow())

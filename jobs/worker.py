@@ -1,12 +1,14 @@
-"""The Procfile's RQ worker (`rq worker -w jobs.worker.Worker`): the Core app is built once.
+"""The Procfile's RQ worker (`rq worker -w jobs.worker.Worker`): no fork per job, the Core app built once.
 
-RQ forks a work horse for each job, and a horse inherits what its parent has loaded. Built in the
-parent before the first job, the jobs and the Core app are ready in every horse, instead of each
-horse importing Loafy and building its own app again. Nothing is connected yet when it forks:
-the database and Redis are opened inside each job.
+RQ's default worker forks a work horse for each job: the fork, the horse's own Redis connection
+and its exit cost more CPU than a mail batch's work (bench/worker.py). This worker runs every job
+in its own process, as RQ's SimpleWorker does, with the jobs and the Core app loaded before the
+first one. Jobs are short, take ids and open their own database connection (jobs.runtime.job);
+RQ still stops a job at its timeout (SIGALRM in this process) and records a failure, and a
+crashed worker is restarted by the platform, its job retried by the periodic sweeps.
 """
 
-from rq import Worker as RQWorker
+from rq import SimpleWorker
 
 import jobs.bank
 import jobs.payments
@@ -16,8 +18,8 @@ from jobs.runtime import get_app
 PRELOADED = (jobs.bank, jobs.payments, jobs.tasks)
 
 
-class Worker(RQWorker):
-    """An RQ worker whose work horses start with the Core app built."""
+class Worker(SimpleWorker):
+    """An RQ worker that runs its jobs in-process, the Core app built once."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -253,6 +253,38 @@ def _dev_run_url(config):
     return None
 
 
+@click.group("sessions")
+def sessions_group():
+    """Recurring sessions (session templates)."""
+
+
+@sessions_group.command("generate")
+@click.option("--now", "now_text", default=None, help="ISO-8601 time to act as now (default: now).")
+@click.option("--template", "template_id", type=int, default=None, help="Only this template's sessions.")
+@app_command
+def sessions_generate(now_text, template_id):
+    """Create the coming weeks' sessions of every active template (idempotent); prints each new one."""
+    from loafy.calendar.templates import generate_sessions
+    from loafy.clock import format_local
+
+    now = parse_now(now_text)
+    created = generate_sessions(now, template_id=template_id)
+    for club_session in created:
+        click.echo(f"created {club_session.id} {format_local(club_session.starts_at)} {club_session.title}")
+    click.echo(f"{len(created)} session(s) created")
+
+
+@jobs_group.command("mark-attendance")
+@click.option("--now", "now_text", default=None, help="ISO-8601 time to act as now (default: now).")
+@app_command
+def jobs_mark_attendance(now_text):
+    """Mark attended and no-shows of sessions ended past the grace period; prints how many."""
+    from loafy.calendar.attendance import mark_attendance
+
+    counts = mark_attendance(parse_now(now_text))
+    click.echo(f"{counts['attended']} attended, {counts['no_show']} no-show(s)")
+
+
 @click.command("dev")
 @click.option("--port", default=5000, show_default=True)
 @click.option("--no-demo", is_flag=True, help="Do not add demo data to an empty database.")
@@ -264,6 +296,7 @@ def dev(port, no_demo):
 
 
 COMMANDS = (db_group, seed_demo, user_group, token_group, check, jobs_group, payments_group, bank_group, dev)
+COMMANDS += (sessions_group,)  # calendar
 
 
 def register(app):

@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from loafy.booking.club_sessions import create_session
+from loafy.calendar.templates import create_template
 from loafy.clock import format_vnd
 from loafy.db import db
 from loafy.models import ClubSession, PassProduct, User
@@ -62,6 +63,22 @@ DEMO_SESSIONS = (
 )
 
 
+DEMO_TEMPLATE = {
+    "title": "Cầu lông chiều / Afternoon badminton (weekly)",
+    "description": "Mỗi thứ Ba và thứ Bảy / Every Tuesday and Saturday. All levels welcome.",
+    "location": "Nhà thi đấu Quận 1, 12 Nguyễn Du",
+    "rrule": "FREQ=WEEKLY;BYDAY=TU,SA",
+    "start_time": "17:30",
+    "duration_minutes": 90,
+    "max_slots": 16,
+    "price": 80_000,
+    "weeks_ahead": 1,
+    "booking_opens_hours_before": 24 * 6,
+    "early_access_hours": 24 * 7,
+    "allow_pay_at_door": True,
+}
+
+
 def seed_demo(now, timezone="Asia/Ho_Chi_Minh"):
     """Create demo accounts and the next seven days of sessions, if there are no sessions yet."""
     if ClubSession.select().exists():
@@ -106,14 +123,19 @@ def seed_demo(now, timezone="Asia/Ho_Chi_Minh"):
                         now,
                     )
                 )
+        # calendar: a weekly slot kept by a template; the nightly job keeps its next week generated.
+        _template, generated = create_template(users["admin"], DEMO_TEMPLATE, now)
     transfer = _bank_transfer_booking(find_user_by_email("player@loafy.local"), created, now)
+    door = _door_session(organizer, now)
+    created = created + generated
     full = _full_session_with_waitlist(organizer, find_user_by_email("member@loafy.local"), today, tz, now)
-    log.info("demo data: %d accounts, %d sessions", len(DEMO_ACCOUNTS), len(created) + 1)
+    log.info("demo data: %d accounts, %d sessions", len(DEMO_ACCOUNTS), len(created) + 2)
     return {
         "accounts": DEMO_ACCOUNTS,
-        "sessions": len(created) + 1,
+        "sessions": len(created) + 2,
         "bank_booking": transfer,
         "full_session": full,
+        "door": door,
     }
 
 
@@ -183,6 +205,54 @@ def _bank_transfer_booking(player, created, now):
     deadline = min(now + timedelta(hours=DEMO_TRANSFER_HOURS), paid[-1].starts_at)
     Booking.update(payment_deadline=deadline).where(Booking.id == booking.id).execute()
     return booking.code
+
+
+# door: people with tickets for tonight's session, to scan at /door (name, guests, paid?).
+DOOR_GUESTS = (
+    ("Hoàng Thị Em", 0, True),
+    ("Vũ Đức Giang", 2, True),
+    ("Đỗ Minh Hạnh", 1, False),
+    ("Bùi Thanh Khoa", 0, True),
+)
+
+
+def _door_session(organizer, now):
+    """A session starting within the hour (check-in is open), with paid and unpaid tickets to scan
+    at /door: the player's (cash at the door, unpaid, one guest), the member's (paid) and a few
+    more. Returns the session's id."""
+    from loafy.booking.bookings import book_session
+    from loafy.booking.staff import mark_paid
+
+    starts = (now + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    club_session = create_session(
+        organizer,
+        {
+            "title": "Giao lưu tối nay / Tonight's social (door demo)",
+            "description": _describe("Giao lưu tối nay / Tonight's social", 120_000)
+            + " Quét vé ở /door / Scan the tickets at /door.",
+            "location": "Nhà thi đấu Quận 1, 12 Nguyễn Du",
+            "starts_at": starts,
+            "ends_at": starts + timedelta(hours=2),
+            "max_slots": 24,
+            "price": 120_000,
+            "status": "published",
+            "booking_opens_at": now,
+            "allow_pay_at_door": True,
+        },
+        now,
+    )
+    people = [
+        (find_user_by_email("player@loafy.local"), 1, False),
+        (find_user_by_email("member@loafy.local"), 0, True),
+    ]
+    for index, (name, guests, paid) in enumerate(DOOR_GUESTS, start=1):
+        email = f"door{index}@loafy.local"
+        people.append((find_user_by_email(email) or create_user(email, name, now=now), guests, paid))
+    for user, guests, paid in people:
+        booking = book_session(user, club_session, guests, "cash", now)
+        if paid:
+            mark_paid(organizer, booking.id, "bank_transfer", now)
+    return club_session.id
 
 
 # (name, kind, price VND, days, credits): what the demo club sells

@@ -56,17 +56,31 @@ class Unavailable(LoafyError):
     message = "The service is temporarily unavailable. Please try again in a minute."
 
 
-def parse_id(value, message):
-    """A row id from whatever a caller sent (a model, an int, text); anything else is NotFound."""
+# Every table's id is a 32-bit SERIAL: a larger number names no row (and a prepared statement's
+# integer parameter would refuse it with an error instead of finding nothing).
+ID_LIMIT = 2**31
+
+
+def as_id(value):
+    """A row id from whatever a caller sent (a model, an int, decimal digits as text), else None.
+
+    The one id parser: URLs, forms, JSON and services all read ids through it (parse_id raises).
+    """
     raw = getattr(value, "id", value)
-    if isinstance(raw, bool):
-        raise NotFound(message)
-    try:
-        number = int(raw)
-    except (TypeError, ValueError):
-        raise NotFound(message)
-    # Every table's id is a 32-bit SERIAL: a larger number names no row (and a prepared statement's
-    # integer parameter would refuse it with an error instead of finding nothing).
-    if not 0 < number < 2**31:
+    if isinstance(raw, str):
+        text = raw.strip()
+        # isdigit() alone admits "²" and other digits; int() alone admits "1_000", "+5" and "٣".
+        if not (text.isascii() and text.isdigit()) or len(text) > 10:
+            return None
+        raw = int(text)
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 < raw < ID_LIMIT:
+        return None
+    return raw
+
+
+def parse_id(value, message="We could not find that."):
+    """as_id, or NotFound with `message` for anything that names no row."""
+    number = as_id(value)
+    if number is None:
         raise NotFound(message)
     return number

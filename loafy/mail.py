@@ -1,13 +1,18 @@
 """Sending e-mail: SMTP when configured, else a local outbox folder of .eml files to read."""
 
+import html
 import logging
 import re
 import smtplib
 import ssl
 import threading
 from contextlib import contextmanager
+from email import encoders
 from email.charset import QP, Charset
 from email.header import Header
+from email.mime.base import MIMEBase
+from email.mime.image import MIMEImage
+from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate, getaddresses, make_msgid
 from pathlib import Path
@@ -55,9 +60,17 @@ def outbox_path():
     return Path(_config["MAIL_OUTBOX"])
 
 
-def send_email(to, subject, body, message_id=None):
-    """Send one plain-text e-mail; raises on failure so the caller's job can retry."""
+def send_email(to, subject, body, message_id=None, attachments=(), inline_image=None):
+    """Send one plain-text e-mail; raises on failure so the caller's job can retry.
+
+    `attachments`: (filename, MIME type, bytes) each, such as a booking's .ics (calendar).
+    `inline_image` (content id, PNG bytes, link) adds an HTML version showing the image inline,
+    linked (the door ticket's QR code)."""
     message = _plain_text_message(to, subject, body, message_id)
+    if inline_image is not None:
+        message = _with_inline_image(message, body, *inline_image)
+    if attachments:
+        message = _with_attachments(message, attachments)
     if _config.get("SMTP_HOST"):
         if getattr(_batch, "active", False):
             _send_in_batch(message)
@@ -88,6 +101,49 @@ def _plain_text_message(to, subject, body, message_id=None):
     message["Message-ID"] = message_id or make_msgid(domain="loafy.local")
     message["Date"] = formatdate(usegmt=True)
     return message
+
+
+def _with_inline_image(plain, body, cid, png, link):
+    """multipart/related: the text and an HTML copy (multipart/alternative), then the PNG the HTML
+    shows by its Content-ID. The headers move from the plain message to the new one."""
+    text = html.escape(body)
+    page = (
+        '<!doctype html><html><body><div style="font-family:sans-serif;white-space:pre-wrap">'
+        f'{text}</div><p><a href="{html.escape(link, quote=True)}"><img src="cid:{html.escape(cid)}" '
+        'alt="QR" width="240" height="240"></a></p></body></html>'
+    )
+    alternative = MIMEMultipart("alternative")
+    alternative.attach(MIMEText(body, "plain", UTF8_QUOTED_PRINTABLE))
+    alternative.attach(MIMEText(page, "html", UTF8_QUOTED_PRINTABLE))
+    related = MIMEMultipart("related")
+    related.attach(alternative)
+    image = MIMEImage(png, "png")
+    image["Content-ID"] = f"<{cid}>"
+    image.add_header("Content-Disposition", "inline", filename="ticket-qr.png")
+    related.attach(image)
+    for key in ("From", "To", "Subject", "Message-ID", "Date"):
+        related[key] = plain[key]
+    return related
+
+
+def _with_attachments(text_message, attachments):
+    """The message as multipart/mixed: its text first, then each attachment (calendar)."""
+    mixed = MIMEMultipart("mixed")
+    for header in ("From", "To", "Subject", "Message-ID", "Date"):
+        mixed[header] = text_message[header]
+        del text_message[header]
+    mixed.attach(text_message)
+    for filename, mime_type, content in attachments:
+        maintype, subtype = mime_type.split(";")[0].strip().split("/")
+        part = MIMEBase(maintype, subtype)
+        if maintype == "text" and subtype == "calendar":
+            part.set_param("method", "PUBLISH")
+            part.set_param("charset", "utf-8")
+        part.set_payload(content)
+        encoders.encode_base64(part)
+        part.add_header("Content-Disposition", "attachment", filename=filename)
+        mixed.attach(part)
+    return mixed
 
 
 def _address(value):

@@ -9,7 +9,7 @@ import logging
 
 from peewee import CharField, DateTimeField, IntegerField, Model
 
-from loafy.db import db
+from loafy.db import db, is_postgres, raw_sql
 from loafy.models import (
     ALL_MODELS,
     BOOKING_PAYMENT_METHODS,
@@ -17,6 +17,7 @@ from loafy.models import (
     ROLES,
     BankTransaction,
     Booking,
+    Checkin,
     LedgerEntry,
     Pass,
     PassProduct,
@@ -24,6 +25,7 @@ from loafy.models import (
     Role,
     WaitlistEntry,
     WebSession,
+    new_ticket_secret,
     utcnow,
 )
 
@@ -69,9 +71,13 @@ def _passes():
         table = model._meta.table_name
         if "pass_id" not in {c.name for c in db.get_columns(table)}:
             migrate(migrator.add_column(table, "pass_id", model.club_pass))
-        model._schema.create_indexes(safe=True)
+        # Only the new column's index: the model's other indexes may name columns that later
+        # migrations add (door's ticket_secret, 70), which an older database does not have yet.
+        db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{table}_pass_id" ON "{table}" (pass_id)')
     widen_payment_method_check(BOOKING_PAYMENT_METHODS)
     membership_dates_to_passes(utcnow())
+
+
 def _refund_requests():
     db.create_tables([RefundRequest], safe=True)
 
@@ -92,6 +98,67 @@ def _bank_transactions():
     db.create_tables([BankTransaction], safe=True)
 
 
+def _calendar():
+    """Recurring session templates, calendar tokens, strikes; sessions gain template_id and revision,
+    bookings their attendance."""
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    from loafy.models import Booking, CalendarToken, ClubSession, SessionTemplate, Strike
+
+    migrator = SchemaMigrator.from_database(db.obj)
+    wanted = [
+        (ClubSession, "template_id", ClubSession.template_id),
+        (ClubSession, "revision", ClubSession.revision),
+        (Booking, "attendance", Booking.attendance),
+    ]
+    for model, name, field in wanted:
+        table = model._meta.table_name
+        if name not in {column.name for column in db.get_columns(table)}:
+            migrate(migrator.add_column(table, name, field))
+    db.create_tables([SessionTemplate, CalendarToken, Strike], safe=True)
+    ClubSession._schema.create_indexes(safe=True)
+
+
+def _columns(table):
+    return {column.name for column in db.get_columns(table)}
+
+
+def _door_tickets():
+    """door: every booking gets a ticket secret and a count of its people checked in; the scan log."""
+    columns = _columns("bookings")
+    if "ticket_secret" not in columns:
+        db.execute_sql("ALTER TABLE bookings ADD COLUMN ticket_secret VARCHAR(64)")
+    if "checked_in_people" not in columns:
+        # NOT NULL with a constant default is allowed by ALTER TABLE on both databases; the CHECK
+        # compares with slots (SQLite takes it inline, PostgreSQL as a table constraint).
+        if is_postgres():
+            db.execute_sql("ALTER TABLE bookings ADD COLUMN checked_in_people INTEGER NOT NULL DEFAULT 0")
+            db.execute_sql(
+                "ALTER TABLE bookings ADD CONSTRAINT bookings_checked_in_people_range"
+                " CHECK (checked_in_people BETWEEN 0 AND slots)"
+            )
+        else:
+            db.execute_sql(
+                "ALTER TABLE bookings ADD COLUMN checked_in_people INTEGER NOT NULL DEFAULT 0"
+                " CHECK (checked_in_people BETWEEN 0 AND slots)"
+            )
+        # Checked in before parties could arrive apart: the whole party was in.
+        db.execute_sql("UPDATE bookings SET checked_in_people = slots WHERE checked_in_at IS NOT NULL")
+    db.execute_sql("CREATE UNIQUE INDEX IF NOT EXISTS bookings_ticket_secret ON bookings (ticket_secret)")
+    while True:  # existing bookings: a secret each, in batches
+        ids = [
+            row[0] for row in db.execute_sql("SELECT id FROM bookings WHERE ticket_secret IS NULL LIMIT 1000")
+        ]
+        if not ids:
+            break
+        for booking_id in ids:
+            db.execute_sql(
+                raw_sql("UPDATE bookings SET ticket_secret = ? WHERE id = ?"),
+                (new_ticket_secret(), booking_id),
+            )
+    db.create_tables([Checkin], safe=True)
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (40, "server-side web sessions (logout ends a copied cookie)", _web_sessions),
@@ -99,6 +166,8 @@ MIGRATIONS = [
     (50, "waitlist: entries, and bookings' source", _waitlist),
     (55, "passes: memberships and session packs; membership dates become granted passes", _passes),
     (60, "bank transactions from SePay and Casso, matched to bookings", _bank_transactions),
+    (70, "door tickets: a secret per booking, people checked in, the scan log", _door_tickets),
+    (80, "recurring session templates, calendar feeds, attendance and strikes", _calendar),
 ]
 
 

@@ -1,11 +1,15 @@
 """The schema. Times are naive UTC; money is whole VND. The database enforces the invariants."""
 
+import base64
+import secrets
+
 from flask_login import UserMixin
 from peewee import (
     SQL,
     BooleanField,
     CharField,
     Check,
+    DateField,
     DateTimeField,
     DeferredForeignKey,
     ForeignKeyField,
@@ -31,6 +35,11 @@ LEDGER_KINDS = ("intent", "payment", "refund")
 BOOKING_SOURCES = ("direct", "waitlist")
 WAITLIST_STATUSES = ("waiting", "offered", "booked", "lapsed", "left")
 ACTIVE_WAITLIST_STATUSES = ("waiting", "offered")
+
+
+def new_ticket_secret():
+    """A door ticket's secret: 160 random bits as 32 lower-case base32 letters (no case to get wrong)."""
+    return base64.b32encode(secrets.token_bytes(20)).decode().lower()
 
 
 def _in(column, values):
@@ -142,6 +151,10 @@ class ClubSession(BaseModel):
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
     cancelled_at = DateTimeField(null=True)
+    # calendar: the template that generated it (unique with starts_at), and the revision calendar
+    # feeds send as SEQUENCE (bumped when its time, place, title or status changes).
+    template_id = IntegerField(null=True)
+    revision = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
 
     class Meta:
         table_name = "club_sessions"
@@ -191,6 +204,11 @@ class Booking(BaseModel):
     expired_at = DateTimeField(null=True)
     # Set when a paid booking is cancelled and its money must go back; cleared by the refund.
     refund_due_at = DateTimeField(null=True)
+    # door: the ticket's secret (its QR holds BASE_URL/t/<secret>) and how many of the party are in.
+    ticket_secret = CharField(max_length=64, null=True, unique=True, default=new_ticket_secret)
+    checked_in_people = IntegerField(
+        default=0, constraints=[SQL("DEFAULT 0"), Check("checked_in_people BETWEEN 0 AND slots")]
+    )
     # passes: the pack whose credits paid this booking (payment_method "pass")
     club_pass = DeferredForeignKey(
         "Pass", null=True, column_name="pass_id", object_id_name="club_pass_id", on_delete="RESTRICT"
@@ -201,6 +219,8 @@ class Booking(BaseModel):
         default="direct",
         constraints=[SQL("DEFAULT 'direct'"), _in("source", BOOKING_SOURCES)],
     )
+    # calendar: attended | no_show, set after the session ends (loafy.calendar.attendance).
+    attendance = CharField(max_length=20, null=True, constraints=[_in("attendance", ("attended", "no_show"))])
 
     class Meta:
         table_name = "bookings"
@@ -211,6 +231,47 @@ class Booking(BaseModel):
     @property
     def is_active(self):
         return self.status in ACTIVE_BOOKING_STATUSES
+
+    # The deadline rule, once: an unpaid booking past its payment deadline has expired for everyone
+    # (invariant 2), whether or not the expiry job has run yet. Spelled three ways -- Python, a
+    # peewee expression, hand-written SQL for the hot path -- kept side by side here and checked
+    # against each other on both databases (tests/test_one_rule.py).
+    def is_overdue(self, now):
+        """Pending payment with a deadline that has passed."""
+        return (
+            self.status == "pending_payment"
+            and self.payment_deadline is not None
+            and self.payment_deadline <= now
+        )
+
+    def is_live(self, now):
+        """Active and not overdue: it holds its slots and blocks a second booking."""
+        return self.is_active and not self.is_overdue(now)
+
+    def shown_status(self, now):
+        """The status a person is shown: an overdue booking is expired."""
+        return "expired" if self.is_overdue(now) else self.status
+
+    @classmethod
+    def overdue(cls, now, of=None):
+        """is_overdue as a condition on `of` (Booking or an alias of it)."""
+        b = cls if of is None else of
+        return (
+            (b.status == "pending_payment") & b.payment_deadline.is_null(False) & (b.payment_deadline <= now)
+        )
+
+    @classmethod
+    def live(cls, now, of=None):
+        """is_live as a condition on `of` (Booking or an alias of it)."""
+        b = cls if of is None else of
+        return b.status.in_(ACTIVE_BOOKING_STATUSES) & ~cls.overdue(now, of=b)
+
+
+# The same conditions in SQL text, for `.format(b=<the bookings table's alias>)`; each `?` is `now`.
+OVERDUE_SQL = (
+    "({b}.status = 'pending_payment' AND {b}.payment_deadline IS NOT NULL AND {b}.payment_deadline <= ?)"
+)
+LIVE_SQL = "({b}.status IN ('pending_payment', 'confirmed') AND NOT " + OVERDUE_SQL + ")"
 
 
 # A player holds at most one active booking per session: a partial unique index (SQLite and PG).
@@ -372,6 +433,100 @@ class WebSession(BaseModel):
 ALL_MODELS.append(WebSession)
 
 
+# --- calendar: recurring sessions, calendar feeds, the attendance policy -------------------------
+
+
+class SessionTemplate(BaseModel):
+    """A weekly (or any RFC 5545) slot: the sessions it generates carry its id."""
+
+    title = CharField(max_length=200)
+    description = TextField(default="")
+    location = CharField(max_length=300, default="")
+    rrule = CharField(max_length=500)
+    starts_on = DateField()  # the rule's first club-local date (DTSTART's date)
+    start_time = CharField(max_length=5)  # "HH:MM", club time
+    duration_minutes = IntegerField(constraints=[Check("duration_minutes BETWEEN 5 AND 1440")])
+    max_slots = IntegerField(constraints=[Check("max_slots >= 1")])
+    price = IntegerField(default=0, constraints=[Check("price >= 0")])
+    weeks_ahead = IntegerField(default=4, constraints=[Check("weeks_ahead BETWEEN 1 AND 26")])
+    booking_opens_hours_before = IntegerField(null=True)
+    early_access_hours = IntegerField(null=True)
+    allow_pay_at_door = BooleanField(default=False)
+    skipped_dates = TextField(default="[]")  # JSON list of club-local "YYYY-MM-DD"
+    active = BooleanField(default=True)
+    created_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    deleted_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "session_templates"
+        constraints = [
+            Check(
+                "early_access_hours IS NULL OR (booking_opens_hours_before IS NOT NULL"
+                " AND early_access_hours >= booking_opens_hours_before)"
+            )
+        ]
+
+    def __str__(self):
+        return self.title
+
+
+# One session per template and start, whoever generates it and however often (the generator's
+# INSERT ... ON CONFLICT DO NOTHING relies on it).
+ClubSession.add_index(
+    ClubSession.index(
+        ClubSession.template_id,
+        ClubSession.starts_at,
+        unique=True,
+        name="club_sessions_one_per_template_start",
+    )
+)
+
+
+class CalendarToken(BaseModel):
+    """A player's private calendar feed URL; only its SHA-256 is stored. One live token per player."""
+
+    user = ForeignKeyField(User, backref="calendar_tokens", on_delete="CASCADE")
+    token_hash = CharField(max_length=64, unique=True)
+    created_at = DateTimeField(default=utcnow)
+    revoked_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "calendar_tokens"
+
+
+CalendarToken.add_index(
+    CalendarToken.index(
+        CalendarToken.user,
+        unique=True,
+        where=CalendarToken.revoked_at.is_null(),
+        name="calendar_tokens_one_live",
+    )
+)
+
+STRIKE_KINDS = ("no_show", "late_cancel")
+
+
+class Strike(BaseModel):
+    """A no-show or a late cancel, once per booking; forgiven strikes no longer count."""
+
+    user = ForeignKeyField(User, backref="strikes", on_delete="CASCADE")
+    booking = ForeignKeyField(Booking, backref="strikes", unique=True, on_delete="CASCADE")
+    kind = CharField(max_length=20, constraints=[_in("kind", STRIKE_KINDS)])
+    occurred_at = DateTimeField()
+    forgiven_at = DateTimeField(null=True)
+    forgiven_by = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    forgive_reason = TextField(default="")
+
+    class Meta:
+        table_name = "strikes"
+
+
+Strike.add_index(Strike.index(Strike.user, Strike.occurred_at, name="strikes_by_user"))
+
+ALL_MODELS += [SessionTemplate, CalendarToken, Strike]
+
 # --- passes: memberships (period) and session packs (credits) -------------------------------------
 
 PASS_KINDS = ("period", "pack")
@@ -483,6 +638,8 @@ Pass.add_index(
 
 # Before the bookings and the ledger that point at them (tests empty tables in reverse order).
 ALL_MODELS[ALL_MODELS.index(Booking) : ALL_MODELS.index(Booking)] = [PassProduct, Pass]
+
+
 class WaitlistEntry(BaseModel):
     """A player (and their party) waiting for a full session. An offer is a pending booking
     (`booking`, source "waitlist") of min(party_size, free) >= min_party slots."""
@@ -626,3 +783,30 @@ class RefundRequest(BaseModel):
 
 
 ALL_MODELS.append(RefundRequest)
+
+
+CHECKIN_STATUSES = ("ok", "already", "unpaid", "wrong_session", "wrong_time", "cancelled", "invalid")
+
+
+class Checkin(BaseModel):
+    """One answer at the door (a scan, a typed code, a name picked), kept under its nonce: the same
+    nonce gets this answer again and checks no one in twice (the unique index decides)."""
+
+    nonce = CharField(max_length=100, unique=True)
+    actor = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    code_hash = CharField(max_length=64)  # SHA-256 of what was scanned: a replay must be the same code
+    booking = ForeignKeyField(Booking, backref="checkins", null=True, on_delete="CASCADE")
+    club_session = ForeignKeyField(ClubSession, null=True, on_delete="CASCADE")
+    status = CharField(max_length=20, constraints=[_in("status", CHECKIN_STATUSES)])
+    people = IntegerField(default=0, constraints=[Check("people >= 0")])  # checked in by this answer
+    answer = TextField(default="{}")
+    created_at = DateTimeField(default=utcnow)
+    undone_at = DateTimeField(null=True)
+    undone_by = ForeignKeyField(User, null=True, on_delete="SET NULL", backref="+")
+
+    class Meta:
+        table_name = "checkins"
+
+
+Checkin.add_index(Checkin.index(Checkin.booking, Checkin.created_at, name="checkins_by_booking"))
+ALL_MODELS.append(Checkin)

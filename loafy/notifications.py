@@ -17,6 +17,7 @@ from peewee import IntegrityError
 from loafy import queue
 from loafy.clock import format_local, format_vnd
 from loafy.db import db, raw_sql
+from loafy.door.tickets import ticket_parts, ticket_url
 from loafy.mail import mail_setting, send_email, smtp_batch
 from loafy.models import Booking, ClubSession, Notification, User, utcnow
 from loafy.settings import get_settings
@@ -183,6 +184,7 @@ def render(notification, booking=None, settings=None):
         "settings": settings,
         "booking_url": f"{base_url}/bookings/{booking.id}",
         "pay_url": f"{base_url}/bookings/{booking.id}/pay",
+        "ticket_url": ticket_url(booking),  # door
     }
     kind = notification.kind
     if getattr(booking, "source", "direct") == "waitlist":
@@ -269,18 +271,39 @@ def _send_claimable(condition, now, limit=None):
             Notification.id.in_(orphans)
         ).execute()
     settings = get_settings()
+    sent, marks = 0, []
     with smtp_batch():  # one SMTP connection for the whole claim, not one per message
-        sent = sum(1 for notification in rows if _deliver(notification, settings, now))
-        return sent + sum(1 for notification in unbooked if _deliver(notification, settings, now))
+        for notification in [*rows, *unbooked]:
+            sent += _deliver(notification, settings, now, marks)
+            if len(marks) >= MARK_EVERY:
+                _apply(marks)
+    _apply(marks)
+    return sent
 
 
-def _deliver(notification, settings, now):
+# Rows are marked sent (or failed) MARK_EVERY at a time, in one transaction: one commit for a
+# handful of mails instead of one each. A sender that dies before a mark leaves at most that many
+# rows to be sent again once their claim goes stale (at-least-once, as before).
+MARK_EVERY = 20
+
+
+def _apply(marks):
+    """Run the pending marks (unexecuted UPDATEs) in one transaction, and forget them."""
+    if not marks:
+        return
+    with db.atomic():
+        for query in marks:
+            query.execute()
+    marks.clear()
+
+
+def _deliver(notification, settings, now, marks):
     """Send one claimed notification and mark it sent (or skipped, or failed for a later retry)."""
     if notification.booking_id is None:
         try:
             user, subject, body = _render_unbooked(notification, settings)
         except Exception as exc:  # its row is gone, a template broke: the sweep retries
-            return _failed(notification, exc, now)
+            return _failed(notification, exc, now, marks)
         booking, stale = None, False
     else:
         booking = notification.booking
@@ -290,36 +313,51 @@ def _deliver(notification, settings, now):
         stale = asks_to_pay and booking.status != "pending_payment"
     if stale or not user.email:
         reason = "no e-mail address" if not stale else "no longer relevant"
-        Notification.update(sent_at=now, last_error=f"skipped: {reason}").where(
-            Notification.id == notification.id
-        ).execute()
+        marks.append(
+            Notification.update(sent_at=now, last_error=f"skipped: {reason}").where(
+                Notification.id == notification.id
+            )
+        )
         return False
     try:
         if booking is not None:
             subject, body = render(notification, booking, settings)
-        send_email(
-            user.email,
-            subject,
-            body,
-            message_id=f"<loafy-{notification.dedupe_key.replace(':', '-')}@loafy.local>",
-        )
+        message_id = f"<loafy-{notification.dedupe_key.replace(':', '-')}@loafy.local>"
+        extra = ticket_parts(notification.kind, booking)  # door: the ticket's QR as an inline PNG
+        attachments = _attachments(notification, booking)  # calendar: the booking's .ics
+        if attachments:
+            extra["attachments"] = attachments
+        send_email(user.email, subject, body, message_id=message_id, **extra)
     except Exception as exc:  # SMTP and templates can fail in many ways; the sweep retries
-        return _failed(notification, exc, now)
-    Notification.update(sent_at=now, to_email=user.email, subject=subject, body=body, last_error=None).where(
-        Notification.id == notification.id
-    ).execute()
+        return _failed(notification, exc, now, marks)
+    marks.append(
+        Notification.update(
+            sent_at=now, to_email=user.email, subject=subject, body=body, last_error=None
+        ).where(Notification.id == notification.id)
+    )
     return True
 
 
-def _failed(notification, exc, now):
+def _attachments(notification, booking):
+    """A confirmation carries the booking as an .ics file (the same event as the player's feed)."""
+    if booking is None or notification.kind != "booking_confirmed":
+        return ()
+    from loafy.calendar.ics import booking_ics  # ics reads settings and the mail's base URL
+
+    return ((f"{booking.code}.ics", "text/calendar", booking_ics(booking)),)
+
+
+def _failed(notification, exc, now, marks):
     attempts = notification.attempts  # the claim counted this one
     if attempts >= MAX_ATTEMPTS:
         log.error("gave up notification %s after %d attempts: %s", notification.id, attempts, exc)
     else:
         log.warning("sending notification %s failed (attempt %d): %s", notification.id, attempts, exc)
-    Notification.update(
-        claimed_at=None, last_error=str(exc)[:500], send_after=now + timedelta(minutes=2**attempts)
-    ).where(Notification.id == notification.id).execute()
+    marks.append(
+        Notification.update(
+            claimed_at=None, last_error=str(exc)[:500], send_after=now + timedelta(minutes=2**attempts)
+        ).where(Notification.id == notification.id)
+    )
     return False
 
 

@@ -107,7 +107,31 @@ SETTINGS = {
         _int_between(1, 24 * 60),
         _l("Minutes to take a waitlist offer (session under 2 h away)"),
     ),
+    # door
+    "checkin_opens_hours": (2, _int_between(0, 48), _l("Check-in at the door opens this many hours before")),
 }
+# calendar: the attendance policy (loafy/calendar/attendance.py)
+SETTINGS.update(
+    {
+        "attendance_policy": (
+            True,
+            _boolean,
+            _l("Block online booking after too many no-shows and late cancels"),
+        ),
+        "no_show_grace_hours": (
+            2,
+            _int_between(0, 72),
+            _l("Hours after a session ends before no-shows are marked"),
+        ),
+        "strike_limit": (
+            3,
+            _int_between(1, 50),
+            _l("Strikes (no-shows, late cancels) that block online booking"),
+        ),
+        "strike_window_days": (60, _int_between(1, 365), _l("Days within which strikes count")),
+        "strike_block_days": (14, _int_between(1, 365), _l("Days online booking stays blocked")),
+    }
+)
 
 
 def get_settings():

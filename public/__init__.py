@@ -43,6 +43,8 @@ def init_app(app):
         api,
         auth,
         bank_webhooks,
+        calendar,
+        door,
         errors,
         hardening,
         i18n,
@@ -90,6 +92,8 @@ def init_app(app):
     app.register_blueprint(payments.bp)
     app.register_blueprint(passes.bp)
     app.register_blueprint(bank_webhooks.bp)
+    app.register_blueprint(door.bp)
+    app.register_blueprint(calendar.bp)
     errors.init_app(app)
     limits.init_app(app)  # after the blueprints: it wraps their views
     i18n.init_app(app)

@@ -5,12 +5,14 @@ Errors are `{"error": {"code", "message"[, "field"]}}` (public/errors.py); times
 an offset (UTC, plus the club-local time for sessions); money is whole VND.
 """
 
+import dataclasses
+
 from flask import Blueprint, g, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from loafy.booking import sold_out, staff, waitlist
-from loafy.booking.bookings import SessionFull, book_session, get_booking
+from loafy.booking.bookings import SessionFull, book_session, cancel_booking, get_booking
 from loafy.booking.club_sessions import get_session, list_sessions
 from loafy.booking.listings import list_bookings_page
 from loafy.models import utcnow
@@ -43,7 +45,6 @@ from public.api_schemas import (
     endpoint_rows,
     including,
 )
-from public.api_spec import json_object
 from public.auth import end_browser_session
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -60,11 +61,6 @@ def answer_sold_out_at_once():
     session_id = data.get("session_id") if isinstance(data, dict) else None
     if type(session_id) is int and sold_out.is_sold_out(session_id):
         raise SessionFull()
-
-
-# For a view not yet declared with `@endpoint` (it gets no 422 and no place in the document):
-# the body as a JSON object, 415 and 400 as for the declared ones.
-json_body = json_object
 
 
 def viewer():
@@ -219,7 +215,8 @@ def get_booking_view(booking_id):
     json=NewBooking,
     errors=(400, 401, 404, 409, 413, 415, 422, 429),
     description="Rate-limited per user and per IP. "
-    "409 codes: full, already_booked, closed, not_open, started.",
+    "409 codes: full, already_booked, closed, not_open, started, "
+    "blocked (too many no-shows and late cancels; the message says until when).",
 )
 def create_booking_view():
     data = request.context.json
@@ -235,8 +232,8 @@ def create_booking_view():
     "Cancel a booking; its slots return at once", "owner, admin", ok=Booking, errors=(400, 401, 403, 404, 409)
 )
 def cancel_booking_view(booking_id):
-    """The owner cancels their booking; an admin cancelling someone else's is audited."""
-    booking = staff.cancel_booking_as(current_user, booking_id, utcnow(), reason="cancelled via API")
+    """The owner or an admin cancels a booking (the service writes the audit row)."""
+    booking = cancel_booking(current_user, booking_id, utcnow(), reason="cancelled via API")
     return answer(Booking, booking)
 
 
@@ -288,7 +285,7 @@ def join_waitlist_view(session_id):
 def list_waitlist_view():
     q = request.context.query
     result = waitlist.list_entries_page(current_user, q.session_id, q.page, q.per_page)
-    return answer(WaitlistPage, result._replace(items=[_entry(e) for e in result.items]))
+    return answer(WaitlistPage, dataclasses.replace(result, items=[_entry(e) for e in result.items]))
 
 
 @bp.get("/waitlist/<int:entry_id>")

@@ -40,10 +40,12 @@ from pydantic import BeforeValidator, Field, WithJsonSchema, computed_field
 from pydantic_core import PydanticCustomError
 
 from loafy.booking.club_sessions import MAX_PER_PAGE, MAX_PRICE, MAX_SLOTS_LIMIT
+from loafy.door import tickets
 from loafy.models import (
     BOOKING_PAYMENT_METHODS,
     BOOKING_SOURCES,
     BOOKING_STATUSES,
+    CHECKIN_STATUSES,
     PASS_KINDS,
     PASS_PAYMENT_METHODS,
     PAYMENT_METHODS,
@@ -212,6 +214,7 @@ class Session(SessionSummary):
     created_at: UtcTime
     updated_at: UtcTime
     cancelled_at: UtcTime | None
+    template_id: int | None  # calendar: the session template that generated it
 
     @computed_field
     @property
@@ -263,7 +266,16 @@ class Booking(Answer):
     expired_at: UtcTime | None
     checked_in_at: UtcTime | None
     source: Literal[BOOKING_SOURCES] = Field("direct", description="direct, or an offer from the waitlist")
+    attendance: Literal["attended", "no_show"] | None  # calendar: set after the session ends
     session: SessionSummary = Field(validation_alias="club_session")
+    # door: only the owner and staff ever get a booking's JSON, so its ticket may be in it.
+    checked_in_people: int = Field(0, ge=0, le=4, description="Of the party, checked in at the door")
+    ticket_secret: str | None = Field(None, exclude=True)
+
+    @computed_field(description="BASE_URL/t/<secret>: what the door's QR code holds")
+    @property
+    def ticket_url(self) -> str | None:
+        return f"{tickets.base_url()}/t/{self.ticket_secret}" if self.ticket_secret else None
 
     @computed_field(description="Bank transfers only (else null): what the VietQR code holds")
     @property
@@ -308,6 +320,111 @@ class StripeEvent(Body):
 class WebhookReceived(Answer):
     received: Literal[True]
     outcome: str | None = None
+
+
+# --- calendar -------------------------------------------------------------------------------------
+# Session templates (recurring sessions). The rule, the time of day and how the fields fit together
+# are checked by loafy.calendar.templates, which names the field at fault.
+
+HoursBefore = whole_number(ge=0, le=24 * 90)
+
+
+class TemplateChange(Body):
+    """Any subset of a template's fields (PUT)."""
+
+    title: Title = None
+    description: Annotated[str, Field(max_length=5000)] = None
+    location: Annotated[str, Field(max_length=300)] = None
+    rrule: Annotated[str, Field(min_length=1, max_length=500)] = Field(
+        None, description="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=TU,TH (at most daily)"
+    )
+    starts_on: Annotated[str, Field(description="The rule's first club-local date, YYYY-MM-DD")] = None
+    start_time: Annotated[str, Field(description="HH:MM, club time", max_length=5)] = None
+    duration_minutes: whole_number(ge=5, le=1440) = None
+    max_slots: Slots = None
+    price: Price = None
+    weeks_ahead: whole_number(ge=1, le=26) = None
+    booking_opens_hours_before: HoursBefore | None = None
+    early_access_hours: HoursBefore | None = Field(
+        None, description="Members book from this many hours before the start (≥ booking_opens_hours_before)"
+    )
+    allow_pay_at_door: bool = Field(None, strict=True)
+    active: bool = Field(None, strict=True)
+
+    def fields(self):
+        return self.model_dump(exclude_unset=True)
+
+
+class NewTemplate(TemplateChange):
+    title: Title
+    rrule: Annotated[str, Field(min_length=1, max_length=500)]
+    start_time: Annotated[str, Field(description="HH:MM, club time", max_length=5)]
+    duration_minutes: whole_number(ge=5, le=1440)
+    max_slots: Slots
+
+
+class SkipDate(Body):
+    date: Annotated[str, Field(description="A club-local date, YYYY-MM-DD", max_length=10)]
+
+
+class Template(Answer):
+    id: int
+    title: str
+    description: str
+    location: str
+    rrule: str
+    starts_on: str
+    start_time: str
+    duration_minutes: int
+    max_slots: int
+    price: VND
+    currency: Currency = "vnd"
+    weeks_ahead: int
+    booking_opens_hours_before: int | None
+    early_access_hours: int | None
+    allow_pay_at_door: bool
+    skipped_dates: list[str]
+    active: bool
+    created_at: UtcTime
+    updated_at: UtcTime
+
+
+class LeftAlone(Answer):
+    session_id: int
+    starts_at: UtcTime
+    reason: str
+
+    @computed_field
+    @property
+    def starts_at_local(self) -> LocalTime:
+        return self.starts_at
+
+
+class TemplateSessions(Answer):
+    """What a change did to the template's future sessions: the booked ones are left alone."""
+
+    updated: list[int]
+    created: list[int]
+    removed: list[int]
+    left_alone: list[LeftAlone]
+
+
+class CreatedTemplate(Template):
+    sessions_created: list[int]
+
+
+class ChangedTemplate(Template):
+    sessions: TemplateSessions
+
+
+class DeletedTemplate(Answer):
+    id: int
+    deleted: Literal[True]
+    sessions: TemplateSessions
+
+
+class TemplatePage(_Page):
+    items: list[Template]
 
 
 # --- bank transfers -------------------------------------------------------------------------------
@@ -435,6 +552,8 @@ class AutoRenew(Body):
     """Renew this membership by card from its end on: the card saved by Stripe.js (pm_...)."""
 
     payment_method: Annotated[str, Field(min_length=4, max_length=100, pattern=r"^pm_[A-Za-z0-9_]+$")]
+
+
 # --- waitlist -------------------------------------------------------------------------------------
 
 PartySize = whole_number(ge=1, le=4)
@@ -494,3 +613,81 @@ class WaitlistEntry(Answer):
 
 class WaitlistPage(_Page):
     items: list[WaitlistEntry]
+
+
+# --- door -----------------------------------------------------------------------------------------
+
+
+class CheckinRequest(Body):
+    """One scan at the door. `code`: the ticket URL, its secret, or a booking code typed by staff."""
+
+    code: Annotated[str, Field(min_length=1, max_length=500)]
+    nonce: Annotated[
+        str, Field(min_length=1, max_length=100, description="One per scan; a retry resends it")
+    ] = None
+    session_id: WholeNumber = Field(None, description="The session at this door")
+    collect: Literal["cash"] = Field(
+        None, description="Take an unpaid booking's money in cash, then check in"
+    )
+    people: whole_number(ge=1, le=4) = Field(None, description="Of the party, arriving now (default: all)")
+
+
+class Person(Answer):
+    id: int
+    name: str
+
+
+class PlayerName(Answer):
+    name: str
+
+
+class SessionPeople(Answer):
+    people_in: int = Field(ge=0)
+    people_total: int = Field(ge=0)
+
+
+class CheckinAnswer(Answer):
+    status: Literal[CHECKIN_STATUSES]
+    message: str
+    reason: str | None = Field(None, description="wrong_time: not_open_yet or ended")
+    booking: Booking | None
+    player: PlayerName | None = None
+    session: SessionSummary | None = None
+    session_people: SessionPeople | None = None
+    checked_in_at: str | None = Field(description="ISO-8601 with offset (UTC)")
+    checked_in_by: Person | None
+    amount_due: VND
+    collected: VND = 0
+    people: int = Field(ge=0, description="Checked in by this answer")
+    people_in: int = Field(ge=0)
+    people_total: int = Field(ge=0)
+    nonce: str
+
+
+class CheckinUndone(Answer):
+    status: Literal["undone"]
+    booking: Booking
+
+
+class DoorSearch(Query):
+    q: Annotated[str, Field(max_length=100), Blank] = Field(None, description="A name, from 3 letters")
+
+
+class Expected(Answer):
+    booking_id: int
+    code: str
+    name: str
+    status: Literal[BOOKING_STATUSES]
+    payment_status: Literal[PAYMENT_STATUSES]
+    amount: VND
+    slots: int
+    people_in: int
+    checked_in_at: UtcTime | None
+
+
+class DoorRoster(Answer):
+    session: SessionSummary
+    people_in: int | None = None
+    people_total: int | None = None
+    expected: list[Expected] | None = Field(None, description="Who is still expected (without ?q=)")
+    items: list[Expected] | None = Field(None, description="The names found (with ?q=)")

@@ -3,7 +3,6 @@ language switch and the health check. Views parse, call one service, flash, and 
 
 from datetime import UTC, date, datetime, timedelta
 
-import segno
 from flask import (
     Blueprint,
     abort,
@@ -20,7 +19,8 @@ from flask_login import current_user
 
 from loafy import queue
 from loafy.booking import waitlist
-from loafy.booking.bookings import book_session, cancel_booking, get_booking
+from loafy.booking.actions import allowed_actions
+from loafy.booking.bookings import book_session, cancel_booking, cancel_until, get_booking
 from loafy.booking.listings import (
     get_session_for_viewer,
     list_bookings_page,
@@ -29,8 +29,9 @@ from loafy.booking.listings import (
 )
 from loafy.clock import club_tz
 from loafy.db import db
+from loafy.door import tickets
 from loafy.errors import Conflict, PermissionDenied, ValidationError
-from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, utcnow
+from loafy.models import SESSION_STATUSES, utcnow
 from loafy.money.methods import booking_form_methods
 from loafy.people.accounts import set_locale
 from loafy.settings import get_settings
@@ -128,6 +129,7 @@ def session_list():
 def _render_session(session_id, form=None, error=None, status=200, waitlist_form=None, waitlist_error=None):
     viewer, now = _viewer(), utcnow()
     club_session = get_session_for_viewer(session_id, viewer, now)
+    mine = club_session.my_booking
     settings = get_settings()
     methods = booking_form_methods(club_session, now, settings)
     pack_left = _pack_credits(viewer, club_session, now)
@@ -142,14 +144,14 @@ def _render_session(session_id, form=None, error=None, status=200, waitlist_form
         "public/session.html",
         club_session=club_session,
         availability=session_availability(club_session, viewer, now),
-        booking=club_session.my_booking,
+        booking=mine,
         methods=methods,
         max_guests=settings["max_guests"],
         pack_left=pack_left,
         form=form,
         error=message,
         error_field=getattr(error, "field", None),
-        pay_url=_pay_url(club_session.my_booking, now),
+        pay_url=_pay_url(allowed_actions(viewer, mine, now, settings)) if mine else None,
         here=url_for("pages.session_detail", session_id=club_session.id),
         entry=None if club_session.my_booking else waitlist.entry_for(viewer, club_session.id),
         waiting=waitlist.waiting_count(club_session.id),
@@ -197,7 +199,8 @@ def book(session_id):
         )
     else:
         flash(_("Booked! Your code is %(code)s.", code=booking.code), "success")
-    return redirect(_pay_url(booking, utcnow()) or url_for("pages.booking_detail", booking_id=booking.id))
+    pay_url = _pay_url(allowed_actions(_viewer(), booking, utcnow()))
+    return redirect(pay_url or url_for("pages.booking_detail", booking_id=booking.id))
 
 
 @bp.post("/sessions/<int:session_id>/waitlist")
@@ -238,51 +241,41 @@ def leave_waitlist(entry_id):
     )
 
 
-def _pay_url(booking, now):
-    """Where to pay a booking that still waits for an online payment, else None."""
-    if (
-        booking is None
-        or booking.status != "pending_payment"
-        or booking.payment_method not in ("stripe", "bank_transfer")
-        or (booking.payment_deadline is not None and booking.payment_deadline <= now)
-    ):
-        return None
-    return url_for("payments.pay", booking_id=booking.id)
-
-
-def _shown_status(booking, now):
-    """A pending booking past its deadline is expired for everyone (invariant 2), job or not."""
-    if booking.status == "pending_payment" and booking.payment_deadline and booking.payment_deadline <= now:
-        return "expired"
-    return booking.status
-
-
-def _cancel_until(booking, settings):
-    return booking.club_session.starts_at - timedelta(hours=settings["cancellation_cutoff_hours"])
+def _pay_url(actions):
+    """Where to pay a booking that still waits for the viewer's online payment, else None."""
+    return url_for("payments.pay", booking_id=actions.booking.id) if actions.pay else None
 
 
 @bp.get("/bookings")
 @role_required()
 def my_bookings():
-    now = utcnow()
-    page = list_bookings_page(_viewer(), _page_number(), PER_PAGE, now)
+    viewer, now = _viewer(), utcnow()
+    page = list_bookings_page(viewer, _page_number(), PER_PAGE, now)
     settings = get_settings()
-    rows = [
-        {
-            "booking": b,
-            "status": _shown_status(b, now),
-            "pay_url": _pay_url(b, now),
-            "can_cancel": _shown_status(b, now) in ACTIVE_BOOKING_STATUSES
-            and now <= _cancel_until(b, settings),
-        }
-        for b in page.items
-    ]
+    rows = []
+    for b in page.items:
+        actions = allowed_actions(viewer, b, now, settings)
+        rows.append(
+            {
+                "booking": b,
+                "status": b.shown_status(now),
+                "pay_url": _pay_url(actions),
+                "can_cancel": actions.cancel,
+            }
+        )
     entries = [  # places still in play: the session is open and has not started
         entry
         for entry in waitlist.list_entries(_viewer(), live_only=True)
         if entry.club_session.status == "published" and entry.club_session.starts_at > now
     ]
-    return render_template("public/bookings.html", page=page, rows=rows, now=now, entries=entries)
+    offer_pay_urls = {  # an offer is a booking: paid where any booking is, by the same rule
+        entry.offer.id: _pay_url(allowed_actions(viewer, entry.offer, now, settings))
+        for entry in entries
+        if getattr(entry, "offer", None) is not None
+    }
+    return render_template(
+        "public/bookings.html", page=page, rows=rows, now=now, entries=entries, offer_pay_urls=offer_pay_urls
+    )
 
 
 @bp.get("/bookings/<int:booking_id>")
@@ -291,22 +284,21 @@ def booking_detail(booking_id):
     viewer, now = _viewer(), utcnow()
     booking = get_booking(booking_id, viewer)
     settings = get_settings()
-    cancel_until = _cancel_until(booking, settings)
-    status = _shown_status(booking, now)
-    qr_svg = None
+    actions = allowed_actions(viewer, booking, now, settings)
+    status = booking.shown_status(now)
+    qr_svg = ticket = None
     if status == "confirmed":  # the door checks in confirmed bookings only
-        qr = segno.make(booking.code, error="m")
-        qr_svg = qr.svg_inline(border=2, dark="#14202b", svgclass="qr-code", lineclass=None, omitsize=True)
+        ticket = tickets.ticket_url(booking)  # door: the QR holds the ticket's URL, not the code
+        qr_svg = tickets.qr_svg(ticket)
     return render_template(
         "public/booking.html",
         booking=booking,
         status=status,
         qr_svg=qr_svg,
-        pay_url=_pay_url(booking, now),
-        cancel_until=cancel_until,
-        can_cancel=status in ACTIVE_BOOKING_STATUSES
-        and (booking.user_id == viewer.id or viewer.is_admin)
-        and (viewer.is_admin or now <= cancel_until),
+        ticket_url=ticket,
+        pay_url=_pay_url(actions),
+        cancel_until=cancel_until(booking, settings),
+        can_cancel=actions.cancel,
         now=now,
     )
 
@@ -315,7 +307,7 @@ def booking_detail(booking_id):
 @role_required()
 def cancel(booking_id):
     try:
-        booking = cancel_booking(_viewer(), booking_id, utcnow())
+        booking = cancel_booking(_viewer(), booking_id, utcnow(), reason="cancelled on the booking page")
     except (Conflict, ValidationError, PermissionDenied) as exc:
         flash(error_text(exc), "error")
         return redirect(url_for("pages.booking_detail", booking_id=booking_id))

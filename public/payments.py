@@ -27,11 +27,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("payments", __name__)
 
 
-def _own_booking(booking_id):
-    """The signed-in player's own booking; staff and other players get 404 here too."""
-    return get_own_booking(booking_id, current_user)
-
-
 @bp.post("/api/payments/stripe/intent")
 @login_required
 @endpoint(
@@ -79,7 +74,7 @@ def stripe_webhook():
 @bp.get("/bookings/<int:booking_id>/pay")
 @login_required
 def pay(booking_id):
-    booking = _own_booking(booking_id)
+    booking = get_own_booking(booking_id, current_user)
     now = utcnow()
     problem = None
     if booking.payment_method == "stripe":
@@ -91,6 +86,7 @@ def pay(booking_id):
     return render_template(
         "public/pay.html",
         booking=booking,
+        status=booking.shown_status(now),  # past its deadline: expired, whether or not the job ran
         club_session=booking.club_session,
         problem=problem,
         script_errors=messages_for(PAY_ERROR_CODES),
@@ -113,7 +109,7 @@ def simulate_transfer(booking_id):
     """Development only: the bank feed reports this booking's transfer (matched by the worker)."""
     if current_app.config["LOAFY_ENV"] != "development":
         raise NotFound("That page does not exist.")
-    booking = _own_booking(booking_id)
+    booking = get_own_booking(booking_id, current_user)
     if booking.payment_method != "bank_transfer":
         raise NotFound("That booking is not paid by bank transfer.")
     settings = get_settings()
@@ -126,5 +122,5 @@ def simulate_transfer(booking_id):
 @bp.get("/bookings/<int:booking_id>/status.json")
 @login_required
 def booking_status(booking_id):
-    booking = _own_booking(booking_id)
-    return jsonify({"status": booking.status, "payment_status": booking.payment_status})
+    booking = get_own_booking(booking_id, current_user)
+    return jsonify({"status": booking.shown_status(utcnow()), "payment_status": booking.payment_status})

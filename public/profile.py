@@ -1,9 +1,24 @@
 """The profile page: who you are, how you sign in, and your personal API tokens."""
 
-from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
+import base64
+import hashlib
+
+from cryptography.fernet import Fernet, InvalidToken
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user
 
+from loafy.calendar import ics
 from loafy.models import utcnow
 from loafy.passes import passes
 from loafy.people import accounts, tokens, web_sessions
@@ -13,10 +28,12 @@ from public.auth import end_browser_session, providers
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 
 
-def _render(new_token=None, status=200):
+def _render(new_token=None, new_feed_url=None, status=200):
     now = utcnow()
     page = render_template(
         "public/profile.html",
+        calendar_token=ics.live_feed_token(current_user),  # calendar
+        new_feed_url=new_feed_url,
         identities=accounts.list_identities(current_user),
         tokens=tokens.list_tokens(current_user),
         providers=providers(),
@@ -30,10 +47,34 @@ def _render(new_token=None, status=200):
     return response
 
 
+# The new token travels to the page after the redirect in the session cookie, encrypted (the cookie
+# is only signed, and readable), and is removed by the page that shows it: a reload shows nothing
+# and creates nothing.
+NEW_TOKEN_KEY = "profile_new_token"  # noqa: S105 - a session key, not a secret
+
+
+def _sealer():
+    key = hashlib.sha256(b"loafy profile token " + current_app.secret_key.encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def _take_new_token():
+    sealed = session.pop(NEW_TOKEN_KEY, None)
+    if not sealed:
+        return None
+    try:
+        return _sealer().decrypt(sealed.encode(), ttl=600).decode()
+    except InvalidToken:  # older than ten minutes, or another secret key: gone, like any reload
+        return None
+
+
+render_profile = _render  # calendar: the feed link is shown once, on the profile page
+
+
 @bp.get("")
 @role_required()
 def show():
-    return _render()
+    return _render(new_token=_take_new_token())
 
 
 @bp.post("/identities/<int:identity_id>/unlink")
@@ -49,9 +90,11 @@ def unlink_identity(identity_id):
 @bp.post("/tokens")
 @role_required()
 def create_token():
-    """Shown on this response only (never stored raw), so no redirect: a reload will not show it again."""
+    """Create, then redirect (post/redirect/get): the profile page shows the token once, and
+    reloading it neither shows it again nor creates another (only its hash is stored)."""
     _token, raw = tokens.create_token(current_user, request.form.get("name"), now=utcnow())
-    return _render(new_token=raw, status=201)
+    session[NEW_TOKEN_KEY] = _sealer().encrypt(raw.encode()).decode()
+    return redirect(url_for("profile.show"), code=303)
 
 
 @bp.post("/tokens/<int:token_id>/revoke")

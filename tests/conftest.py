@@ -300,9 +300,9 @@ def sent(monkeypatch):
     calls = []
     original = notifications.send_email
 
-    def recording_send(to, subject, body, message_id=None):
+    def recording_send(to, subject, body, message_id=None, **kwargs):
         calls.append(message_id)
-        return original(to, subject, body, message_id=message_id)
+        return original(to, subject, body, message_id=message_id, **kwargs)
 
     monkeypatch.setattr(notifications, "send_email", recording_send)
     return calls

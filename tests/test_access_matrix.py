@@ -65,7 +65,7 @@ ROUTES = {
     ("auth.logout", "POST"): everyone(302),
     # profile
     ("profile.show", "GET"): R(LOGIN, 200, 200, 200),
-    ("profile.create_token", "POST"): R(LOGIN, 201, 201, 201),
+    ("profile.create_token", "POST"): R(LOGIN, 303, 303, 303),  # post/redirect/get
     ("profile.revoke_token", "POST"): R(LOGIN, 302, 302, 302, args={"token_id": "token"}),
     ("profile.unlink_identity", "POST"): R(LOGIN, 302, 302, 302, args={"identity_id": "identity"}),
     ("profile.sign_out_everywhere", "POST"): R(LOGIN, 302, 302, 302),
@@ -121,10 +121,36 @@ ROUTES = {
     ("pages.leave_waitlist", "POST"): R(LOGIN, 404, 404, 404, args={"entry_id": 999_999}),
     ("pages.set_language", "GET"): everyone(302, args={"code": "en"}),
     ("pages.set_language", "POST"): everyone(302, args={"code": "en"}),
+    # door
+    ("door.checkin_view", "POST"): R(LOGIN, 403, OK, OK),  # the matrix's form body: 415 for staff
+    ("door.undo_checkin_view", "DELETE"): R(LOGIN, 403, 404, 404, args={"booking_id": 999_999}),
+    ("door.door_session_view", "GET"): R(LOGIN, 403, 404, 200, args={"session_id": "session"}),
+    ("door.regenerate_ticket_view", "POST"): R(LOGIN, 403, 404, 404, args={"booking_id": 999_999}),
+    ("door.door_page", "GET"): R(LOGIN, 403, 200, 200),
+    ("door.ticket_page", "GET"): everyone(404, args={"secret": "a" * 32}),
+    ("door.ticket_checkin", "POST"): R(LOGIN, 403, 404, 404, args={"secret": "a" * 32}),
+    # calendar: templates (admins), feeds, the profile's feed link, add-to-calendar
+    ("calendar.list_templates_view", "GET"): R(LOGIN, 403, 403, 200),
+    ("calendar.create_template_view", "POST"): R(LOGIN, 403, 403, 415),  # the matrix's form body
+    ("calendar.get_template_view", "GET"): R(LOGIN, 403, 403, 404, args={"template_id": 999_999}),
+    ("calendar.update_template_view", "PUT"): R(LOGIN, 403, 403, 415, args={"template_id": 999_999}),
+    ("calendar.delete_template_view", "DELETE"): R(LOGIN, 403, 403, 404, args={"template_id": 999_999}),
+    ("calendar.skip_date_view", "POST"): R(LOGIN, 403, 403, 415, args={"template_id": 999_999}),
+    ("calendar.public_feed", "GET"): everyone(200),
+    ("calendar.player_feed", "GET"): everyone(404, args={"token": "x" * 43}),
+    ("calendar.booking_file", "GET"): R(LOGIN, 404, 404, 404, args={"booking_id": 999_999}),
+    ("calendar.create_feed_link", "POST"): R(LOGIN, 201, 201, 201),
+    ("calendar.revoke_feed_link", "POST"): R(LOGIN, 302, 302, 302),
+    ("session_templates.edit", "GET"): R(LOGIN, 403, 403, OK, args={"template_id": 999_999}),
+    ("session_templates.edit", "POST"): R(LOGIN, 403, 403, OK, args={"template_id": 999_999}),
+    ("session_templates.skip", "POST"): R(LOGIN, 403, 403, OK, args={"template_id": 999_999}),
+    ("session_templates.delete", "POST"): R(LOGIN, 403, 403, OK, args={"template_id": 999_999}),
+    ("strikes.player", "GET"): R(LOGIN, 403, OK, OK, args={"user_id": 999_999}),
+    ("strikes.forgive", "POST"): R(LOGIN, 403, OK, OK, args={"strike_id": 999_999}),
     # staff area actions
     ("sessions.cancel", "POST"): ADMIN_ONLY,
     ("sessions.roster_csv", "GET"): R(LOGIN, 403, 403, OK, args={"session_id": "session"}),
-    ("bookings.cancel", "POST"): ADMIN_ONLY,
+    ("bookings.cancel", "POST"): STAFF,  # Core decides: an admin any booking, anyone their own
     ("bookings.refund", "POST"): ADMIN_ONLY,
     ("bookings.manual_refund", "POST"): ADMIN_ONLY,
     # staff area
@@ -140,6 +166,9 @@ PREFIX_RULES = {
     "settings.": ADMIN_ONLY,
     "jobs.": ADMIN_ONLY,
     "audit.": ADMIN_ONLY,
+    "session_templates.": ADMIN_ONLY,  # calendar
+    "strikes.": STAFF,
+    "reports.": ADMIN_ONLY,
     "passes_admin.": STAFF,
     "pass_products.": ADMIN_ONLY,
     "bank.": ADMIN_ONLY,

@@ -371,8 +371,10 @@ def test_mark_paid_refuses_unknown_method(admin_client, factory, now):
 
 def test_check_in_is_for_confirmed_bookings_and_idempotent(client, factory, now):
     organizer = factory.user(role="organizer")
-    club_session = factory.club_session(created_by=organizer, price=0)
+    # door: check-in opens 2 hours before the start (the setting checkin_opens_hours).
+    club_session = factory.club_session(created_by=organizer, price=0, starts_at=now + timedelta(hours=1))
     confirmed = book(factory, club_session, now)
+    early = book(factory, factory.club_session(created_by=organizer, price=0), now)
     pending = book(factory, factory.club_session(created_by=organizer), now)
     foreign = book(factory, factory.club_session(price=0), now)
     login(client, organizer)
@@ -382,6 +384,10 @@ def test_check_in_is_for_confirmed_bookings_and_idempotent(client, factory, now)
     assert reload(confirmed).checked_in_at == now
     post(client, "/admin/bookings/check-in/", {"id": confirmed.id})
     assert len(audit_rows("booking.check_in")) == 1
+
+    response = post(client, "/admin/bookings/check-in/", {"id": early.id})  # two days early
+    assert "Check-in opens at" in text(response)
+    assert reload(early).checked_in_at is None
 
     response = post(client, "/admin/bookings/check-in/", {"id": pending.id})
     assert "Only confirmed bookings can be checked in." in text(response)

@@ -563,12 +563,13 @@ def test_the_pay_page_speaks_vietnamese(client, factory, player, now):
     Booking.update(payment_deadline=now - timedelta(minutes=1)).where(Booking.id == booking.id).execute()
     login(client, player)
     page = text(client.get(f"/bookings/{booking.id}/pay"))
-    assert "Đặt chỗ này không còn chờ thanh toán." in page  # the refusal, by its code
+    # Past its deadline it has expired for everyone, whether or not the expiry job has run.
+    assert "Đặt chỗ đã hết hạn trước khi được thanh toán" in page
     assert "Thứ Năm, 26/11" in page and "Thu " not in page  # the session's day, in Vietnamese
     errors = json.loads(html.unescape(re.search(r'data-errors="([^"]*)"', page).group(1)))
     assert errors["payment_unavailable"].startswith("Thanh toán tạm thời")
     english = text(client.get(f"/bookings/{booking.id}/pay", headers=EN))
-    assert "no longer waiting for payment" in english and 'data-errors="{}"' in english
+    assert "expired before it was paid" in english and 'data-errors="{}"' in english
 
 
 def test_every_vietnamese_message_is_translated():

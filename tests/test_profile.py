@@ -41,8 +41,8 @@ def test_profile_lists_identities_and_tokens(client, player):
     assert "google" in page and "facebook" in page
     assert "My script" in page
     # two unlinks, one revoke, one create, sign out everywhere, and the language and sign-out
-    # forms in the navigation
-    assert page.count('name="csrf_token"') == 2 + 1 + 1 + 1 + 1 + 1
+    # forms in the navigation; and making a calendar link (calendar)
+    assert page.count('name="csrf_token"') == 2 + 1 + 1 + 1 + 1 + 1 + 1
 
 
 def test_unlink_an_identity(client, player):
@@ -99,18 +99,34 @@ def test_unlink_service_refuses_last_identity_and_strangers(player, factory):
 def test_create_token_shows_it_once_and_stores_only_a_hash(client, player):
     login(client, player)
     response = client.post("/profile/tokens", data={"name": "  Bot  ", "csrf_token": csrf_token(client)})
-    assert response.status_code == 201
-    assert response.headers["Cache-Control"] == "no-store"
-    page = response.get_data(as_text=True)
+    assert response.status_code == 303 and response.headers["Location"].endswith("/profile")
+    shown = client.get("/profile")
+    assert shown.headers["Cache-Control"] == "no-store"
+    page = shown.get_data(as_text=True)
     raw = re.search(r'<code class="token" id="new-token">(lfy_[^<]+)</code>', page).group(1)
     token = ApiToken.get()
     assert token.name == "Bot"
     assert raw not in token.token_hash and len(token.token_hash) == 64
+    with client.session_transaction() as session:
+        assert raw not in str(dict(session))  # never carried readable, and now gone
     assert raw not in client.get("/profile").get_data(as_text=True)  # never again
 
     fresh = client.application.test_client()
     me = fresh.get("/api/auth/me", headers={"Authorization": f"Bearer {raw}"})
     assert me.status_code == 200 and me.get_json()["user"]["id"] == player.id
+
+
+def test_reloading_after_creating_a_token_creates_no_second_one(client, player):
+    """Post/redirect/get: the browser's reload repeats the GET it was redirected to, not the POST."""
+    login(client, player)
+    response = client.post(
+        "/profile/tokens", data={"name": "Bot", "csrf_token": csrf_token(client)}, follow_redirects=True
+    )
+    assert response.status_code == 200 and 'id="new-token"' in response.get_data(as_text=True)
+    assert response.request.method == "GET"  # what a reload repeats
+    reloaded = client.get(response.request.path)
+    assert 'id="new-token"' not in reloaded.get_data(as_text=True)
+    assert ApiToken.select().count() == 1
 
 
 def test_create_token_without_csrf_is_refused(client, player):

@@ -151,6 +151,9 @@ def csrf_world(factory, now):
             "booking_id": own.id,
             "token_id": token.id,
             "code": "en",
+            "secret": "a" * 32,  # door: a ticket secret no booking has
+            "strike_id": 999_999,  # a strike that does not exist
+            "template_id": 999_999,  # a session template that does not exist
             "entry_id": 1,  # a waitlist place: none exists, and the CSRF check answers first anyway
             "product_id": product.id,
             "pass_id": factory.paid_pass(player, "pack", product=product).id,
@@ -555,6 +558,7 @@ BOOKING_ID_ROUTES = {
     "payments.booking_status": ("GET", "/bookings/{id}/status.json"),
     "api.get_booking_view": ("GET", "/api/bookings/{id}"),
     "api.cancel_booking_view": ("DELETE", "/api/bookings/{id}"),
+    "calendar.booking_file": ("GET", "/bookings/{id}/calendar.ics"),
     "payments.create_intent": ("POST", "/api/payments/stripe/intent"),  # {"booking_id": id} in the body
     "payments.simulate_transfer": ("POST", "/bookings/{id}/simulate-transfer"),  # development only
 }
@@ -570,10 +574,39 @@ def ask_about_booking(client, endpoint, booking_id, headers):
     return client.open(path, method=method, headers=headers)
 
 
+# door: staff-only routes naming a booking by id; a player (even its owner) gets 403, an organizer of
+# another session the same 404 as for no booking at all (test_staff_booking_id_routes_hide_others').
+STAFF_BOOKING_ID_ROUTES = {
+    "door.undo_checkin_view": ("DELETE", "/api/checkin/{id}"),
+    "door.regenerate_ticket_view": ("POST", "/api/bookings/{id}/ticket"),
+}
+
+
 def test_every_booking_id_route_is_listed(app):
     """A new route taking a booking id must be added to BOOKING_ID_ROUTES (and so to the IDOR test)."""
     found = {rule.endpoint for rule in app.url_map.iter_rules() if "booking_id" in rule.arguments}
-    assert found | {"payments.create_intent"} == set(BOOKING_ID_ROUTES)
+    assert found | {"payments.create_intent"} == set(BOOKING_ID_ROUTES) | set(STAFF_BOOKING_ID_ROUTES)
+
+
+@pytest.mark.parametrize("endpoint", sorted(STAFF_BOOKING_ID_ROUTES))
+def test_staff_booking_id_routes_hide_others(app, factory, now, endpoint):
+    method, template = STAFF_BOOKING_ID_ROUTES[endpoint]
+    owner = factory.user(name="Owner")
+    booking = book_session(
+        owner, factory.club_session(created_by=factory.user(role="organizer"), price=0), 0, "cash", now
+    )
+    clients = []
+    for user, expected in ((owner, 403), (factory.user(role="organizer"), 404)):
+        client = login(app.test_client(), user)
+        clients.append((client, {**EN, "X-CSRFToken": csrf_token(client)}, user, expected))
+    before = snapshot()
+    for client, headers, user, expected in clients:
+        response = client.open(template.format(id=booking.id), method=method, headers=headers)
+        missing = client.open(template.format(id=999_999), method=method, headers=headers)
+        assert response.status_code == expected, (user.role_id, response.data[:300])
+        assert response.get_json() == missing.get_json()
+        assert booking.code not in response.get_data(as_text=True)
+    assert snapshot() == before
 
 
 API_BOOKING_ID_ROUTES = sorted(e for e, (_m, path) in BOOKING_ID_ROUTES.items() if path.startswith("/api/"))
@@ -822,8 +855,10 @@ def test_secrets_are_never_logged(app, app_config, factory, now, stripe_live, oi
     assert signed_in(client)
 
     # Create a personal token on the profile page, then use it (and a near miss) on the API.
-    page = client.post("/profile/tokens", data={"name": "cli", "csrf_token": csrf_token(client)})
-    assert page.status_code == 201
+    page = client.post(
+        "/profile/tokens", data={"name": "cli", "csrf_token": csrf_token(client)}, follow_redirects=True
+    )
+    assert page.status_code == 200 and len(page.history) == 1
     raw = re.search(r"lfy_[A-Za-z0-9_-]{20,}", page.get_data(as_text=True)).group(0)
     secrets.append(raw)
     api = app.test_client()

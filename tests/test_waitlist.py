@@ -485,3 +485,14 @@ def test_cancelling_the_session_closes_its_waitlist(factory, now):
     assert [reload(e).status for e in entries] == ["left", "left"]
     assert Booking.select().where(Booking.source == "waitlist").count() == 0
     assert find_violations() == []
+
+
+def test_a_refused_join_still_passes_a_lapsed_hold_to_those_ahead(factory, now):
+    club_session = factory.club_session(max_slots=2)
+    hold = book_session(factory.user(), club_session, 1, "bank_transfer", now)
+    ahead = _join(factory, club_session, now, party=2)
+    later = hold.payment_deadline + timedelta(seconds=1)
+    with pytest.raises(waitlist.AlreadyListed):  # the same player again: refused...
+        _join(factory, club_session, later, user=ahead.user)
+    assert reload(ahead).status == "offered"  # ...but the lapsed hold went to them all the same
+    assert find_violations(later) == []

@@ -12,14 +12,24 @@ from datetime import timedelta
 
 from peewee import IntegrityError, fn
 
-from loafy import notifications, queue
+from loafy import audit, notifications, queue
 from loafy.booking import sold_out, waitlist
 from loafy.booking.club_sessions import can_handle_session
+from loafy.calendar import attendance
 from loafy.clock import format_local
 from loafy.db import db, fetch_one, is_postgres, prepared_sql, raw_sql
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.locking import lock_booking, lock_session, lock_sessions
-from loafy.models import ACTIVE_BOOKING_STATUSES, Booking, ClubSession, LedgerEntry, User
+from loafy.models import (
+    ACTIVE_BOOKING_STATUSES,
+    LIVE_SQL,
+    OVERDUE_SQL,
+    Booking,
+    ClubSession,
+    LedgerEntry,
+    User,
+    new_ticket_secret,
+)
 from loafy.money.methods import PaymentMethodUnavailable, check_payment_method, method_unavailable_reason
 from loafy.passes import credits
 from loafy.settings import get_settings, recent_settings
@@ -33,6 +43,10 @@ CODE_ATTEMPTS = 8
 # Enqueued (after commit) whenever a booking's money may need to move: refund it, or cancel its
 # open PaymentIntent. Implemented by the payments service; idempotent.
 SETTLE_JOB = "jobs.payments.settle_booking"
+# A free booking is confirmed and paid at once (_new_booking_state) and its player is asked for no
+# payment method; the column still names one, and cash (at the door: here nothing) is the method
+# every free session accepts.
+FREE_BOOKING_METHOD = "cash"
 
 
 class SessionFull(Conflict):
@@ -153,10 +167,15 @@ def book_session(actor, club_session, guest_count, payment_method, now):
     session_id = _session_id(club_session)
     settings = recent_settings()
     guests = parse_guest_count(guest_count, settings["max_guests"])
-    if payment_method != "pass" and (  # passes: a pack's credits need no enabled money method
+    if payment_method in (None, "") and _is_free(session_id):
+        payment_method = FREE_BOOKING_METHOD  # nothing to pay: nobody is asked how
+    elif payment_method in (None, ""):
+        raise PaymentMethodUnavailable("Choose how you will pay.", field="payment_method")
+    elif payment_method != "pass" and (  # passes: a pack's credits need no enabled money method
         payment_method not in settings["payment_methods"] or method_unavailable_reason(payment_method)
     ):
         raise PaymentMethodUnavailable(method_unavailable_reason(payment_method), field="payment_method")
+    attendance.check_can_book(actor, now, settings)  # calendar: too many strikes block online booking
     slots = 1 + guests
     if payment_method == "pass":  # a pack's credits: always the exact path, under the pack's lock
         booking = _book_locked(actor, session_id, guests, slots, payment_method, settings, now)
@@ -176,6 +195,10 @@ def book_session(actor, club_session, guest_count, payment_method, now):
         booking = _book_locked(actor, session_id, guests, slots, payment_method, settings, now)
     log.info("booked %s: %s slots of session %s by user %s", booking.code, slots, session_id, actor.id)
     return booking
+
+
+def _is_free(session_id):
+    return ClubSession.select(ClubSession.price).where(ClubSession.id == session_id).scalar() == 0
 
 
 def _book_locked(actor, session_id, guests, slots, payment_method, settings, now):
@@ -221,17 +244,19 @@ TAKE_SLOTS_SQL = f"""
 UPDATE club_sessions SET available_slots = available_slots - ?, updated_at = ?
 WHERE id = ? AND status = 'published' AND starts_at > ? AND available_slots >= ?
   AND (booking_opens_at IS NULL OR booking_opens_at <= ?
-       OR (? AND early_access_opens_at <= ?))
+       OR (early_access_opens_at <= ? AND EXISTS (
+             SELECT 1 FROM passes p WHERE p.user_id = ? AND p.status = 'paid' AND p.starts_at <= ?
+               AND p.ends_at > ? AND p.early_access)))
   AND (? OR allow_pay_at_door OR price = 0)
   AND NOT EXISTS (SELECT 1 FROM waitlist_entries w
                   WHERE w.club_session_id = club_sessions.id AND w.status = 'waiting')
 RETURNING {SESSION_COLUMNS}
 """  # noqa: S608 - built from constants
 BOOKING_COLUMNS = """code, user_id, club_session_id, guest_count, slots, unit_price, amount, payment_method,
-  created_at, updated_at, status, payment_status, payment_deadline, confirmed_at"""
+  created_at, updated_at, status, payment_status, payment_deadline, confirmed_at, ticket_secret"""
 INSERT_BOOKING_SQL = f"""
 INSERT INTO bookings ({BOOKING_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 RETURNING *
 """  # noqa: S608 - built from constants
 # The same on PostgreSQL in one statement. The price is known only inside it, so the booking's
@@ -244,7 +269,7 @@ b AS (
   SELECT ?, ?, s.id, ?, ?, s.price, ? * s.price, ?, ?, ?,
     CASE WHEN s.price = 0 THEN ? ELSE ? END, CASE WHEN s.price = 0 THEN ? ELSE ? END,
     CASE WHEN s.price = 0 THEN ?::timestamp ELSE ?::timestamp END,
-    CASE WHEN s.price = 0 THEN ?::timestamp ELSE ?::timestamp END
+    CASE WHEN s.price = 0 THEN ?::timestamp ELSE ?::timestamp END, ?::text
   FROM s RETURNING id, user_id, unit_price
 ),
 n AS (
@@ -257,14 +282,16 @@ SELECT b.id AS new_booking_id, s.* FROM b, s
 """  # noqa: S608 - built from constants
 
 
-def take_slots_params(session_id, slots, member, payment_method, now):
-    """TAKE_SLOTS_SQL's parameters, in order."""
-    return (slots, now, session_id, now, slots, now, member, now, payment_method != "cash")
+def take_slots_params(session_id, slots, user_id, payment_method, now):
+    """TAKE_SLOTS_SQL's parameters, in order. Early access is asked inside the statement (the
+    same test as User.is_member, Pass.grants_early_access) and only before the public opening:
+    no round trip of its own."""
+    return (slots, now, session_id, now, slots, now, now, user_id, now, now, payment_method != "cash")
 
 
 def _book_fast(actor, session_id, guests, slots, payment_method, settings, now):
     """The booking, or None when the exact path must decide (nothing has changed then)."""
-    take = take_slots_params(session_id, slots, actor.is_member(now), payment_method, now)
+    take = take_slots_params(session_id, slots, actor.id, payment_method, now)
     fields = {
         "code": new_code(),
         "user": actor.id,
@@ -274,6 +301,7 @@ def _book_fast(actor, session_id, guests, slots, payment_method, settings, now):
         "payment_method": payment_method,
         "created_at": now,
         "updated_at": now,
+        "ticket_secret": new_ticket_secret(),  # door: the ticket's secret, from birth
     }
     try:
         if is_postgres():
@@ -296,6 +324,7 @@ def _book_in_three_statements(take, fields, settings, now):
         values = (f["code"], f["user"], f["club_session"], f["guest_count"], f["slots"], price)
         values += (f["slots"] * price, f["payment_method"], now, now)
         values += (state["status"], state["payment_status"], state["payment_deadline"], state["confirmed_at"])
+        values += (f["ticket_secret"],)
         booking = fetch_one(Booking, raw_sql(INSERT_BOOKING_SQL), values)
         notifications.booking_created(booking, now)
     booking.club_session = club_session
@@ -312,7 +341,7 @@ def book_in_one_statement_sql(take, fields, settings, now):
     params += [f["code"], f["user"], f["guest_count"], f["slots"], f["slots"], f["payment_method"], now, now]
     for key in ("status", "payment_status", "payment_deadline", "confirmed_at"):
         params += [free[key], paid[key]]
-    params.append(now)
+    params += [f.get("ticket_secret"), now]
     rows = []
     for is_free, state in ((True, free), (False, paid)):
         new = notifications.for_new_booking(state["status"], state["payment_deadline"], now)
@@ -364,11 +393,9 @@ def _check_can_book(club_session, actor, holds_live_booking, payment_method, now
 SESSION_FOR_REFUSAL_SQL = f"""
 SELECT {", ".join("s." + column for column in SESSION_COLUMNS.split(", "))},
   EXISTS (SELECT 1 FROM bookings b WHERE b.user_id = ? AND b.club_session_id = s.id
-          AND (b.status = 'confirmed' OR (b.status = 'pending_payment'
-               AND (b.payment_deadline IS NULL OR b.payment_deadline > ?))))
-    AS holds_live_booking,
+          AND {LIVE_SQL.format(b="b")}) AS holds_live_booking,
   EXISTS (SELECT 1 FROM bookings b WHERE b.club_session_id = s.id
-          AND b.status = 'pending_payment' AND b.payment_deadline <= ?) AS has_lapsed_hold,
+          AND {OVERDUE_SQL.format(b="b")}) AS has_lapsed_hold,
   (SELECT min(b.payment_deadline) FROM bookings b WHERE b.club_session_id = s.id
           AND b.status = 'pending_payment') AS next_deadline
 FROM club_sessions s WHERE s.id = ?
@@ -404,7 +431,7 @@ def _full(left):
 def _book_once(actor, session_id, guests, slots, payment_method, settings, now):
     club_session = lock_session(session_id)
     existing = _active_booking(actor.id, session_id)
-    holds_live_booking = existing is not None and not _is_overdue(existing, now)
+    holds_live_booking = existing is not None and existing.is_live(now)
     _check_can_book(club_session, actor, holds_live_booking, payment_method, now)
     released = []
     if existing is not None:  # their own unpaid booking lapsed: release it, they may book again
@@ -466,14 +493,6 @@ def _active_booking(user_id, session_id):
     )
 
 
-def _is_overdue(booking, now):
-    return (
-        booking.status == "pending_payment"
-        and booking.payment_deadline is not None
-        and booking.payment_deadline <= now
-    )
-
-
 def _release_overdue(session_ids, now):
     """Expire these sessions' pending bookings past their deadline and return their slots.
 
@@ -487,11 +506,7 @@ def _release_overdue(session_ids, now):
             Booking.user,
             Booking.club_session,
             Booking.stripe_payment_intent_id,
-        ).where(
-            Booking.club_session.in_(session_ids)
-            & (Booking.status == "pending_payment")
-            & (Booking.payment_deadline <= now)
-        )
+        ).where(Booking.club_session.in_(session_ids) & Booking.overdue(now))
     )
     if not overdue:
         return []
@@ -535,9 +550,7 @@ def expire_unpaid(now, sessions_per_transaction=200):
     """
     session_ids = sorted(
         row.club_session_id
-        for row in Booking.select(Booking.club_session)
-        .where((Booking.status == "pending_payment") & (Booking.payment_deadline <= now))
-        .distinct()
+        for row in Booking.select(Booking.club_session).where(Booking.overdue(now)).distinct()
     )
     codes = []
     for start in range(0, len(session_ids), sessions_per_transaction):
@@ -568,48 +581,103 @@ def get_booking(booking_id, viewer):
     return booking
 
 
+def get_own_booking(booking_id, viewer):
+    """The viewer's own booking (paying for it is theirs alone); 404 for anyone else, staff too."""
+    booking = get_booking(booking_id, viewer)
+    if booking.user_id != getattr(viewer, "id", None):
+        raise NotFound("That booking does not exist.")
+    return booking
+
+
+def cancel_until(booking, settings):
+    """The last moment the player may cancel their booking themselves (admins may at any time)."""
+    return booking.club_session.starts_at - timedelta(hours=settings["cancellation_cutoff_hours"])
+
+
+def cancel_refusal(actor, booking, now, settings):
+    """Why `actor` may not cancel `booking` now, as the refusal cancel_booking raises; None if they may.
+
+    The owner may until the cutoff, an admin at any time; a booking no longer active (one past its
+    payment deadline included: it has expired for everyone) cannot be cancelled by anyone.
+    """
+    is_admin = bool(actor is not None and getattr(actor, "is_authenticated", True) and actor.is_admin)
+    if not is_admin and booking.user_id != getattr(actor, "id", None):
+        return PermissionDenied("Only the player who booked or an admin can cancel this booking.")
+    if not booking.is_live(now):
+        return BookingNotActive("This booking is already cancelled or expired.")
+    if not is_admin and booking.checked_in_people:  # door: already in the hall
+        return CancellationClosed("You are checked in for this session: it can no longer be cancelled.")
+    if not is_admin and now > cancel_until(booking, settings):
+        hours = settings["cancellation_cutoff_hours"]
+        return CancellationClosed(
+            f"Bookings can be cancelled up to {hours} hours before the session "
+            f"(until {format_local(cancel_until(booking, settings))}). Please contact the club."
+        )
+    return None
+
+
 def cancel_booking(actor, booking, now, reason=""):
-    """Cancel an active booking: the owner before the cutoff, staff at any time. Slots return at once.
+    """Cancel an active booking: the owner before the cutoff, an admin at any time (cancel_refusal).
+    Slots return at once.
 
     A paid booking is marked refund-due; the payments service refunds it (never silently dropped).
+    The audit row names the actor, in the same transaction, whichever face asked (page, API, admin).
     """
     booking = get_booking(booking, actor)
-    is_staff = actor.is_admin
-    if not is_staff and booking.user_id != actor.id:
-        raise PermissionDenied("Only the player who booked or an admin can cancel this booking.")
     settings = get_settings()
-    if not is_staff:
-        cutoff = booking.club_session.starts_at - timedelta(hours=settings["cancellation_cutoff_hours"])
-        if now > cutoff:
-            raise CancellationClosed(
-                f"Bookings can be cancelled up to {settings['cancellation_cutoff_hours']} hours before the "
-                f"session (until {format_local(cutoff)}). Please contact the club."
-            )
+    refusal = cancel_refusal(actor, booking, now, settings)
+    if refusal is not None:
+        raise refusal
     with db.atomic():
+        club_session = booking.club_session
         booking = lock_booking(booking)  # a payment recorded since the read above must be refunded
-        paid = booking.payment_status == "paid" and booking.amount > 0 and booking.payment_method != "pass"
-        refund = paid and (is_staff or settings["refund_on_cancel"])  # a pack's credits simply return
-        changed = (
-            Booking.update(
-                status="cancelled",
-                cancelled_at=now,
-                updated_at=now,
-                refund_due_at=now if refund else None,
-            )
-            .where((Booking.id == booking.id) & Booking.status.in_(ACTIVE_BOOKING_STATUSES))
-            .execute()
+        booking.club_session = club_session
+        refusal = cancel_refusal(actor, booking, now, settings)  # cancelled or expired meanwhile
+        if refusal is not None:
+            raise refusal
+        return _cancel_locked(actor, booking, now, reason, settings)
+
+
+def _cancel_locked(actor, booking, now, reason, settings):
+    """Cancel the booking (re-read under its session's lock by the caller), return its slots, audit it."""
+    paid = booking.payment_status == "paid" and booking.amount > 0 and booking.payment_method != "pass"
+    refund = paid and (actor.is_admin or settings["refund_on_cancel"])  # a pack's credits simply return
+    changed = (
+        Booking.update(
+            status="cancelled",
+            cancelled_at=now,
+            updated_at=now,
+            refund_due_at=now if refund else None,
         )
-        if not changed:
-            raise BookingNotActive("This booking is already cancelled or expired.")
-        ClubSession.update(available_slots=ClubSession.available_slots + booking.slots, updated_at=now).where(
-            ClubSession.id == booking.club_session_id
-        ).execute()
-        sold_out.forget([booking.club_session_id])
-        notifications.booking_cancelled(booking, now, refund=refund)
-        queue.enqueue(SETTLE_JOB, booking.id)  # refund it or cancel its open PaymentIntent
-        waitlist.after_cancel(booking, now)  # the freed slots go to the waitlist first
+        .where((Booking.id == booking.id) & Booking.status.in_(ACTIVE_BOOKING_STATUSES))
+        .execute()
+    )
+    if not changed:
+        raise BookingNotActive("This booking is already cancelled or expired.")
+    attendance.booking_cancelled(booking, now, settings)  # calendar: a late cancel is a strike
+    ClubSession.update(available_slots=ClubSession.available_slots + booking.slots, updated_at=now).where(
+        ClubSession.id == booking.club_session_id
+    ).execute()
+    sold_out.forget([booking.club_session_id])
+    notifications.booking_cancelled(booking, now, refund=refund)
+    details = {"code": booking.code, "reason": reason, "refund_due": refund}
+    audit.record(actor, "booking.cancel", "booking", booking.id, details, now)
+    queue.enqueue(SETTLE_JOB, booking.id)  # refund it or cancel its open PaymentIntent
+    waitlist.after_cancel(booking, now)  # the freed slots go to the waitlist first
     log.info("cancelled %s by user %s%s", booking.code, actor.id, " (refund due)" if refund else "")
     return Booking.get_by_id(booking.id)
+
+
+def cancel_session_bookings(actor, session_id, now, reason):
+    """A cancelled session's bookings (the caller holds its lock): lapsed holds expire, every other
+    active booking is cancelled as an admin would (paid ones refund-due). Returns how many."""
+    lapsed = _release_overdue([session_id], now)
+    active = Booking.select().where(
+        (Booking.club_session == session_id) & Booking.status.in_(ACTIVE_BOOKING_STATUSES)
+    )
+    settings = get_settings()
+    cancelled = [_cancel_locked(actor, booking, now, reason, settings) for booking in active]
+    return len(lapsed) + len(cancelled)
 
 
 def record_payment(booking_id, *, provider, provider_id, amount, now, actor=None, note=""):
@@ -704,18 +772,3 @@ def held_slots(session_id):
         .where((Booking.club_session == session_id) & Booking.status.in_(ACTIVE_BOOKING_STATUSES))
         .scalar()
     )
-
-
-def get_own_booking(booking_id, viewer):
-    """The viewer's own booking (to pay it, to poll its status): anyone else's, staff's included,
-    is 'not found'. Only a whole number (or its digits as text) names one."""
-    if (
-        isinstance(booking_id, bool)
-        or not isinstance(booking_id, (int, str))
-        or (isinstance(booking_id, str) and not booking_id.strip().isdigit())
-    ):
-        raise NotFound("That booking does not exist.")
-    booking = get_booking(booking_id, viewer)
-    if booking.user_id != getattr(viewer, "id", None):
-        raise NotFound("That booking does not exist.")
-    return booking

@@ -2,7 +2,6 @@
 
 import logging
 from datetime import UTC, date, datetime, timedelta
-from typing import NamedTuple
 
 from peewee import IntegrityError
 
@@ -12,6 +11,7 @@ from loafy.db import db
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.locking import lock_session
 from loafy.models import ACTIVE_BOOKING_STATUSES, SESSION_STATUSES, Booking, ClubSession
+from loafy.paging import Page
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,8 @@ EDITABLE_FIELDS = (
     "early_access_opens_at",
     "allow_pay_at_door",
 )
+# calendar: a change to one of these is a new revision of the session's calendar event (SEQUENCE).
+CALENDAR_FIELDS = ("title", "description", "location", "starts_at", "ends_at", "status")
 MAX_SLOTS_LIMIT = 10_000
 MAX_PRICE = 99_999_999  # Stripe's cap for one VND charge
 
@@ -226,6 +228,8 @@ def update_session(actor, club_session, data, now):
             # Existing bookings keep the price they were made at (Booking.unit_price).
             log.info("price of session %s changes from %s to %s", current.id, current.price, fields["price"])
         updates[ClubSession.updated_at] = now
+        if any(fields.get(k, getattr(current, k)) != getattr(current, k) for k in CALENDAR_FIELDS):
+            updates[ClubSession.revision] = ClubSession.revision + 1  # calendar feeds' SEQUENCE
         try:
             with db.atomic():
                 ClubSession.update(updates).where(ClubSession.id == current.id).execute()
@@ -246,7 +250,7 @@ def _has_active_bookings(session_id):
 
 def cancel_session(actor, club_session, now, reason=""):
     """Cancel a session (admins): every active booking is cancelled and paid ones refunded."""
-    from loafy.booking.bookings import cancel_booking  # bookings imports this module's neighbours
+    from loafy.booking.bookings import cancel_session_bookings  # bookings imports this module
 
     if actor is None or not actor.is_admin:
         raise PermissionDenied("Only an admin can cancel a session.")
@@ -254,18 +258,11 @@ def cancel_session(actor, club_session, now, reason=""):
         current = lock_session(_as_id(getattr(club_session, "id", club_session)))
         if current.status == "cancelled":
             raise Conflict("This session is already cancelled.", code="cancelled")
-        ClubSession.update(status="cancelled", cancelled_at=now, updated_at=now).where(
-            ClubSession.id == current.id
-        ).execute()
-        active = [
-            b.id
-            for b in Booking.select(Booking.id).where(
-                (Booking.club_session == current.id) & Booking.status.in_(ACTIVE_BOOKING_STATUSES)
-            )
-        ]
-        for booking_id in active:
-            cancel_booking(actor, booking_id, now, reason=reason or "session cancelled")
-    log.info("session %s cancelled by %s; %d booking(s) cancelled", current.id, actor.id, len(active))
+        ClubSession.update(
+            status="cancelled", cancelled_at=now, updated_at=now, revision=ClubSession.revision + 1
+        ).where(ClubSession.id == current.id).execute()
+        count = cancel_session_bookings(actor, current.id, now, reason or "session cancelled")
+    log.info("session %s cancelled by %s; %d booking(s) cancelled", current.id, actor.id, count)
     return ClubSession.get_by_id(current.id)
 
 
@@ -283,15 +280,6 @@ def delete_session(actor, club_session):
 
 
 MAX_PER_PAGE = 100
-
-
-class Page(NamedTuple):
-    """One page of a list: its rows, the total over all pages, and the page asked for."""
-
-    items: list
-    total: int
-    page: int
-    per_page: int
 
 
 def list_sessions(viewer, *, starts_from=None, starts_to=None, status=None, page=1, per_page=20):

@@ -14,39 +14,13 @@ from peewee import JOIN, Case
 from loafy.booking.club_sessions import sees_drafts
 from loafy.errors import NotFound, parse_id
 from loafy.models import SESSION_STATUSES, Booking, ClubSession
+from loafy.paging import Page, clamp_page
 
 PUBLIC_LIST_STATUSES = ("published", "cancelled", "completed")
 
 
-@dataclass(frozen=True)
-class ListPage:
-    """One page of a list: the rows, and enough to draw the pager."""
-
-    items: list
-    total: int
-    page: int
-    per_page: int
-
-    @property
-    def pages(self):
-        return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_prev(self):
-        return self.page > 1
-
-    @property
-    def has_next(self):
-        return self.page < self.pages
-
-
 def _signed_in(viewer):
     return viewer is not None and getattr(viewer, "is_authenticated", False)
-
-
-def _clamp_page(page, total, per_page):
-    pages = max(1, -(-total // per_page))
-    return min(max(1, page), pages)
 
 
 def _with_viewer_booking(query, viewer, now):
@@ -57,8 +31,7 @@ def _with_viewer_booking(query, viewer, now):
     if not _signed_in(viewer):
         return query, False
     mine = Booking.alias("my_booking")
-    live = (mine.status == "confirmed") | ((mine.status == "pending_payment") & (mine.payment_deadline > now))
-    on = (mine.club_session == ClubSession.id) & (mine.user == viewer.id) & live
+    on = (mine.club_session == ClubSession.id) & (mine.user == viewer.id) & Booking.live(now, of=mine)
     return query.select_extend(mine).join(mine, JOIN.LEFT_OUTER, on=on, attr="my_booking"), True
 
 
@@ -95,14 +68,14 @@ def list_sessions_page(viewer, filters, page, per_page, now):
     condition = reduce(operator.and_, where)
 
     total = ClubSession.select().where(condition).count()
-    page = _clamp_page(page, total, per_page)
+    page = clamp_page(page, total, per_page)
     query, joined = _with_viewer_booking(ClubSession.select(ClubSession), viewer, now)
     if upcoming or filters.get("starts_from"):
         order = (ClubSession.starts_at, ClubSession.id)
     else:  # the whole history: newest first
         order = (ClubSession.starts_at.desc(), ClubSession.id.desc())
     rows = list(query.where(condition).order_by(*order).paginate(page, per_page))
-    return ListPage(_attach_booking(rows, joined), total, page, per_page)
+    return Page(_attach_booking(rows, joined), total, page, per_page)
 
 
 def get_session_for_viewer(session_id, viewer, now):
@@ -123,7 +96,7 @@ def list_bookings_page(user, page, per_page, now, clamp=True):
     condition = Booking.user == user.id
     total = Booking.select().where(condition).count()
     if clamp:
-        page = _clamp_page(page, total, per_page)
+        page = clamp_page(page, total, per_page)
     ahead = ClubSession.starts_at > now
     rows = list(
         Booking.select(Booking, ClubSession)
@@ -137,7 +110,7 @@ def list_bookings_page(user, page, per_page, now, clamp=True):
         )
         .paginate(page, per_page)
     )
-    return ListPage(rows, total, page, per_page)
+    return Page(rows, total, page, per_page)
 
 
 @dataclass(frozen=True)

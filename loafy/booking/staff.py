@@ -1,4 +1,5 @@
-"""Staff operations: each calls the owning service and writes the audit row in the same transaction.
+"""Staff operations: each calls the owning service and writes the audit row in the same transaction
+(unless the service writes it itself, as cancelling a booking does for players and staff alike).
 
 The admin area calls these and nothing else for changes; the rules stay in the services they wrap.
 Organizers act on their own sessions (and those sessions' bookings); admins on everything.
@@ -9,8 +10,9 @@ import logging
 from loafy import audit, settings
 from loafy.booking import bookings, club_sessions, waitlist
 from loafy.booking.club_sessions import can_handle_session
+from loafy.clock import format_local
 from loafy.db import db
-from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.locking import lock_booking
 from loafy.models import Booking, ClubSession, User
 from loafy.money import refunds
@@ -22,16 +24,7 @@ STAFF_PAYMENT_METHODS = ("cash", "bank_transfer")
 
 
 def _as_id(value, what):
-    raw = getattr(value, "id", value)
-    if isinstance(raw, bool):
-        raise NotFound(f"That {what} does not exist.")
-    try:
-        number = int(str(raw).strip())
-    except (TypeError, ValueError):
-        raise NotFound(f"That {what} does not exist.")
-    if not 0 < number < 2**31:
-        raise NotFound(f"That {what} does not exist.")
-    return number
+    return parse_id(value, f"That {what} does not exist.")
 
 
 def _require_staff(actor):
@@ -42,6 +35,49 @@ def _require_staff(actor):
 def _require_admin(actor, message="Only an admin can do that."):
     if actor is None or not actor.is_admin:
         raise PermissionDenied(message)
+
+
+def handle_refusal(actor, booking):
+    """Why `actor` may not handle `booking` as staff (an organizer: their sessions' bookings only)."""
+    if actor is None or not getattr(actor, "is_authenticated", True) or not actor.is_staff:
+        return PermissionDenied("Only organizers and admins can do that.")
+    if not can_handle_session(actor, booking.club_session):
+        return PermissionDenied("Organizers can only handle bookings of their own sessions.")
+    return None
+
+
+def mark_paid_refusal(actor, booking):
+    """Why `actor` may not record `booking`'s money as seen (cash, a transfer); None when they may."""
+    refusal = handle_refusal(actor, booking)
+    if refusal is not None:
+        return refusal
+    if booking.status == "cancelled":
+        return Conflict("This booking was cancelled: it cannot be marked paid.", code="cancelled")
+    if booking.payment_status == "paid":
+        return Conflict("This booking is already paid.", code="already_paid")
+    if booking.payment_status == "refunded":
+        return Conflict("This booking was refunded.", code="refunded")
+    return None
+
+
+def check_in_refusal(actor, booking, now=None):
+    """Why `actor` may not check `booking`'s player in (at `now`: the door's hours); None when they may."""
+    refusal = handle_refusal(actor, booking)
+    if refusal is not None:
+        return refusal
+    if booking.status != "confirmed":
+        return Conflict("Only confirmed bookings can be checked in.", code="not_confirmed")
+    if booking.checked_in_people >= booking.slots:  # door: a party may arrive apart
+        return Conflict(f"{booking.code} is already checked in.", code="already_checked_in")
+    if now is not None:
+        from loafy.door import checkin  # the door is built on this module
+
+        opens, closes = checkin.window(booking.club_session, settings.get_settings())
+        if now < opens:
+            return Conflict(f"Check-in opens at {format_local(opens)}.", code="wrong_time")
+        if now >= closes:
+            return Conflict("This session has ended.", code="wrong_time")
+    return None
 
 
 def _booking_for(actor, booking_id):
@@ -148,14 +184,13 @@ def record_received(
     with db.atomic():
         # Checked under the session's lock: two staff marking the same booking at once (one cash,
         # one transfer) must not both record a payment.
+        club_session = booking.club_session
         booking = lock_booking(booking)
+        booking.club_session = club_session
         if refuse_settled:
-            if booking.status == "cancelled":
-                raise Conflict("This booking was cancelled: it cannot be marked paid.", code="cancelled")
-            if booking.payment_status == "paid":
-                raise Conflict("This booking is already paid.", code="already_paid")
-            if booking.payment_status == "refunded":
-                raise Conflict("This booking was refunded.", code="refunded")
+            refusal = mark_paid_refusal(actor, booking)
+            if refusal is not None:
+                raise refusal
         outcome = bookings.record_payment(
             booking.id,
             provider=method,
@@ -184,48 +219,24 @@ def record_received(
 
 
 def check_in(actor, booking_id, now):
-    """Mark a confirmed booking's player as arrived; checking in twice changes nothing."""
+    """Check a confirmed booking's party in (the door's rules and scan log: loafy.door.checkin);
+    checking in twice changes nothing."""
     booking = _booking_for(actor, booking_id)
-    if booking.status != "confirmed":
-        raise Conflict("Only confirmed bookings can be checked in.", code="not_confirmed")
-    if booking.checked_in_at is not None:
-        return Booking.get_by_id(booking.id)
-    with db.atomic():
-        changed = (
-            Booking.update(checked_in_at=now, updated_at=now)
-            .where(
-                (Booking.id == booking.id) & (Booking.status == "confirmed") & Booking.checked_in_at.is_null()
-            )
-            .execute()
-        )
-        if changed:
-            audit.record(actor, "booking.check_in", "booking", booking.id, {"code": booking.code}, now)
-    return Booking.get_by_id(booking.id)
+    refusal = check_in_refusal(actor, booking, now)
+    if refusal is not None and refusal.code == "already_checked_in":
+        return Booking.get_by_id(booking.id)  # a second scan or click: nothing changes
+    if refusal is not None:
+        raise refusal
+    from loafy.door import checkin  # the door is built on this module (cash at the door is mark_paid)
+
+    return checkin.check_in_booking(actor, booking.id, now)
 
 
 def cancel_booking(actor, booking_id, now, reason=""):
-    """Cancel a booking (admins): slots return, a paid booking becomes refund-due."""
-    _require_admin(actor, "Only an admin can cancel a player's booking.")
+    """Cancel a booking from the staff area, by the booking service's rule (an admin any booking,
+    anyone their own before the cutoff): slots return, a paid booking becomes refund-due. The
+    booking service writes the audit row, as it does for every cancel."""
     booking = _booking_for(actor, booking_id)
-    with db.atomic():
-        cancelled = bookings.cancel_booking(actor, booking.id, now, reason=reason or "cancelled by staff")
-        audit.record(
-            actor,
-            "booking.cancel",
-            "booking",
-            booking.id,
-            {"code": booking.code, "reason": reason, "refund_due": cancelled.refund_due_at is not None},
-            now,
-        )
-    return cancelled
-
-
-def cancel_booking_as(actor, booking_id, now, reason=""):
-    """Cancel a booking for whoever asks (the API): an admin cancelling another player's booking is a
-    staff action, audited as in the staff area; anyone cancelling their own is the player's action."""
-    booking = bookings.get_booking(booking_id, actor)  # 404 for those who may not see it
-    if actor.is_admin and booking.user_id != actor.id:
-        return cancel_booking(actor, booking.id, now, reason=reason)
     return bookings.cancel_booking(actor, booking.id, now, reason=reason)
 
 

@@ -18,7 +18,8 @@ from peewee import IntegrityError, fn
 
 from loafy import audit, notifications, queue
 from loafy.booking import bookings, sold_out
-from loafy.booking.club_sessions import Page, can_handle_session, sees_drafts
+from loafy.booking.club_sessions import can_handle_session, sees_drafts
+from loafy.calendar import attendance
 from loafy.db import db
 from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.locking import lock_session
@@ -33,6 +34,7 @@ from loafy.models import (
     WaitlistEntry,
 )
 from loafy.money import methods
+from loafy.paging import Page
 from loafy.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -288,6 +290,8 @@ def join_waitlist(actor, club_session, party_size, now, min_party=None, payment_
     session_id = parse_id(club_session, "That session does not exist.")
     settings = get_settings()
     party, smallest = parse_party(party_size, min_party, settings["max_guests"])
+    attendance.check_can_book(actor, now, settings)  # calendar: a blocked player gets no offer either
+    serve_waitlist_first(session_id, now)  # in its own transaction: offers stand if this is refused
     try:
         with db.atomic():
             current = lock_session(session_id)
@@ -326,7 +330,7 @@ def join_waitlist(actor, club_session, party_size, now, min_party=None, payment_
 
 def _holds_live_booking(user_id, session_id, now):
     existing = bookings._active_booking(user_id, session_id)
-    return existing is not None and not bookings._is_overdue(existing, now)
+    return existing is not None and existing.is_live(now)
 
 
 def _joined_mail(entry, now):
@@ -356,7 +360,7 @@ def leave_waitlist(actor, entry_id, now):
                 raise EntryNotActive("This place became a booking: cancel the booking instead.")
             raise EntryNotActive()
         if entry.status == "offered":
-            _decline_offer(entry, now)
+            _decline_offer(actor, entry, now)
         WaitlistEntry.update(status="left", closed_at=now, updated_at=now).where(
             (WaitlistEntry.id == entry.id) & WaitlistEntry.status.in_(ACTIVE_WAITLIST_STATUSES)
         ).execute()
@@ -374,8 +378,9 @@ def leave_waitlist(actor, entry_id, now):
     return WaitlistEntry.get_by_id(entry.id)
 
 
-def _decline_offer(entry, now):
-    """The offer's booking, still unpaid, is cancelled and its slots return (under the lock)."""
+def _decline_offer(actor, entry, now):
+    """The offer's booking, still unpaid, is cancelled and its slots return (under the lock); the
+    cancel is audited like every other booking's."""
     booking = Booking.get_by_id(entry.booking_id)
     if booking.status == "confirmed":
         raise EntryNotActive("This offer is already paid: cancel the booking instead.")
@@ -389,6 +394,8 @@ def _decline_offer(entry, now):
             ClubSession.id == booking.club_session_id
         ).execute()
         sold_out.forget([booking.club_session_id])
+        details = {"code": booking.code, "reason": "waitlist offer declined", "refund_due": False}
+        audit.record(actor, "booking.cancel", "booking", booking.id, details, now)
         if booking.stripe_payment_intent_id:  # its open PaymentIntent must be cancelled at Stripe
             queue.enqueue(bookings.SETTLE_JOB, booking.id)
 

@@ -31,7 +31,7 @@ from loafy.booking import staff
 from loafy.booking.bookings import CODE_ALPHABET, CODE_LENGTH
 from loafy.clock import format_vnd
 from loafy.db import db
-from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError
+from loafy.errors import Conflict, NotFound, PermissionDenied, ValidationError, parse_id
 from loafy.locking import lock_booking, lock_row
 from loafy.models import BANK_FLAGGED_STATUSES, BankTransaction, Booking, LedgerEntry
 from loafy.settings import get_settings
@@ -377,11 +377,8 @@ def queue_size():
 
 
 def get_transaction(transaction_id):
-    try:
-        number = int(str(transaction_id).strip())
-    except (TypeError, ValueError):
-        number = 0
-    transaction = BankTransaction.get_or_none(BankTransaction.id == number) if 0 < number < 2**31 else None
+    number = parse_id(transaction_id, "That bank transaction does not exist.")
+    transaction = BankTransaction.get_or_none(BankTransaction.id == number)
     if transaction is None:
         raise NotFound("That bank transaction does not exist.")
     return transaction

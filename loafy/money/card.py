@@ -62,7 +62,7 @@ def check_payable(booking, now):
         raise NotCardPayment()
     if not stripe_client.card_configured():
         raise PaymentsNotConfigured()
-    if booking.status != "pending_payment" or (booking.payment_deadline and booking.payment_deadline <= now):
+    if booking.status != "pending_payment" or booking.is_overdue(now):
         if booking.status == "confirmed":
             raise NotPayable("This booking is already confirmed.", code="already_confirmed")
         raise NotPayable()

@@ -6,7 +6,7 @@ transaction, then its result recorded: a crash between leaves a request the sett
 
 import logging
 
-from peewee import IntegrityError
+from peewee import IntegrityError, fn
 
 from loafy import audit, notifications
 from loafy.booking import bookings
@@ -43,13 +43,10 @@ def record_manual_refund(actor, booking_id, method, now):
     booking = bookings.get_booking(booking_id, actor)
     with db.atomic():
         booking = lock_booking(booking)
-        if ledger.card_payments(booking.id).exists():
-            raise Conflict(
-                "This booking was paid by card: refund it with Refund, through Stripe.", code="card"
-            )
+        refusal = manual_refund_refusal(actor, booking)
+        if refusal is not None:
+            raise refusal
         owed = ledger.owed_back(booking)
-        if owed <= 0:
-            raise NothingToRefund("Nothing is owed back on this booking.")
         provider_id = (
             f"{method}:refund:{booking.code}:{ledger.ledger_totals(booking.id)[1]}"  # once per state
         )
@@ -68,6 +65,38 @@ def record_manual_refund(actor, booking_id, method, now):
         ledger.follow_ledger(booking.id, now)
     log.info("%s: %s given back by %s, recorded by user %s", booking.code, owed, method, actor.id)
     return owed
+
+
+def manual_refund_refusal(actor, booking):
+    """Why `actor` may not record giving `booking`'s money back by hand; None when they may."""
+    if actor is None or not getattr(actor, "is_admin", False):
+        return PermissionDenied("Only an admin can record a refund.")
+    if ledger.card_payments(booking.id).exists():
+        return Conflict("This booking was paid by card: refund it with Refund, through Stripe.", code="card")
+    if ledger.owed_back(booking) <= 0:
+        return NothingToRefund("Nothing is owed back on this booking.")
+    return None
+
+
+def card_refund_refusal(actor, booking):
+    """Why `actor` may not refund `booking` by card; None when the ledger holds card money not yet
+    refunded (Stripe, asked by refund_booking, has the last word on how much)."""
+    if actor is None or not getattr(actor, "is_admin", False):
+        return PermissionDenied("Only an admin can refund a payment.")
+    paid = ledger.card_payments(booking.id).select(fn.COALESCE(fn.SUM(LedgerEntry.amount), 0)).scalar()
+    refunded = (
+        LedgerEntry.select(fn.COALESCE(fn.SUM(LedgerEntry.amount), 0))
+        .where(
+            (LedgerEntry.booking == booking.id)
+            & (LedgerEntry.kind == "refund")
+            & (LedgerEntry.provider == "stripe")
+            & LedgerEntry.status.in_(ledger.COUNTED_REFUND_STATUSES)
+        )
+        .scalar()
+    )
+    if int(paid) - int(refunded) <= 0:
+        return NothingToRefund()
+    return None
 
 
 def refundable_charges(booking):
@@ -200,6 +229,9 @@ def refund_booking(actor, booking_id, now, amount=None):
     if actor is None or not getattr(actor, "is_admin", False):
         raise PermissionDenied("Only an admin can refund a payment.")
     booking = bookings.get_booking(booking_id, actor)
+    refusal = card_refund_refusal(actor, booking)
+    if refusal is not None:
+        raise refusal  # before asking Stripe: the ledger holds no card money to give back
     try:
         refundable = sum(part for _, _, part in refundable_charges(booking))
     except stripe.StripeError as exc:

@@ -9,7 +9,7 @@ from peewee import IntegrityError
 
 from loafy.booking import bookings
 from loafy.db import db
-from loafy.errors import LoafyError
+from loafy.errors import LoafyError, as_id
 from loafy.models import Booking, LedgerEntry, WebhookEvent
 from loafy.money import ledger, stripe_client
 from loafy.money.stripe_client import PaymentsNotConfigured, PaymentUnavailable
@@ -134,9 +134,9 @@ def booking_for(intent):
     booking = Booking.get_or_none(Booking.stripe_payment_intent_id == intent["id"])
     if booking is not None:
         return booking.id
-    raw = str((intent.get("metadata") or {}).get("booking_id") or "")
-    if raw.isdigit() and Booking.get_or_none(Booking.id == int(raw)) is not None:
-        return int(raw)
+    number = as_id(str((intent.get("metadata") or {}).get("booking_id") or ""))
+    if number is not None and Booking.get_or_none(Booking.id == number) is not None:
+        return number
     return None
 
 

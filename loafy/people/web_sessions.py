@@ -12,6 +12,7 @@ import secrets
 from datetime import timedelta
 
 from loafy.db import db
+from loafy.errors import as_id
 from loafy.models import User, WebSession
 
 log = logging.getLogger(__name__)
@@ -41,11 +42,8 @@ def user_for_session(user_id, raw):
     """The active user whose session `raw` is, or None (signed out, ended, unknown, malformed)."""
     if not isinstance(raw, str) or not raw or len(raw) > 100:
         return None
-    try:
-        user_id = int(user_id)
-    except (TypeError, ValueError):
-        return None
-    if not 0 < user_id < 2**31:
+    user_id = as_id(user_id)
+    if user_id is None:
         return None
     return (
         User.select(User)

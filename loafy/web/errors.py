@@ -4,10 +4,10 @@ Services raise LoafyError with an English message and a `code`; the public pages
 area both show the refusal through `error_text`, so a code has the same words everywhere.
 """
 
+from flask_babel import gettext, ngettext
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 
-from loafy.clock import format_vnd
+from loafy.clock import format_local, format_vnd
 from loafy.money.stripe_client import MAX_AMOUNT as MAX_CARD_AMOUNT
 from loafy.web.locale import current_locale
 
@@ -101,6 +101,14 @@ def error_text(exc, **context):
             "You can bring at most %(num)d guest.",
             "You can bring at most %(num)d guests.",
             context["max_guests"],
+        )
+    if exc.code == "blocked" and getattr(exc, "until", None):  # calendar: the attendance policy
+        return gettext(
+            "Online booking is paused for your account until %(time)s: %(limit)d missed sessions or late "
+            "cancellations within %(days)d days. Please contact the club if this is a mistake.",
+            time=format_local(exc.until),
+            limit=exc.limit,
+            days=exc.days,
         )
     message = ERROR_MESSAGES.get(exc.code)
     return str(message) if message is not None else exc.message

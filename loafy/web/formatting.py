@@ -3,6 +3,7 @@
 from datetime import UTC
 
 from babel.dates import format_datetime
+from flask_babel import gettext
 
 from loafy.clock import club_tz, format_vnd, to_local, utcnow
 from loafy.web.locale import DEFAULT, current_locale
@@ -52,6 +53,13 @@ def vnd(amount):
     return "" if amount is None else format_vnd(amount)
 
 
+def price(amount):
+    """A price or an amount to pay: "Free" ("Miễn phí") for nothing, else as VND."""
+    if amount is None:
+        return ""
+    return gettext("Free") if amount == 0 else format_vnd(amount)
+
+
 def seconds_left(value):
     """Whole seconds from the server's now until `value` (0 when past): countdowns trust no phone clock."""
     if value is None:
@@ -66,5 +74,6 @@ def iso_utc(value):
 def init_app(app):
     app.add_template_filter(local_time, "local_time")
     app.add_template_filter(vnd, "vnd")
+    app.add_template_filter(price, "price")
     app.add_template_filter(iso_utc, "iso_utc")
     app.add_template_filter(seconds_left, "seconds_left")

@@ -17,8 +17,10 @@
       amount.textContent = vnd((1 + guests) * price);
       people.textContent = String(1 + guests);
     }
-    select.addEventListener("change", update);
-    update();
+    if (amount && people) {  // a free session's form has no total to follow
+      select.addEventListener("change", update);
+      update();
+    }
     // One submit per click: a double tap must not send the form twice.
     form.addEventListener("submit", function () {
       var button = form.querySelector("button[type=submit]");
@@ -85,4 +87,8 @@
     tick();
     setInterval(tick, 1000);
   }
+  // door: a staff member who opens a ticket's link checks it in at once (the form holds its own
+  // nonce, so a reload gets the same answer). Without this script the button does the same.
+  var autosend = document.querySelector("form[data-autosend]");
+  if (autosend) autosend.requestSubmit ? autosend.requestSubmit() : autosend.submit();
 })();

@@ -1,0 +1,1 @@
+"""Recurring sessions, calendar feeds, the attendance policy and the reports."""
