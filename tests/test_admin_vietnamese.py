@@ -157,3 +157,17 @@ def test_sessions_list_the_next_ones_first(staff_pages, factory, now):
     page = _get(staff_pages, "/admin/sessions/", "en")
     order = [page.index(t) for t in ("Next one", "Cầu lông tối thứ Ba", "Far one", "Past one")]
     assert order == sorted(order)
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"), [("vi", "Rất tiếc, buổi này đã hết chỗ."), ("en", "The session is full now.")]
+)
+def test_a_core_refusal_is_flashed_to_staff_in_their_language(app, language, expected):
+    from flask import get_flashed_messages
+
+    from admin.base import flash_error
+    from loafy.errors import LoafyError
+
+    with app.test_request_context("/admin/", headers={"Accept-Language": language}):
+        flash_error(LoafyError("The session is full now.", code="full"))
+        assert get_flashed_messages() == [expected]
