@@ -115,7 +115,10 @@ class WaitlistMachine(RuleBasedStateMachine):
     @invariant()
     def every_invariant_holds(self):
         if hasattr(self, "club_session"):
-            assert find_violations(self.now) == []
+            # `expire` is a rule of its own here, so the machine may let time pass without the sweep:
+            # the check's "is the expiry sweep running?" line reports that lag, not broken data.
+            violations = [v for v in find_violations(self.now) if "expiry sweep" not in v]
+            assert violations == []
 
     @invariant()
     def one_live_place_per_player(self):
