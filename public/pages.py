@@ -22,6 +22,7 @@ from loafy.booking import waitlist
 from loafy.booking.actions import allowed_actions
 from loafy.booking.bookings import book_session, cancel_booking, cancel_until, get_booking
 from loafy.booking.listings import (
+    bookable_guests,
     get_session_for_viewer,
     list_bookings_page,
     list_sessions_page,
@@ -147,6 +148,7 @@ def _render_session(session_id, form=None, error=None, status=200, waitlist_form
         booking=mine,
         methods=methods,
         max_guests=settings["max_guests"],
+        guests_now=bookable_guests(club_session, settings["max_guests"]),
         pack_left=pack_left,
         form=form,
         error=message,

@@ -131,6 +131,12 @@ class Availability:
         return self.state == "open"
 
 
+def bookable_guests(club_session, max_guests):
+    """How many guests a player may bring now: the club's limit, and no more than the spots left
+    beside their own (the booking service refuses more as "full"; the form offers only what fits)."""
+    return max(0, min(max_guests, club_session.available_slots - 1))
+
+
 def session_availability(club_session, viewer, now):
     """`bookings._check_open`'s rule, read-only, for labels and buttons (the service decides)."""
     if club_session.status == "cancelled":
